@@ -1,0 +1,5 @@
+"""`python -m raftlog` runs the command-line interface."""
+
+from raftlog.cli.main import main
+
+raise SystemExit(main())
