@@ -1,0 +1,189 @@
+"""Messages between Raft peers: one frozen, typed struct per kind (a msgspec tagged union).
+
+Every message carries ``src`` (sender), ``dst`` (recipient) and ``term`` (the sender's
+current term, or for a PreVote the term the sender *would* campaign in). The field names
+are the paper's. ``describe()`` gives the one-line form used by traces and event logs.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from raftlog.core.types import Entry, NodeId
+
+
+class RequestVote(msgspec.Struct, frozen=True, tag="vote"):
+    """A candidate asks for a vote (§5.2). ``transfer`` marks a campaign started by a
+    leadership transfer, which voters honour even while they still hear from a leader."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    last_log_index: int
+    last_log_term: int
+    transfer: bool = False
+
+    def describe(self) -> str:
+        extra = " transfer" if self.transfer else ""
+        return (
+            f"{self.src}->{self.dst} RequestVote term={self.term} "
+            f"last={self.last_log_index}@{self.last_log_term}{extra}"
+        )
+
+
+class RequestVoteResponse(msgspec.Struct, frozen=True, tag="vote_resp"):
+    src: NodeId
+    dst: NodeId
+    term: int
+    granted: bool
+
+    def describe(self) -> str:
+        verdict = "granted" if self.granted else "refused"
+        return f"{self.src}->{self.dst} RequestVoteResponse term={self.term} {verdict}"
+
+
+class PreVote(msgspec.Struct, frozen=True, tag="prevote"):
+    """Would you vote for me in ``term``? Changes no state at the voter (thesis §9.6)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    last_log_index: int
+    last_log_term: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.src}->{self.dst} PreVote term={self.term} "
+            f"last={self.last_log_index}@{self.last_log_term}"
+        )
+
+
+class PreVoteResponse(msgspec.Struct, frozen=True, tag="prevote_resp"):
+    src: NodeId
+    dst: NodeId
+    term: int
+    granted: bool
+
+    def describe(self) -> str:
+        verdict = "granted" if self.granted else "refused"
+        return f"{self.src}->{self.dst} PreVoteResponse term={self.term} {verdict}"
+
+
+class AppendEntries(msgspec.Struct, frozen=True, tag="append"):
+    """Replicate ``entries`` after (``prev_log_index``, ``prev_log_term``) (§5.3).
+
+    Invariant: ``entries[i].index == prev_log_index + 1 + i``.
+    """
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    prev_log_index: int
+    prev_log_term: int
+    entries: tuple[Entry, ...]
+    commit: int
+
+    def describe(self) -> str:
+        if self.entries:
+            span = f"entries={self.entries[0].index}..{self.entries[-1].index}"
+        else:
+            span = "entries=none"
+        return (
+            f"{self.src}->{self.dst} AppendEntries term={self.term} "
+            f"prev={self.prev_log_index}@{self.prev_log_term} {span} commit={self.commit}"
+        )
+
+
+class AppendEntriesResponse(msgspec.Struct, frozen=True, tag="append_resp"):
+    """The answer to an AppendEntries.
+
+    On success ``match_index`` is the index up to which the follower's log now matches the
+    leader's. On rejection ``reject_index`` is the ``prev_log_index`` that did not match and
+    (``hint_index``, ``hint_term``) point the leader at where to probe next: the follower's
+    last index at or below ``reject_index`` whose term is at most the leader's
+    ``prev_log_term`` (fast backtracking, §5.3 and thesis §5.3.1).
+    """
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    success: bool
+    match_index: int = 0
+    reject_index: int = 0
+    hint_index: int = 0
+    hint_term: int = 0
+
+    def describe(self) -> str:
+        if self.success:
+            return (
+                f"{self.src}->{self.dst} AppendEntriesResponse term={self.term} "
+                f"match={self.match_index}"
+            )
+        return (
+            f"{self.src}->{self.dst} AppendEntriesResponse term={self.term} "
+            f"reject={self.reject_index} hint={self.hint_index}@{self.hint_term}"
+        )
+
+
+class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
+    """Leader liveness, and commit index propagation. ``commit`` is never above what the
+    recipient is known to hold. ``context`` is non-empty when the heartbeat confirms
+    leadership for a ReadIndex request (§6.4)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    commit: int
+    context: bytes = b""
+
+    def describe(self) -> str:
+        ctx = f" ctx={self.context.hex()}" if self.context else ""
+        return f"{self.src}->{self.dst} Heartbeat term={self.term} commit={self.commit}{ctx}"
+
+
+class HeartbeatResponse(msgspec.Struct, frozen=True, tag="heartbeat_resp"):
+    src: NodeId
+    dst: NodeId
+    term: int
+    context: bytes = b""
+
+    def describe(self) -> str:
+        ctx = f" ctx={self.context.hex()}" if self.context else ""
+        return f"{self.src}->{self.dst} HeartbeatResponse term={self.term}{ctx}"
+
+
+class TimeoutNow(msgspec.Struct, frozen=True, tag="timeout_now"):
+    """Leadership transfer: start an election now, skipping PreVote (thesis §3.10)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+
+    def describe(self) -> str:
+        return f"{self.src}->{self.dst} TimeoutNow term={self.term}"
+
+
+Message = (
+    RequestVote
+    | RequestVoteResponse
+    | PreVote
+    | PreVoteResponse
+    | AppendEntries
+    | AppendEntriesResponse
+    | Heartbeat
+    | HeartbeatResponse
+    | TimeoutNow
+)
+"""Every message a peer can send. Snapshots arrive with a later issue."""
+
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    RequestVote,
+    RequestVoteResponse,
+    PreVote,
+    PreVoteResponse,
+    AppendEntries,
+    AppendEntriesResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    TimeoutNow,
+)
