@@ -1,0 +1,93 @@
+"""An in-memory Storage: the twin of the durable one, for tests and the simulator."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from raftlog.core.errors import EntryUnavailable, LogCompacted, UsageError
+from raftlog.core.log import limit_size
+from raftlog.core.types import ConfState, Entry, HardState
+
+
+class MemoryStorage:
+    """Keeps everything in a list. ``_entries[i]`` has log position ``_offset + 1 + i``,
+    where ``_offset`` is the index of the last compacted entry (0: nothing compacted) and
+    ``_offset_term`` its term."""
+
+    def __init__(
+        self,
+        hard_state: HardState | None = None,
+        entries: Sequence[Entry] = (),
+        conf_state: ConfState | None = None,
+    ) -> None:
+        self._hard_state = hard_state or HardState()
+        self._conf_state = conf_state
+        self._offset = 0
+        self._offset_term = 0
+        self._entries: list[Entry] = []
+        if entries:
+            self.append(entries)
+
+    # -- LogReader -------------------------------------------------------------------
+
+    def initial_state(self) -> tuple[HardState, ConfState | None]:
+        return self._hard_state, self._conf_state
+
+    def first_index(self) -> int:
+        return self._offset + 1
+
+    def last_index(self) -> int:
+        return self._offset + len(self._entries)
+
+    def term(self, index: int) -> int:
+        if index < self._offset:
+            raise LogCompacted(f"entry {index} is compacted")
+        if index == self._offset:
+            return self._offset_term
+        if index > self.last_index():
+            raise EntryUnavailable(f"entry {index} is beyond the last index {self.last_index()}")
+        return self._entries[index - self._offset - 1].term
+
+    def entries(self, lo: int, hi: int, max_bytes: int) -> Sequence[Entry]:
+        if lo <= self._offset:
+            raise LogCompacted(f"entry {lo} is compacted")
+        if hi > self.last_index() + 1:
+            raise EntryUnavailable(f"entry {hi - 1} is beyond the last index {self.last_index()}")
+        start = lo - self._offset - 1
+        return limit_size(self._entries[start : hi - self._offset - 1], max_bytes)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        if entries:
+            self.append(entries)
+        if hard_state is not None:
+            self._hard_state = hard_state
+
+    def sync(self) -> None:
+        """Memory is as durable as it gets."""
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Store entries, replacing the stored suffix from the first of them."""
+        if not entries:
+            return
+        first = entries[0].index
+        for a, b in itertools.pairwise(entries):
+            if b.index != a.index + 1:
+                raise UsageError(f"entries are not contiguous: {a.index} then {b.index}")
+        if first <= self._offset:
+            raise UsageError(f"cannot append at {first}: compacted through {self._offset}")
+        if first > self.last_index() + 1:
+            raise UsageError(f"gap: appending {first} after last index {self.last_index()}")
+        del self._entries[first - self._offset - 1 :]
+        self._entries.extend(entries)
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        self._hard_state = hard_state
+
+    def set_conf_state(self, conf_state: ConfState) -> None:
+        self._conf_state = conf_state
+
+    def all_entries(self) -> list[Entry]:
+        return list(self._entries)
