@@ -1,4 +1,4 @@
-"""The `raftlog` command."""
+"""raftlog: a Raft replicated log. Run `raftlog COMMAND --help` for each command."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from raftlog import __version__
+from raftlog.check import cli as check_cli
+from raftlog.cli import sim_cmd
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raftlog", description=__doc__)
-    parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"raftlog {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sim_cmd.add_parser(sub)
+    check_cli.add_parser(sub)
     return parser
 
 
@@ -20,5 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return result
