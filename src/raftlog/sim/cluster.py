@@ -750,7 +750,7 @@ def _run_phases(cluster: Cluster) -> None:
         cluster.run_until(cluster.now + 2 * election_ms)
         cluster.cut -= links
         cluster.note(f"rejoin check: node {victim} back")
-        cluster.run_until(cluster.now + election_ms + election_ms // 2)
+        cluster.run_until(cluster.now + election_ms)
         now_leader = cluster.leader()
         terms = {n.raft.term for n in cluster.nodes.values()}
         if now_leader is not leader or leader.raft.term != term or max(terms) != term:

@@ -56,9 +56,17 @@ class ApplyOrderError(Exception):
 
 class SimNode:
     def __init__(
-        self, node_id: NodeId, config: Config, rng: random.Random, observer: NodeObserver
+        self,
+        node_id: NodeId,
+        config: Config,
+        rng: random.Random,
+        observer: NodeObserver,
+        *,
+        early_send: float = 0.75,
     ) -> None:
         self.id = node_id
+        self.early_send = early_send
+        """How often ``messages`` go out before the write rather than after it."""
         self.config = config
         self.rng = rng
         self.observer = observer
@@ -88,7 +96,7 @@ class SimNode:
         strike = self.crash_at if self.crash_when is None or self.crash_when(rd) else None
         # Messages that need no durability may go out before the write or after it; both
         # orders happen in a real node, so the simulation tries both.
-        early = self.rng.random() < 0.75
+        early = self.early_send >= 1.0 or self.rng.random() < self.early_send
         if early:
             for msg in rd.messages:
                 observer.send(self, msg)

@@ -1,0 +1,1 @@
+"""Test support that other packages' tests share (like trio.testing)."""

@@ -1,0 +1,118 @@
+"""A checker of the Ready contract, for any driver of a Raft core.
+
+A driver (the simulator's node, the server) is wrapped from the outside so that every
+action it takes on behalf of a Ready is reported to a :class:`ContractRecorder`: taking
+the Ready, writing, syncing, sending, applying, advancing. The recorder raises
+:class:`ContractViolation` at the first action out of the order stated in
+:mod:`raftlog.core.raft`:
+
+1. entries and hard state written (one write) before anything is applied or any
+   persisted message is sent;
+2. synced, when ``must_sync``, before any persisted message is sent or entry applied;
+3. persisted messages only after that; plain messages at any time;
+4. committed entries applied in index order, each exactly once per process life;
+5. ``advance`` last, after every persisted message and every committed entry of the Ready;
+   no new Ready taken before it.
+"""
+
+from __future__ import annotations
+
+from raftlog.core.messages import Message
+from raftlog.core.raft import Ready
+from raftlog.core.types import Entry, HardState
+
+
+class ContractViolation(AssertionError):
+    pass
+
+
+class ContractRecorder:
+    def __init__(self, name: str = "node") -> None:
+        self.name = name
+        self._ready: Ready | None = None
+        self._saved = False
+        self._synced = False
+        self._persisted_left: list[Message] = []
+        self._apply_left: list[Entry] = []
+        self._last_applied = 0
+        self.readies = 0
+        self.actions: list[str] = []
+
+    def _fail(self, text: str) -> None:
+        raise ContractViolation(f"{self.name}: {text} (actions so far: {self.actions[-8:]})")
+
+    def took(self, rd: Ready) -> None:
+        self.actions.append("take")
+        if self._ready is not None:
+            self._fail("took a new Ready before advancing the previous one")
+        self._ready = rd
+        self._saved = not rd.entries and rd.hard_state is None
+        self._synced = not rd.must_sync
+        self._persisted_left = list(rd.persisted_messages)
+        self._apply_left = list(rd.committed_entries)
+        self.readies += 1
+
+    def saved(self, hard_state: HardState | None, entries: tuple[Entry, ...] | list[Entry]) -> None:
+        self.actions.append("save")
+        rd = self._current("saved")
+        if tuple(entries) != rd.entries or hard_state != rd.hard_state:
+            self._fail("wrote something other than the Ready's entries and hard state")
+        self._saved = True
+
+    def synced(self) -> None:
+        self.actions.append("sync")
+        if self._ready is not None:
+            if not self._saved:
+                self._fail("synced before writing")
+            self._synced = True
+
+    def sent(self, msg: Message) -> None:
+        rd = self._ready
+        if rd is None:
+            self.actions.append("send")
+            return  # e.g. messages of a Ready whose node crashed mid-way are gone anyway
+        if msg in self._persisted_left:
+            self.actions.append("send-persisted")
+            if not (self._saved and self._synced):
+                self._fail(f"sent {msg.describe()} before its Ready was durable")
+            self._persisted_left.remove(msg)
+        else:
+            self.actions.append("send")
+            if msg not in rd.messages:
+                self._fail(f"sent {msg.describe()}, which is not in the Ready")
+
+    def applied(self, entry: Entry) -> None:
+        self.actions.append("apply")
+        self._current("applied")
+        if not (self._saved and self._synced):
+            self._fail(f"applied entry {entry.index} before the Ready was durable")
+        if not self._apply_left or self._apply_left[0] != entry:
+            self._fail(f"applied entry {entry.index} out of order or not in the Ready")
+        if entry.index != self._last_applied + 1:
+            self._fail(f"applied {entry.index} after {self._last_applied}")
+        self._apply_left.pop(0)
+        self._last_applied = entry.index
+
+    def advanced(self, rd: Ready) -> None:
+        self.actions.append("advance")
+        if rd is not self._ready:
+            self._fail("advanced a Ready it did not take")
+        if self._persisted_left:
+            self._fail(f"advanced before sending {len(self._persisted_left)} persisted messages")
+        if self._apply_left:
+            self._fail(f"advanced before applying {len(self._apply_left)} entries")
+        if not (self._saved and self._synced):
+            self._fail("advanced before the Ready was durable")
+        self._ready = None
+
+    def restarted(self) -> None:
+        """A crash: the Ready in hand is abandoned; the new process re-applies from 1."""
+        self.actions.append("restart")
+        self._ready = None
+        self._last_applied = 0
+
+    def _current(self, what: str) -> Ready:
+        if self._ready is None:
+            self._fail(f"{what} outside of a Ready")
+            raise AssertionError  # unreachable
+        return self._ready
