@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from raftlog import __version__
 from raftlog.check import cli as check_cli
-from raftlog.cli import sim_cmd
+from raftlog.cli import demo_cmd, sim_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sim_cmd.add_parser(sub)
     check_cli.add_parser(sub)
+    demo_cmd.add_parser(sub)
     return parser
 
 
