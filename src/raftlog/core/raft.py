@@ -771,17 +771,17 @@ class Raft:
                     pr.become_probe()
                 self._send_append(msg.src)
             return
-        if not pr.maybe_update(msg.match_index):
-            return
+        updated = pr.maybe_update(msg.match_index)
+        probe_answered = pr.state is ProgressState.PROBE and msg.match_index == pr.match
+        if not (updated or probe_answered):
+            return  # an old acknowledgement
         if pr.state is ProgressState.PROBE:
             pr.become_replicate()
         else:
             pr.inflights.free_le(msg.match_index)
-        if self._maybe_commit():
-            pass  # the commit broadcast carries entries to this follower too
-        else:
-            while self._send_append(msg.src, send_empty=False):
-                pass
+        self._maybe_commit()
+        while self._send_append(msg.src, send_empty=False):
+            pass  # fill the window
         if msg.src == self._transferee and pr.match == self.log.last_index():
             self._send(TimeoutNow(self.id, msg.src, self.term))
 
