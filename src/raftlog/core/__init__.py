@@ -28,6 +28,7 @@ from raftlog.core.messages import (
     RequestVote,
     RequestVoteResponse,
     TimeoutNow,
+    message_problem,
 )
 from raftlog.core.raft import PeerStatus, Raft, Ready, Status
 from raftlog.core.storage import LogReader
@@ -80,4 +81,5 @@ __all__ = [
     "StorageError",
     "TimeoutNow",
     "UsageError",
+    "message_problem",
 ]

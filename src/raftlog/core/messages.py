@@ -187,3 +187,40 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     HeartbeatResponse,
     TimeoutNow,
 )
+
+
+def message_problem(msg: Message) -> str | None:
+    """Why ``msg`` cannot be a message of a correct peer, or None if it can be.
+
+    Structural checks only (the types are already enforced by decoding): what a garbled or
+    hostile frame could get wrong that would otherwise reach deep into the core.
+    """
+    if msg.src <= 0 or msg.dst <= 0 or msg.term < 0:
+        return f"bad header: src={msg.src} dst={msg.dst} term={msg.term}"
+    match msg:
+        case AppendEntries():
+            if msg.prev_log_index < 0 or msg.prev_log_term < 0 or msg.commit < 0:
+                return "negative index, term or commit"
+            if msg.prev_log_term > msg.term:
+                return f"prev_log_term {msg.prev_log_term} above the message term {msg.term}"
+            expected = msg.prev_log_index + 1
+            previous_term = msg.prev_log_term
+            for entry in msg.entries:
+                if entry.index != expected:
+                    return f"entry index {entry.index} where {expected} was expected"
+                if not previous_term <= entry.term <= msg.term:
+                    return f"entry {entry.index} has term {entry.term} out of order"
+                expected += 1
+                previous_term = entry.term
+        case RequestVote() | PreVote():
+            if msg.last_log_index < 0 or msg.last_log_term < 0 or msg.last_log_term > msg.term:
+                return "bad last log position"
+        case AppendEntriesResponse():
+            if min(msg.match_index, msg.reject_index, msg.hint_index, msg.hint_term) < 0:
+                return "negative index in a response"
+        case Heartbeat():
+            if msg.commit < 0:
+                return "negative commit"
+        case _:
+            pass
+    return None
