@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from raftlog.storage import MemoryStorage, Storage
+from raftlog.storage import MemoryStorage, SQLiteStorage, Storage
 
 
 def _no_close(storage: Storage) -> None:
@@ -52,8 +53,33 @@ def _memory(tmp_path_factory: pytest.TempPathFactory) -> StorageFactory:
     return StorageFactory("memory", MemoryStorage, lambda storage: storage)
 
 
+def _sqlite(tmp_path_factory: pytest.TempPathFactory) -> StorageFactory:
+    # A fresh data directory per storage; reopening closes it and opens the same directory.
+    # check_invariants=False: the suite's model writes arbitrary hard states and terms
+    # (a commit past the end, terms going down), which the Raft checks a node runs with
+    # would refuse; tests/storage/test_sqlite.py covers those checks.
+    def open_dir(data_dir: Path) -> SQLiteStorage:
+        return SQLiteStorage.open(
+            data_dir, cluster_id="conformance", node_id=1, check_invariants=False
+        )
+
+    def open_again(storage: Storage) -> Storage:
+        assert isinstance(storage, SQLiteStorage)
+        storage.close()
+        return open_dir(storage.data_dir)
+
+    def close_one(storage: Storage) -> None:
+        assert isinstance(storage, SQLiteStorage)
+        storage.close()
+
+    return StorageFactory(
+        "sqlite", lambda: open_dir(tmp_path_factory.mktemp("sqlite")), open_again, close_one
+    )
+
+
 STORAGE_KINDS: dict[str, Callable[[pytest.TempPathFactory], StorageFactory]] = {
     "memory": _memory,
+    "sqlite": _sqlite,
 }
 
 

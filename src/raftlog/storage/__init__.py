@@ -1,7 +1,39 @@
-"""Storage for a node: the interface and an in-memory implementation (the durable SQLite
-storage arrives with the node runtime)."""
+"""Storage for a node: the interface, an in-memory implementation, and the durable one on
+SQLite (imported on first use: the simulator needs only the in-memory one)."""
+
+from typing import TYPE_CHECKING, Any
 
 from raftlog.storage.base import Storage
+from raftlog.storage.errors import (
+    StorageCorrupt,
+    StorageFailed,
+    StorageLocked,
+    WrongCluster,
+    WrongDataDir,
+    WrongNode,
+)
 from raftlog.storage.memory import MemoryStorage
 
-__all__ = ["MemoryStorage", "Storage"]
+if TYPE_CHECKING:
+    from raftlog.storage.sqlite import SQLiteStorage
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLiteStorage":
+        from raftlog.storage.sqlite import SQLiteStorage  # noqa: PLC0415
+
+        return SQLiteStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "MemoryStorage",
+    "SQLiteStorage",
+    "Storage",
+    "StorageCorrupt",
+    "StorageFailed",
+    "StorageLocked",
+    "WrongCluster",
+    "WrongDataDir",
+    "WrongNode",
+]

@@ -68,6 +68,10 @@ class MemoryStorage:
     def sync(self) -> None:
         """Memory is as durable as it gets."""
 
+    async def save_async(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+        """``save`` for an asyncio node (nothing to wait for in memory)."""
+        self.save(hard_state, entries)
+
     def append(self, entries: Sequence[Entry]) -> None:
         """Store entries, replacing the stored suffix from the first of them."""
         if not entries:
