@@ -10,7 +10,7 @@ JOBS   ?= auto
 .PHONY: help venv venv-test test lint typecheck unit demo sim sim-long bench chaos clean
 
 help:
-	@echo "make demo      create .venv, install, show a (simulated, for now) 3-node cluster"
+	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
 	@echo "make test      create .venv, install with test extras, lint, typecheck, run the suite"
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
 	@echo "make bench     simulator throughput (runs/s, steps/s)"
@@ -44,10 +44,10 @@ unit: venv-test
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
 test: lint typecheck unit
 
-# Until the node runtime lands (next issue) the demo is the deterministic simulator:
-# a 3-node cluster elects a leader and commits the lab's two commands.
+# The lab's cluster on this machine: 3 node processes with the lab's timings; the lab's
+# client appends SET 5 and ADD 1 over XML-RPC; every node's log is shown; Ctrl-C stops.
 demo: venv
-	$(PY) -m raftlog demo
+	$(PY) -m raftlog cluster --nodes 3 --lab-client
 
 sim-long: venv
 	$(PY) -m raftlog sim --seeds 3000 --nodes 3,5,7 --faults all

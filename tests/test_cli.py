@@ -34,7 +34,7 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 def test_demo_elects_a_leader_and_commits_the_lab_commands(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "simulated"]) == 0
     out = capsys.readouterr().out
     assert "Received 2 votes. State: Leader" in out
     assert "Leader committed 'SET 5'" in out and "Follower committed 'ADD 1'" in out

@@ -93,6 +93,10 @@ LAYER_RULES = {
     "check": {"check"},
     "sim": {"core", "storage", "sim", "check"},
     "testing": {"core", "testing"},
+    "transport": {"core", "transport"},
+    "server": {"core", "storage", "transport", "server"},
+    "api": {"core", "storage", "transport", "server", "api"},
+    "local": {"server", "local"},
 }
 
 

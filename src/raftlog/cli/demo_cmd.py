@@ -1,32 +1,75 @@
-"""`raftlog demo`: the lab's typical run, on a simulated 3-node cluster.
+"""`raftlog demo`: the lab's runs on a local 3-node cluster of real processes.
 
-Real processes arrive with the node runtime (the next issue); until then the demo drives
-three real Raft cores through the deterministic harness, in virtual time with the lab's
-timings (election timeout 6-10 s, heartbeat 2 s), and prints their event log.
+``typical``, ``split-vote``, ``dead-leader`` and ``dead-follower`` start three node
+processes, print their interleaved event logs, and end with a verdict line they checked
+themselves. ``simulated`` runs the typical run on three Raft cores in the deterministic
+harness instead, in virtual time.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 
 from raftlog.core.types import EntryKind, Role
 from raftlog.sim.harness import Harness, HarnessOptions
 
+SCENARIOS = ("typical", "split-vote", "dead-leader", "dead-follower")
 TICK_S = 0.1  # one core tick is 100 ms of virtual time
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="the lab's typical run on a simulated 3-node cluster",
+        help="the lab's runs on a local 3-node cluster",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--seed", type=int, default=1, help="seed of the election timeouts")
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        default="typical",
+        choices=(*SCENARIOS, "simulated"),
+        help="which run (default typical)",
+    )
+    p.add_argument(
+        "--fast", action="store_true", help="150-300 ms timeouts instead of the lab's 6-10 s"
+    )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--graceful",
+        action="store_true",
+        help="stop the node with SIGTERM, then SIGKILL after a grace period",
+    )
+    how.add_argument("--pause", action="store_true", help="freeze the node with SIGSTOP instead")
+    p.add_argument("--seed", type=int, default=1, help="simulated: seed of the election timeouts")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scenario == "simulated":
+        return run_simulated(args)
+    from raftlog.local.demos import DemoFailed, DemoOptions, run_demo  # noqa: PLC0415
+
+    options = DemoOptions(
+        scenario=args.scenario,
+        fast=args.fast,
+        graceful=args.graceful,
+        pause=args.pause,
+        color=sys.stdout.isatty(),
+        echo=lambda line: print(line, flush=True),
+    )
+    try:
+        verdict = asyncio.run(run_demo(options))
+    except (DemoFailed, TimeoutError) as exc:
+        print(f"{args.scenario}: FAILED: {exc}", flush=True)
+        return 1
+    print(verdict, flush=True)
+    return 0
+
+
+def run_simulated(args: argparse.Namespace) -> int:
     h = Harness(
         HarnessOptions(
             nodes=3,

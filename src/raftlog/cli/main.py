@@ -8,16 +8,18 @@ from collections.abc import Sequence
 
 from raftlog import __version__
 from raftlog.check import cli as check_cli
-from raftlog.cli import demo_cmd, sim_cmd
+from raftlog.cli import client_cmd, demo_cmd, node_cmd, sim_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raftlog", description=__doc__)
     parser.add_argument("--version", action="version", version=f"raftlog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    node_cmd.add_parsers(sub)
+    client_cmd.add_parsers(sub)
+    demo_cmd.add_parser(sub)
     sim_cmd.add_parser(sub)
     check_cli.add_parser(sub)
-    demo_cmd.add_parser(sub)
     return parser
 
 

@@ -7,7 +7,8 @@ the Ready, writing, syncing, sending, applying, advancing. The recorder raises
 :mod:`raftlog.core.raft`:
 
 1. entries and hard state written (one write) before anything is applied or any
-   persisted message is sent;
+   persisted message is sent; a Ready that changes only the commit index (no entries, no
+   ``must_sync``) may skip the write, and a later write may carry that hard state;
 2. synced, when ``must_sync``, before any persisted message is sent or entry applied;
 3. persisted messages only after that; plain messages at any time;
 4. committed entries applied in index order, each exactly once per process life;
@@ -35,6 +36,7 @@ class ContractRecorder:
         self._persisted_left: list[Message] = []
         self._apply_left: list[Entry] = []
         self._last_applied = 0
+        self._latest_hard: HardState | None = None
         self.readies = 0
         self.actions: list[str] = []
 
@@ -46,8 +48,10 @@ class ContractRecorder:
         if self._ready is not None:
             self._fail("took a new Ready before advancing the previous one")
         self._ready = rd
-        self._saved = not rd.entries and rd.hard_state is None
+        self._saved = not rd.entries and not rd.must_sync
         self._synced = not rd.must_sync
+        if rd.hard_state is not None:
+            self._latest_hard = rd.hard_state
         self._persisted_left = list(rd.persisted_messages)
         self._apply_left = list(rd.committed_entries)
         self.readies += 1
@@ -55,8 +59,12 @@ class ContractRecorder:
     def saved(self, hard_state: HardState | None, entries: tuple[Entry, ...] | list[Entry]) -> None:
         self.actions.append("save")
         rd = self._current("saved")
-        if tuple(entries) != rd.entries or hard_state != rd.hard_state:
-            self._fail("wrote something other than the Ready's entries and hard state")
+        if tuple(entries) != rd.entries:
+            self._fail("wrote entries other than the Ready's")
+        if hard_state is not None and hard_state != self._latest_hard:
+            self._fail(f"wrote hard state {hard_state}, not the latest {self._latest_hard}")
+        if rd.must_sync and rd.hard_state is not None and hard_state != rd.hard_state:
+            self._fail("left out a hard state that must be durable")
         self._saved = True
 
     def synced(self) -> None:

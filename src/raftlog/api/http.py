@@ -1,0 +1,337 @@
+"""The client API of a node, on one port (the lab's 1234 by default).
+
+- XML-RPC at ``/RPC2`` and ``/`` for the lab's client: ``is_leader() -> bool`` and
+  ``leader_receive_log(text) -> bool`` (True only once the entry is committed; False, never
+  a fault and never None, when this node is not the leader or the commit fails).
+- HTTP/JSON: ``POST /v1/log`` appends (a follower forwards to the leader),
+  ``GET /v1/log`` reads, ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``,
+  ``GET /readyz``.
+
+Bad input gets a 4xx with a JSON body ``{"error": ...}`` (413 for oversized bodies), never a
+500, and the node serves on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import xmlrpc.client
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+import aiohttp
+from aiohttp import web
+
+from raftlog.core.errors import NotLeader, ProposalDropped, RaftError
+from raftlog.core.types import NO_NODE, NodeId
+from raftlog.server.node import LeadershipLost, NodeStopped, RaftNode, RequestTimeout
+from raftlog.server.statemachine import ReplicatedLog
+
+log = logging.getLogger("raftlog.api")
+
+FORWARDED = "X-Raftlog-Forwarded"
+MAX_BODY = 1 << 20
+MAX_READ_LIMIT = 10_000
+
+
+@dataclass
+class ApiConfig:
+    client_urls: Mapping[NodeId, str]
+    """Every member's client URL (``http://host:port``), this node's included."""
+    commit_timeout_s: float = 10.0
+    max_body: int = MAX_BODY
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda d: json.dumps(d, separators=(",", ":"))
+    )
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return _json({"error": message, **extra}, status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.message, **exc.extra)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _error(413, f"request body too large: {exc.text}")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return _error(exc.status, exc.reason)
+        raise
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return _error(500, "internal error")
+
+
+class ClientApi:
+    def __init__(self, node: RaftNode, log_sm: ReplicatedLog, config: ApiConfig) -> None:
+        self.node = node
+        self.sm = log_sm
+        self.config = config
+        self._session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_body, middlewares=[_errors_as_json])
+        app.router.add_post("/RPC2", self.xmlrpc)
+        app.router.add_post("/", self.xmlrpc)
+        app.router.add_post("/v1/log", self.append)
+        app.router.add_get("/v1/log", self.read)
+        app.router.add_get("/v1/status", self.status)
+        app.router.add_get("/v1/nodes", self.nodes)
+        app.router.add_get("/livez", self.livez)
+        app.router.add_get("/readyz", self.readyz)
+        app.on_cleanup.append(self._close_session)
+        return app
+
+    async def _close_session(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.commit_timeout_s + 5)
+            )
+        return self._session
+
+    # -- XML-RPC (the lab's client) --------------------------------------------------
+
+    async def xmlrpc(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            params, method = xmlrpc.client.loads(body, use_builtin_types=True)
+        except (ExpatError, ValueError, TypeError, xmlrpc.client.ResponseError) as exc:
+            return self._fault(1, f"malformed XML-RPC request: {exc}", status=400)
+        if method == "is_leader" and not params:
+            return self._xml_result(self.node.is_leader)
+        if method == "leader_receive_log" and len(params) == 1 and isinstance(params[0], str):
+            return self._xml_result(await self._receive_log(params[0]))
+        if method in ("is_leader", "leader_receive_log"):
+            return self._fault(2, f"bad arguments for {method}: {params!r}")
+        return self._fault(
+            3, f"unknown method {method!r}; this node serves is_leader, leader_receive_log"
+        )
+
+    async def _receive_log(self, text: str) -> bool:
+        if not self.node.is_leader:
+            return False
+        try:
+            await self.node.propose(text.encode("utf-8"), timeout=self.config.commit_timeout_s)
+        except (RaftError, UnicodeEncodeError):
+            return False
+        return True
+
+    @staticmethod
+    def _xml_result(value: bool) -> web.Response:
+        return web.Response(
+            body=xmlrpc.client.dumps((value,), methodresponse=True, allow_none=False),
+            content_type="text/xml",
+        )
+
+    @staticmethod
+    def _fault(code: int, message: str, status: int = 200) -> web.Response:
+        return web.Response(
+            body=xmlrpc.client.dumps(xmlrpc.client.Fault(code, message)),
+            content_type="text/xml",
+            status=status,
+        )
+
+    # -- JSON ------------------------------------------------------------------------
+
+    async def append(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            doc = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        data = _entry_data(doc)
+        if not self.node.is_leader:
+            return await self._forward(request, body)
+        try:
+            index, term, _record = await self.node.propose(
+                data, timeout=self.config.commit_timeout_s
+            )
+        except NotLeader:
+            return await self._forward(request, body)
+        except ProposalDropped as exc:
+            raise ApiError(503, str(exc), leader=self._leader_hint()) from None
+        except LeadershipLost as exc:
+            raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
+        except RequestTimeout as exc:
+            raise ApiError(504, f"outcome unknown: {exc}") from None
+        except NodeStopped as exc:
+            raise ApiError(503, str(exc)) from None
+        return _json({"index": index, "term": term})
+
+    async def read(self, request: web.Request) -> web.Response:
+        query = request.query
+        start = _int_param(query, "from", 1, minimum=1)
+        limit = _int_param(query, "limit", 100, minimum=0, maximum=MAX_READ_LIMIT)
+        consistency = query.get("consistency", "linearizable")
+        if consistency not in ("linearizable", "local"):
+            raise ApiError(400, f"consistency must be linearizable or local, not {consistency!r}")
+        if consistency == "linearizable":
+            if not self.node.is_leader:
+                return await self._forward(request, b"")
+            try:
+                await self.node.read_barrier(timeout=self.config.commit_timeout_s)
+            except NotLeader:
+                return await self._forward(request, b"")
+            except RequestTimeout as exc:
+                raise ApiError(504, f"could not confirm leadership: {exc}") from None
+            except NodeStopped as exc:
+                raise ApiError(503, str(exc)) from None
+        records = self.sm.read(start, limit)
+        return _json(
+            {
+                "node": int(self.node.id),
+                "consistency": consistency,
+                "commit": self.node.commit,
+                "applied": self.node.applied,
+                "entries": [
+                    {"index": r.index, "term": r.term, **_render_data(r.data)} for r in records
+                ],
+            }
+        )
+
+    async def status(self, _request: web.Request) -> web.Response:
+        try:
+            s = await self.node.status()
+        except (RaftError, TimeoutError) as exc:
+            raise ApiError(503, f"status unavailable: {exc}") from None
+        return _json(
+            {
+                "id": int(s.id),
+                "state": s.role.value,
+                "term": s.term,
+                "leader": int(s.leader) or None,
+                "vote": int(s.vote) or None,
+                "commit": s.commit,
+                "applied": self.node.applied,
+                "last_index": s.last_index,
+                "last_term": s.last_term,
+                "voters": [int(v) for v in s.voters],
+                "client_url": self.config.client_urls.get(self.node.id),
+                "peers": [
+                    {
+                        "id": int(p.id),
+                        "match": p.match,
+                        "next": p.next,
+                        "state": p.state,
+                        "recent_active": p.recent_active,
+                        "inflight": p.inflight,
+                        "last_contact_s": self.node.last_contact(p.id),
+                    }
+                    for p in s.peers
+                    if p.id != s.id
+                ],
+            }
+        )
+
+    async def nodes(self, _request: web.Request) -> web.Response:
+        return _json(
+            {
+                "leader": int(self.node.leader) or None,
+                "nodes": [
+                    {"id": int(n), "client_url": url}
+                    for n, url in sorted(self.config.client_urls.items())
+                ],
+            }
+        )
+
+    async def livez(self, _request: web.Request) -> web.Response:
+        return _json({"live": True, "node": int(self.node.id)})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        if self.node.leader == NO_NODE:
+            return _json({"ready": False, "reason": "no known leader"}, 503)
+        return _json({"ready": True, "leader": int(self.node.leader)})
+
+    # -- forwarding ------------------------------------------------------------------
+
+    def _leader_hint(self) -> int | None:
+        return int(self.node.leader) or None
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
+        leader = self.node.leader
+        url = self.config.client_urls.get(leader) if leader != NO_NODE else None
+        if request.headers.get(FORWARDED) or url is None or leader == self.node.id:
+            raise ApiError(503, "no leader", leader=self._leader_hint())
+        target = url.rstrip("/") + request.path_qs
+        try:
+            async with self._client().request(
+                request.method,
+                target,
+                data=body if request.method == "POST" else None,
+                headers={FORWARDED: str(self.node.id), "Content-Type": "application/json"},
+            ) as resp:
+                payload = await resp.read()
+                return web.Response(
+                    body=payload, status=resp.status, content_type="application/json"
+                )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ApiError(503, f"leader {leader} unreachable: {exc}", leader=int(leader)) from None
+
+
+def _entry_data(doc: Any) -> bytes:
+    if not isinstance(doc, dict):
+        raise ApiError(400, 'body must be a JSON object like {"data": "SET 5"}')
+    unknown = set(doc) - {"data", "encoding"}
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    data = doc.get("data")
+    if not isinstance(data, str):
+        raise ApiError(400, '"data" must be a string')
+    encoding = doc.get("encoding", "utf-8")
+    if encoding == "utf-8":
+        return data.encode("utf-8")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, '"data" is not valid base64') from None
+    raise ApiError(400, '"encoding" must be "utf-8" or "base64"')
+
+
+def _render_data(data: bytes) -> dict[str, str]:
+    try:
+        return {"data": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"data": base64.b64encode(data).decode(), "encoding": "base64"}
+
+
+def _int_param(
+    query: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise ApiError(400, f"{name} must be at least {minimum}{bound}")
+    return value

@@ -1,0 +1,241 @@
+"""`raftlog node` (one node) and `raftlog cluster` (a local cluster of child processes)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from raftlog.core.config import KNOWN_BUGS
+from raftlog.core.types import NodeId
+from raftlog.server.eventlog import LEVELS
+from raftlog.server.timing import timing_for
+
+NODE_HELP = """\
+Run one raftlog node. Every member runs one, with the same --peers list:
+
+  raftlog node --id 1 --peers 1=node_1:4321,2=node_2:4321,3=node_3:4321 --data-dir /data
+
+Clients talk to --client-port (1234, the lab's): XML-RPC (is_leader, leader_receive_log)
+and HTTP/JSON (/v1/log, /v1/status, /livez, /readyz). Timings default to the lab's
+(election timeout 6-10 s, heartbeat 2 s); --fast is the production preset (150-300 ms,
+50 ms). The event log goes to standard output. SIGTERM or Ctrl-C stops the node; a leader
+hands leadership over first. Exit status: 0 stopped, 1 crashed, 3 data directory refused
+or storage failed, 4 a port could not be bound."""
+
+
+def _timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fast", action="store_true", help="150-300 ms election timeout, 50 ms heartbeat"
+    )
+    p.add_argument(
+        "--election-timeout", metavar="MIN-MAX", help="election timeout in seconds, e.g. 0.15-0.3"
+    )
+    p.add_argument("--heartbeat", type=float, metavar="SECONDS", help="heartbeat interval")
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "node",
+        help="run one node",
+        description=NODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--id", type=int, required=True, help="this node's id (a positive integer)")
+    p.add_argument(
+        "--peers",
+        required=True,
+        help="every member as ID=HOST:PEER_PORT[:CLIENT_PORT], this node included",
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="where this node keeps its state")
+    p.add_argument("--client-port", type=int, default=1234, help="client port (default 1234)")
+    p.add_argument("--peer-port", type=int, help="peer port to listen on (default: from --peers)")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--cluster-id", default="raftlog", help="peers and data must match it")
+    _timing_args(p)
+    p.add_argument(
+        "--log-level",
+        choices=sorted(LEVELS),
+        default="info",
+        help="info hides heartbeats; debug shows them",
+    )
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument(
+        "--first-election-at",
+        type=float,
+        metavar="UNIX_TIME",
+        help="campaign at this wall-clock time if no leader was heard by then "
+        "(pins the first election timeout, to stage a split vote)",
+    )
+    p.add_argument(
+        "--inject-bug",
+        action="append",
+        default=[],
+        choices=sorted(KNOWN_BUGS),
+        help=argparse.SUPPRESS,
+    )
+    p.set_defaults(handler=run_node_command)
+
+    p = sub.add_parser(
+        "cluster",
+        help="run a local cluster (child processes) with interleaved event logs",
+        description=(
+            "Start N nodes on this machine as child processes, with their event logs "
+            "interleaved and coloured by node. Client ports are BASE, BASE+1, ...; peer "
+            "ports BASE+1000, ... Ctrl-C stops them all (leaders hand over first). Data "
+            "goes to a temporary directory removed at exit unless --keep-data; a --data-dir "
+            "you name is always kept."
+        ),
+    )
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--base-port", type=int, default=1234)
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--keep-data", action="store_true")
+    _timing_args(p)
+    p.add_argument("--log-level", choices=sorted(LEVELS), default="info")
+    p.add_argument(
+        "--lab-client",
+        action="store_true",
+        help="once a leader is up, append SET 5 and ADD 1 as the lab's client does, "
+        "and show every node's log",
+    )
+    p.set_defaults(handler=run_cluster_command)
+
+
+def run_node_command(args: argparse.Namespace) -> int:
+    from raftlog.api.serve import ServeOptions, parse_peers, run_node  # noqa: PLC0415
+
+    try:
+        peers = parse_peers(args.peers, args.client_port)
+        timing = timing_for(
+            fast=args.fast, election=args.election_timeout, heartbeat=args.heartbeat
+        )
+    except ValueError as exc:
+        print(f"raftlog node: {exc}", file=sys.stderr)
+        return 2
+    if args.id not in peers:
+        print(f"raftlog node: node {args.id} is not in --peers", file=sys.stderr)
+        return 2
+    options = ServeOptions(
+        node_id=NodeId(args.id),
+        peers=peers,
+        data_dir=args.data_dir,
+        timing=timing,
+        cluster_id=args.cluster_id,
+        listen_host=args.host,
+        client_port=args.client_port,
+        peer_port=args.peer_port,
+        log_level=LEVELS[args.log_level],
+        color={"auto": None, "always": True, "never": False}[args.color],
+        log_format=args.log_format,
+        first_campaign_at=args.first_election_at,
+        bugs=frozenset(args.inject_bug),
+    )
+    return run_node(options)
+
+
+def run_cluster_command(args: argparse.Namespace) -> int:
+    if args.nodes < 1:
+        print("raftlog cluster: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    return asyncio.run(_cluster(args))
+
+
+async def _cluster(args: argparse.Namespace) -> int:
+    from raftlog.local.cluster import LocalCluster  # noqa: PLC0415
+
+    extra: list[str] = []
+    if args.election_timeout:
+        extra += ["--election-timeout", args.election_timeout]
+    if args.heartbeat:
+        extra += ["--heartbeat", str(args.heartbeat)]
+    color = sys.stdout.isatty()
+    cluster = LocalCluster(
+        args.nodes,
+        fast=args.fast,
+        base_port=args.base_port,
+        data_dir=args.data_dir,
+        keep_data=args.keep_data,
+        node_args=extra,
+        echo=lambda line: print(line, flush=True),
+        log_level=args.log_level,
+        color=color,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    endpoints = ",".join(f"127.0.0.1:{n.client_port}" for n in cluster.nodes.values())
+    print(f"raftlog cluster: {args.nodes} nodes, data in {cluster.data_dir}", flush=True)
+    print(f"  clients: {endpoints}   (export RAFTLOG_CLUSTER={endpoints})", flush=True)
+    print("  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)", flush=True)
+    try:
+        await cluster.start()
+        if args.lab_client:
+            await _lab_client(cluster, stop)
+        exited = asyncio.create_task(_any_exit(cluster))
+        stopped = asyncio.create_task(stop.wait())
+        done, _pending = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (exited, stopped):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if exited in done:
+            print("raftlog cluster: a node exited; stopping the others", flush=True)
+    finally:
+        print("raftlog cluster: stopping all nodes", flush=True)
+        await cluster.close()
+        if args.keep_data or args.data_dir:
+            print(f"raftlog cluster: data kept in {cluster.data_dir}", flush=True)
+    return 0
+
+
+async def _any_exit(cluster: object) -> None:
+    from raftlog.local.cluster import LocalCluster  # noqa: PLC0415
+
+    assert isinstance(cluster, LocalCluster)
+    await asyncio.wait(
+        [asyncio.create_task(cluster.wait_exit(i)) for i in cluster.nodes],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+
+
+async def _lab_client(cluster: object, stop: asyncio.Event) -> None:
+    """What the lab's client does: find the leader with is_leader(), send two commands."""
+    from raftlog.local.cluster import LocalCluster  # noqa: PLC0415
+
+    assert isinstance(cluster, LocalCluster)
+    say = cluster.echo_line
+    say("lab client: looking for the leader with is_leader() on every node ...")
+    leader = None
+    while leader is None and not stop.is_set():
+        for i in cluster.nodes:
+            with contextlib.suppress(OSError, ConnectionError):
+                if await cluster.call_xmlrpc(i, "is_leader"):
+                    leader = i
+                    break
+        if leader is None:
+            await asyncio.sleep(0.5)
+    if leader is None:
+        return
+    say(f"lab client: node {leader} is the leader")
+    for command in ("SET 5", "ADD 1"):
+        ok = await cluster.call_xmlrpc(leader, "leader_receive_log", command)
+        say(f"lab client: leader_receive_log({command!r}) -> {ok}")
+    from raftlog.local.cluster import wait_for  # noqa: PLC0415
+
+    for i in cluster.nodes:
+        # A follower learns of the commit with the leader's next message: wait for it.
+        async def has_both(i: int = i) -> list[str] | None:
+            entries = await cluster.log(i)
+            return entries if entries and entries[-2:] == ["SET 5", "ADD 1"] else None
+
+        try:
+            entries = await wait_for(has_both, 30.0, "not yet")
+        except TimeoutError:
+            entries = await cluster.log(i)
+        say(f"lab client: node {i} committed log: {entries}")

@@ -1,0 +1,197 @@
+"""The lab's four runs, on real processes, each ending with a verdict it checked itself.
+
+- typical: an election, two appends (the lab client's ``SET 5`` and ``ADD 1``), all logs
+  equal;
+- split-vote: two nodes time out together (their first election timeout is pinned to
+  the same instant), both stand in the same term, exactly one wins, and no election
+  follows;
+- dead-leader: the leader dies (SIGKILL by default; SIGTERM then SIGKILL with
+  ``graceful``, as ``docker container stop``; SIGSTOP with ``pause``, as
+  ``docker pause``), a new leader is elected, appends go on, the old node comes back on
+  its data and catches up as a follower;
+- dead-follower: the same for a follower; the leader stays leader in its term.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from raftlog.local.cluster import LocalCluster, wait_for
+
+
+class DemoFailed(Exception):
+    pass
+
+
+@dataclass
+class DemoOptions:
+    scenario: str
+    fast: bool = False
+    graceful: bool = False
+    pause: bool = False
+    color: bool = False
+    echo: Callable[[str], None] = print
+
+
+def _election_max_s(fast: bool) -> float:
+    return 0.3 if fast else 10.0
+
+
+async def run_demo(opt: DemoOptions) -> str:
+    """Run one scenario; return its verdict line, or raise DemoFailed."""
+    say = opt.echo
+    async with LocalCluster(3, fast=opt.fast, echo=opt.echo, color=opt.color) as cluster:
+        election_max = _election_max_s(opt.fast)
+        patience = 6 * election_max + 5
+
+        async def lab_append(text: str) -> int:
+            """The lab client: ask each node is_leader(), send to the one that says yes;
+            retry until a leader takes it."""
+            deadline = time.monotonic() + patience
+            while time.monotonic() < deadline:
+                for i, node in cluster.nodes.items():
+                    if not node.running or node.paused:
+                        continue
+                    try:
+                        if await cluster.call_xmlrpc(i, "is_leader"):
+                            ok = await cluster.call_xmlrpc(i, "leader_receive_log", text)
+                            say(f"demo: leader_receive_log({text!r}) on node {i} -> {ok}")
+                            if ok:
+                                return i
+                    except (OSError, ConnectionError):
+                        continue
+                await asyncio.sleep(0.1)
+            raise DemoFailed(f"no leader took {text!r} within {patience:.0f} s")
+
+        async def logs_equal(expected: list[str]) -> list[list[str]]:
+            async def probe() -> list[list[str]] | None:
+                logs = [await cluster.log(i) for i in cluster.nodes]
+                if all(entries == expected for entries in logs):
+                    return [entries for entries in logs if entries is not None]
+                return None
+
+            try:
+                found: list[list[str]] = await wait_for(probe, patience, "logs differ")
+            except TimeoutError:
+                logs = {i: await cluster.log(i) for i in cluster.nodes}
+                raise DemoFailed(f"the logs did not converge on {expected}: {logs}") from None
+            return found
+
+        extra: dict[int, list[str]] = {}
+        if opt.scenario == "split-vote":
+            # Nodes 1 and 2 time out at the same instant; node 3 only much later.
+            at = time.time() + 4.0
+            later = at + 10 * election_max
+            extra = {
+                1: ["--first-election-at", f"{at:.3f}"],
+                2: ["--first-election-at", f"{at:.3f}"],
+                3: ["--first-election-at", f"{later:.3f}"],
+            }
+        for i in cluster.nodes:
+            await cluster.start_node(i, extra.get(i, []))
+        say(f"demo: {opt.scenario}: 3 nodes started ({'fast' if opt.fast else 'lab'} timings)")
+        if opt.scenario == "split-vote":
+            # The staging only works if every node is up before the pinned instant.
+            for i in cluster.nodes:
+
+                async def live(i: int = i) -> object:
+                    return await cluster.get(i, "/livez")
+
+                await wait_for(live, 30, f"node {i} never came up")
+            if time.time() >= at:
+                raise DemoFailed("the nodes took too long to start for the pinned timeouts")
+        leader = await cluster.leader(timeout=patience)
+        first = await cluster.status(leader)
+        assert first is not None
+        term = first["term"]
+        say(f"demo: node {leader} is the leader in term {term}")
+
+        if opt.scenario == "typical":
+            await lab_append("SET 5")
+            await lab_append("ADD 1")
+            logs = await logs_equal(["SET 5", "ADD 1"])
+            return f"typical: ok, leader {leader}, all 3 logs equal ({len(logs[0])} entries)"
+
+        if opt.scenario == "split-vote":
+            stood = [
+                i
+                for i in (1, 2)
+                if any(
+                    f"New election term {term}. State: Candidate" in line
+                    for line in cluster.nodes[i].lines
+                )
+            ]
+            if stood != [1, 2]:
+                raise DemoFailed(
+                    f"expected nodes 1 and 2 to stand in term {term} together; stood: {stood}"
+                )
+            await lab_append("SET 5")
+            say(f"demo: watching for {2 * election_max:g} s that no new election starts")
+            await asyncio.sleep(2 * election_max)
+            statuses = await cluster.statuses()
+            terms = {s["term"] for s in statuses.values() if s}
+            leaders = {s["leader"] for s in statuses.values() if s}
+            if terms != {term} or leaders != {leader}:
+                raise DemoFailed(f"elections went on: terms {terms}, leaders {leaders}")
+            await logs_equal(["SET 5"])
+            loser = 2 if leader == 1 else 1
+            return (
+                f"split-vote: ok, nodes 1 and 2 both stood in term {term}; node {leader} won, "
+                f"node {loser} lost, no election since"
+            )
+
+        victim = (
+            leader if opt.scenario == "dead-leader" else next(i for i in (1, 2, 3) if i != leader)
+        )
+        await lab_append("SET 5")
+        how = (
+            "SIGSTOP (docker pause)"
+            if opt.pause
+            else (
+                "SIGTERM, then SIGKILL after a grace period (docker container stop)"
+                if opt.graceful
+                else "SIGKILL (a crash)"
+            )
+        )
+        say(f"demo: stopping node {victim} with {how}")
+        if opt.pause:
+            cluster.pause(victim)
+        elif opt.graceful:
+            await cluster.stop(victim, grace_s=10.0)
+        else:
+            await cluster.kill(victim)
+        others = [i for i in cluster.nodes if i != victim]
+        new_leader = await cluster.leader(timeout=patience, among=others)
+        status = await cluster.status(new_leader)
+        assert status is not None
+        if opt.scenario == "dead-follower" and (new_leader != leader or status["term"] != term):
+            raise DemoFailed(
+                f"the leader changed: {leader} (term {term}) -> "
+                f"{new_leader} (term {status['term']})"
+            )
+        await lab_append("ADD 1")
+        say(f"demo: starting node {victim} again on its data")
+        if opt.pause:
+            cluster.resume(victim)
+        else:
+            await cluster.start_node(victim)
+        logs = await logs_equal(["SET 5", "ADD 1"])
+        final = await cluster.leader(timeout=patience)
+        back = await cluster.status(victim)
+        if back is None or back["state"] != "Follower":
+            raise DemoFailed(f"node {victim} did not come back as a follower: {back}")
+        if opt.scenario == "dead-leader":
+            return (
+                f"dead-leader: ok, leader {leader} -> {new_leader}, node {victim} back as a "
+                f"follower, all 3 logs equal ({len(logs[0])} entries)"
+            )
+        final_status = await cluster.status(final)
+        if final != leader or final_status is None or final_status["term"] != term:
+            raise DemoFailed(f"node {victim} coming back disturbed the leader: now {final_status}")
+        return (
+            f"dead-follower: ok, leader {final} kept term {term}, node {victim} caught up, "
+            f"all 3 logs equal ({len(logs[0])} entries)"
+        )

@@ -1,0 +1,113 @@
+"""Bad input gets a clear error, and the node serves on."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import struct
+from typing import Any
+
+import aiohttp
+from procsupport import run
+
+from raftlog.local.cluster import LocalCluster, wait_for
+
+
+async def _raw_peer_send(port: int, payload: bytes) -> bytes:
+    """Send raw bytes to a peer port; return what came back before the close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    try:
+        data = await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return data
+
+
+def test_garbage_on_the_peer_port_is_refused_and_the_node_serves_on() -> None:
+    async def main() -> None:
+        async with LocalCluster(3) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            port = cluster.nodes[leader].peer_port
+            await _raw_peer_send(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
+            await _raw_peer_send(port, struct.pack(">I", 0xFFFFFFF0) + b"x" * 100)
+            await _raw_peer_send(port, struct.pack(">I", 20) + b"\xc1" * 20)
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"\x00\x00")  # a truncated frame, then gone
+            doc = await cluster.append(leader, "still serving")
+            assert doc["index"] > 0
+            assert await cluster.status(leader) is not None
+            out = "\n".join(cluster.nodes[leader].lines)
+            assert "frame" in out.lower() or "handshake" in out.lower(), out[-2000:]
+
+    run(main())
+
+
+def test_bad_http_bodies_get_4xx_json_errors_and_the_node_serves_on() -> None:
+    async def main() -> None:
+        async with LocalCluster(3) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            url = cluster.nodes[leader].url
+            async with aiohttp.ClientSession() as http:
+
+                async def post(body: bytes) -> tuple[int, dict[str, Any]]:
+                    async with http.post(
+                        url + "/v1/log",
+                        data=io.BytesIO(body),
+                        headers={"Content-Type": "application/json"},
+                    ) as r:
+                        return r.status, await r.json(content_type=None)
+
+                status, doc = await post(b"x" * (10 << 20))
+                assert status == 413 and "too large" in doc["error"]
+                status, doc = await post(b"{not json")
+                assert status == 400 and "not valid JSON" in doc["error"]
+                status, doc = await post(b'{"data": 5}')
+                assert status == 400 and '"data" must be a string' in doc["error"]
+                status, doc = await post(b'["SET 5"]')
+                assert status == 400
+                status, doc = await post(b'{"data": "x", "extra": 1}')
+                assert status == 400 and "unknown field" in doc["error"]
+                status, doc = await post(b'{"data": "!!", "encoding": "base64"}')
+                assert status == 400
+                async with http.get(url + "/v1/log?from=abc") as r:
+                    assert r.status == 400 and "integer" in (await r.json())["error"]
+                async with http.get(url + "/v1/log?consistency=psychic") as r:
+                    assert r.status == 400
+                async with http.get(url + "/no/such/path") as r:
+                    assert r.status == 404 and "error" in await r.json()
+                async with http.post(url + "/RPC2", data=b"<not-xml") as r:
+                    assert r.status == 400 and b"fault" in (await r.read()).lower()
+                async with http.post(url + "/RPC2", data=io.BytesIO(b"y" * (10 << 20))) as r:
+                    assert r.status == 413
+            doc = await cluster.append(leader, "still serving")
+            assert doc["index"] > 0
+            live = await wait_for(lambda: cluster.get(leader, "/livez"), 5, "livez")
+            assert live["live"] is True
+
+    run(main())
+
+
+def test_a_node_refuses_a_data_dir_of_another_node() -> None:
+    async def main() -> None:
+        async with LocalCluster(3) as cluster:
+            await cluster.start()
+            await cluster.leader()
+            await cluster.kill(2)
+            # Start node 2 on node 3's data directory: it must refuse, loudly, exit code 3.
+            cluster.nodes[2].data_dir, saved = cluster.nodes[3].data_dir, cluster.nodes[2].data_dir
+            await cluster.kill(3)
+            await cluster.start_node(2)
+            code = await cluster.wait_exit(2)
+            assert code == 3
+            assert any(
+                "Refusing to start" in line and "node" in line for line in cluster.nodes[2].lines
+            )
+            cluster.nodes[2].data_dir = saved
+
+    run(main())

@@ -1,0 +1,321 @@
+"""The asyncio node, in process: real RaftNodes over the in-memory transport, in real time
+with fast timings. Every wait has a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from raftlog.core.errors import NotLeader, StorageError
+from raftlog.core.messages import AppendEntries, Message
+from raftlog.core.raft import Ready
+from raftlog.core.types import Entry, HardState, NodeId
+from raftlog.server.eventlog import EventLog
+from raftlog.server.node import LeadershipLost, NodeConfig, RaftNode, RequestTimeout
+from raftlog.server.statemachine import ReplicatedLog
+from raftlog.server.timing import Timing
+from raftlog.storage.memory import MemoryStorage
+from raftlog.testing.contract import ContractRecorder
+from raftlog.transport.memory import MemoryNetwork
+
+TIMING = Timing(election_min_s=0.15, election_max_s=0.3, heartbeat_s=0.03, tick_s=0.005)
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def eventually(probe: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or probe}")
+        await asyncio.sleep(0.01)
+
+
+class Cluster:
+    def __init__(self, n: int = 3, storage_factory: Callable[[int], Any] | None = None) -> None:
+        self.net = MemoryNetwork()
+        self.ids = [NodeId(i) for i in range(1, n + 1)]
+        self.storage = {i: (storage_factory or (lambda _i: MemoryStorage()))(i) for i in self.ids}
+        self.sms = {i: ReplicatedLog() for i in self.ids}
+        self.out = {i: io.StringIO() for i in self.ids}
+        self.nodes: dict[NodeId, RaftNode] = {}
+        self.tasks: dict[NodeId, asyncio.Task[None]] = {}
+
+    def make(self, i: NodeId) -> RaftNode:
+        config = NodeConfig(node_id=i, voters=frozenset(self.ids), timing=TIMING, seed=int(i))
+        events = EventLog(i, stream=self.out[i], level=logging.DEBUG)
+        return RaftNode(config, self.storage[i], self.net.factory(i), self.sms[i], events)
+
+    def start(self, i: NodeId) -> RaftNode:
+        node = self.nodes[i] = self.make(i)
+        self.tasks[i] = asyncio.create_task(node.run())
+        return node
+
+    async def start_all(self) -> None:
+        for i in self.ids:
+            self.start(i)
+
+    async def stop(self, i: NodeId) -> None:
+        self.nodes[i].stop()
+        await self.tasks[i]
+
+    async def close(self) -> None:
+        for i, node in self.nodes.items():
+            node.stop()
+            task = self.tasks[i]
+            if not task.done():
+                await task
+
+    async def leader(self, among: list[NodeId] | None = None) -> RaftNode:
+        def find() -> RaftNode | None:
+            leaders = [
+                n
+                for i, n in self.nodes.items()
+                if n.is_leader and not self.tasks[i].done() and (among is None or i in among)
+            ]
+            return leaders[0] if len(leaders) == 1 else None
+
+        found: RaftNode = await eventually(find, what="a leader")
+        return found
+
+
+def test_three_nodes_elect_a_leader_and_commit_on_every_node() -> None:
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            index, term, record = await leader.propose(b"SET 5", timeout=5)
+            assert record.data == b"SET 5" and (record.index, record.term) == (index, term)
+            await leader.propose(b"ADD 1", timeout=5)
+            await eventually(
+                lambda: all(
+                    [r.data for r in sm.records] == [b"SET 5", b"ADD 1"] for sm in c.sms.values()
+                ),
+                what="every node applying both entries",
+            )
+            lines = c.out[leader.id].getvalue()
+            assert "Received 2 votes. State: Leader" in lines
+            assert "Leader committed 'SET 5'" in lines
+            follower = next(i for i in c.ids if i != leader.id)
+            assert "Follower committed 'ADD 1'" in c.out[follower].getvalue()
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_a_follower_refuses_proposals_and_reads_with_the_leader_hint() -> None:
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            follower = next(n for i, n in c.nodes.items() if i != leader.id)
+            await eventually(lambda: follower.leader == leader.id, what="the follower to know")
+            with pytest.raises(NotLeader) as exc:
+                await follower.propose(b"x", timeout=5)
+            assert exc.value.leader_hint == leader.id
+            with pytest.raises(NotLeader):
+                await follower.read_barrier(timeout=5)
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_read_barrier_covers_every_acknowledged_write() -> None:
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            index, _term, _ = await leader.propose(b"a", timeout=5)
+            applied = await leader.read_barrier(timeout=5)
+            assert applied >= index
+            assert c.sms[leader.id].records[-1].data == b"a"
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_an_isolated_leader_is_replaced_and_its_proposal_does_not_commit() -> None:
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            old = await c.leader()
+            await old.propose(b"before", timeout=5)
+            c.net.isolate(old.id)
+            pending = asyncio.create_task(old.propose(b"lost", timeout=3))
+            others = [i for i in c.ids if i != old.id]
+            new = await c.leader(among=others)
+            assert new.id != old.id
+            await new.propose(b"after", timeout=5)
+            c.net.heal()
+            with pytest.raises((LeadershipLost, RequestTimeout, NotLeader)):
+                await pending
+            await eventually(
+                lambda: all(
+                    [r.data for r in sm.records] == [b"before", b"after"] for sm in c.sms.values()
+                ),
+                what="the old leader to converge on the new log",
+            )
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_graceful_shutdown_of_the_leader_hands_leadership_over() -> None:
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            old = await c.leader()
+            await old.propose(b"x", timeout=5)
+            await old.shutdown(transfer=True)
+            await c.tasks[old.id]
+            others = [i for i in c.ids if i != old.id]
+            new = await c.leader(among=others)
+            out = c.out[new.id].getvalue()
+            assert "(leadership transfer)" in out  # it campaigned on TimeoutNow, not a timeout
+            await new.propose(b"y", timeout=5)
+        finally:
+            await c.close()
+
+    run(main())
+
+
+class _FailingStorage(MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    async def save_async(self, hard_state: HardState | None, entries: Any) -> None:
+        if self.fail:
+            raise StorageError("disk on fire")
+        await super().save_async(hard_state, entries)
+
+
+def test_a_storage_error_stops_the_node_loudly() -> None:
+    async def main() -> None:
+        c = Cluster(storage_factory=lambda _i: _FailingStorage())
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            c.storage[leader.id].fail = True
+            with pytest.raises(Exception):  # noqa: B017 - the proposer learns nothing more
+                await leader.propose(b"x", timeout=3)
+            with pytest.raises(StorageError, match="disk on fire"):
+                await asyncio.wait_for(c.tasks[leader.id], 5)
+            assert "Storage failed, stopping the node" in c.out[leader.id].getvalue()
+        finally:
+            c.storage[c.ids[0]].fail = False
+            await c.close()
+
+    run(main())
+
+
+def test_malformed_peer_messages_are_dropped_and_the_node_serves_on() -> None:
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            follower = next(n for i, n in c.nodes.items() if i != leader.id)
+            bad = AppendEntries(
+                leader.id, follower.id, leader.term, 0, 0, (Entry(5, 1, data=b"gap"),), 0
+            )
+            follower._on_message(bad)  # as if the transport delivered it
+            await eventually(lambda: follower.dropped_messages >= 1, what="the drop")
+            await leader.propose(b"still fine", timeout=5)
+            await eventually(
+                lambda: (
+                    c.sms[follower.id].records[-1:]
+                    and c.sms[follower.id].records[-1].data == b"still fine"
+                )
+            )
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_the_node_driver_obeys_the_ready_contract() -> None:
+    """The server's Ready handling, wrapped from the outside like the simulator's."""
+
+    async def main() -> None:
+        recorders = {NodeId(i): ContractRecorder(f"node {i}") for i in (1, 2, 3)}
+
+        class RecordingStorage(MemoryStorage):
+            def __init__(self, recorder: ContractRecorder) -> None:
+                super().__init__()
+                self.recorder = recorder
+
+            async def save_async(self, hard_state: HardState | None, entries: Any) -> None:
+                self.recorder.saved(hard_state, tuple(entries))
+                self.recorder.synced()  # each save is durable when it returns
+                await super().save_async(hard_state, entries)
+
+        c = Cluster(storage_factory=lambda i: RecordingStorage(recorders[NodeId(i)]))
+        original = c.make
+
+        def make(i: NodeId) -> RaftNode:
+            node = original(i)
+            recorder = recorders[i]
+            core = node._core
+            ready, advance = core.ready, core.advance
+
+            def recorded_ready() -> Ready:
+                rd = ready()
+                recorder.took(rd)
+                return rd
+
+            def recorded_advance(rd: Ready) -> None:
+                recorder.advanced(rd)
+                advance(rd)
+
+            core.ready = recorded_ready  # type: ignore[method-assign]
+            core.advance = recorded_advance  # type: ignore[method-assign]
+            send = node.transport.send
+
+            def recorded_send(msg: Message) -> bool:
+                recorder.sent(msg)
+                return send(msg)
+
+            node.transport.send = recorded_send  # type: ignore[method-assign]
+            apply = node._apply
+
+            def recorded_apply(entry: Entry) -> None:
+                recorder.applied(entry)
+                apply(entry)
+
+            node._apply = recorded_apply  # type: ignore[method-assign]
+            return node
+
+        c.make = make  # type: ignore[method-assign]
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            await asyncio.gather(*(leader.propose(f"v{k}".encode(), timeout=5) for k in range(50)))
+            await leader.read_barrier(timeout=5)
+            await eventually(lambda: all(len(sm) == 50 for sm in c.sms.values()))
+        finally:
+            await c.close()
+        assert all(r.readies >= 3 for r in recorders.values()), [
+            r.readies for r in recorders.values()
+        ]
+
+    run(main())
