@@ -23,7 +23,9 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "sim" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["sim", "check", "demo"])
+@pytest.mark.parametrize(
+    "command", ["sim", "check", "demo", "node", "cluster", "append", "log", "status", "bench"]
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -40,3 +42,22 @@ def test_demo_elects_a_leader_and_commits_the_lab_commands(
     assert "Leader committed 'SET 5'" in out and "Follower committed 'ADD 1'" in out
     assert out.count("committed log ['SET 5', 'ADD 1']") == 3
     assert "demo: ok" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--id", "1", "--peers", "1=a", "--data-dir", "/tmp/x"], "expected ID=HOST:PEER_PORT"),
+        (["--id", "4", "--peers", "1=a:1,2=b:2", "--data-dir", "/tmp/x"], "node 4 is not in"),
+        (["--id", "1", "--peers", "1=a:1,1=b:2", "--data-dir", "/tmp/x"], "listed twice"),
+        (
+            ["--id", "1", "--peers", "1=a:1", "--data-dir", "/tmp/x", "--election-timeout", "3-1"],
+            "min <= max",
+        ),
+    ],
+)
+def test_node_refuses_bad_arguments_with_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["node", *argv]) == 2
+    assert message in capsys.readouterr().err

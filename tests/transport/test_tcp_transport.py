@@ -552,6 +552,37 @@ def test_reconnect_attempts_back_off_exponentially_up_to_the_cap(
     assert [r.levelno for r in refusals[:3]] == [logging.INFO, logging.DEBUG, logging.DEBUG]
 
 
+def test_a_peer_that_calls_us_is_dialled_again_at_once_not_after_the_backoff() -> None:
+    """Node 1 has been failing to reach node 2 for a while (its backoff is long). When
+    node 2 comes back it connects to node 1; node 1 takes that as a sign of life and dials
+    node 2 at once, instead of sleeping out a backoff longer than an election timeout."""
+
+    async def main() -> None:
+        s1, s2 = bound_socket(), bound_socket()
+        p1, p2 = s1.getsockname()[1], s2.getsockname()[1]
+        one = Node(1, {2: p2}, s1, backoff_min=1.0, backoff_max=5.0)
+        await one.transport.start()
+        two: Node | None = None
+        try:
+            await wait_until(
+                lambda: one.transport.peers()[NodeId(2)].connect_failures >= 1, "a refusal"
+            )
+            # Node 1 now sleeps 0.5-1 s before its next attempt (then 1-2 s, ...).
+            two = Node(2, {1: p1}, s2, backoff_min=0.01)
+            await two.transport.start()
+            started = time.monotonic()
+            await wait_until(
+                lambda: one.transport.peers()[NodeId(2)].connected, "node 1 redialling", 0.4
+            )
+            assert time.monotonic() - started < 0.4
+        finally:
+            await one.close()
+            if two is not None:
+                await two.close()
+
+    run(main())
+
+
 def test_a_peer_that_stops_reading_stalls_neither_send_nor_other_peers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -116,6 +116,9 @@ async def serve(
                 host=options.listen_host,
                 port=peer_port,
                 peers={n: (a.host, a.peer_port) for n, a in options.peers.items() if n != me},
+                # Retry a lost peer at least twice per minimum election timeout.
+                backoff_max=min(2.0, max(0.02, timing.election_min_s / 3)),
+                backoff_min=min(0.05, max(0.005, timing.election_min_s / 30)),
             ),
             on_message=on_message,
         )

@@ -160,6 +160,9 @@ class _Peer:
         self.dropped = 0
         self.reconnects = 0
         self.connect_failures = 0
+        self.wake = asyncio.Event()
+        """Set when the peer connects to us while we cannot reach it: it is back, so the
+        dialer tries again at once instead of sleeping out its backoff."""
 
     @property
     def address(self) -> str:
@@ -419,6 +422,8 @@ class TcpTransport:
                 log.info("node %s: node %s reconnected", self.node_id, peer.node_id)
                 peer.inbound.cancel()
             peer.inbound = me
+            if not peer.connected:
+                peer.wake.set()
             log.debug("node %s: accepted %s", self.node_id, where)
             await self._receive(reader, peer)
             log.info("node %s: %s closed by the peer", self.node_id, where)
@@ -534,8 +539,10 @@ class TcpTransport:
                 reader, writer = await self._dial(peer)
             except (ProtocolError, OSError, TimeoutError, EOFError) as exc:
                 self._dial_failed(peer, exc)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, config.backoff_max)
+                if await self._pause(backoff, peer):
+                    backoff = config.backoff_min  # the peer called us: it is back
+                else:
+                    backoff = min(backoff * 2, config.backoff_max)
                 continue
             backoff = config.backoff_min
             if peer.ever_connected:
@@ -572,15 +579,23 @@ class TcpTransport:
             finally:
                 peer.connected = False
                 self._discard(writer)
-            await self._pause(config.backoff_min)
+            await self._pause(config.backoff_min, peer)
 
-    async def _pause(self, delay: float) -> None:
-        """Sleep ``delay`` jittered down by up to half, unless the task is being cancelled
-        (a cancellation must never be lost in the reconnect loop, or close() would hang)."""
+    async def _pause(self, delay: float, peer: _Peer) -> bool:
+        """Sleep ``delay`` jittered down by up to half, or until the peer connects to us
+        (returns True then), unless the task is being cancelled (a cancellation must never
+        be lost in the reconnect loop, or close() would hang)."""
         task = asyncio.current_task()
         if self._closing or (task is not None and task.cancelling()):
             raise asyncio.CancelledError
-        await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
+        if not peer.wake.is_set():
+            try:
+                async with asyncio.timeout(delay * self._rng.uniform(0.5, 1.0)):
+                    await peer.wake.wait()
+            except TimeoutError:
+                return False
+        peer.wake.clear()
+        return True
 
     def _dial_failed(self, peer: _Peer, exc: BaseException) -> None:
         """Record a failed attempt and drop what is queued (see the module docstring)."""

@@ -1,0 +1,145 @@
+"""The commands a person types: raftlog cluster (what `make demo` runs), append, log,
+status, bench."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from raftlog.local.cluster import free_ports
+
+
+def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float, seen: list[str]) -> None:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"exited before {needle!r}:\\n" + "".join(seen[-30:]))
+        seen.append(line)
+        if needle in line:
+            return
+    raise AssertionError(f"no {needle!r} within {timeout} s:\\n" + "".join(seen[-30:]))
+
+
+def test_cluster_with_the_lab_client_then_ctrl_c(tmp_path: Path) -> None:
+    base = free_ports(1)[0]
+    while base > 60000:  # the cluster needs BASE..BASE+2 and BASE+1000..BASE+1002
+        base = free_ports(1)[0]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "cluster",
+            "--fast",
+            "--lab-client",
+            "--base-port",
+            str(base),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    seen: list[str] = []
+    try:
+        for node in (1, 2, 3):
+            _read_until(proc, f"node {node} committed log: ['SET 5', 'ADD 1']", 60, seen)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "raftlog",
+                "status",
+                "--cluster",
+                ",".join(f"127.0.0.1:{base + i}" for i in range(3)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.count("Leader") == 1 and out.stdout.count("Follower") == 2
+        env = dict(os.environ, RAFTLOG_CLUSTER=f"127.0.0.1:{base + 1}")
+        appended = subprocess.run(
+            [sys.executable, "-m", "raftlog", "append", "MUL 3"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert appended.returncode == 0 and "committed at index" in appended.stdout
+        shown = subprocess.run(
+            [sys.executable, "-m", "raftlog", "log"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert [line.split(None, 2)[2] for line in shown.stdout.splitlines()[:3]] == [
+            "SET 5",
+            "ADD 1",
+            "MUL 3",
+        ]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    seen.append(rest)
+    assert proc.returncode == 0, "".join(seen[-20:])
+    assert "stopping all nodes" in rest and "data kept in" in rest
+    assert rest.count("Node stopped") == 3
+
+
+def test_status_reports_unreachable_endpoints_and_exits_1() -> None:
+    port = free_ports(1)[0]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "status",
+            "--cluster",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 1 and "unreachable" in out.stdout
+
+
+def test_bench_prints_its_figures() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "bench",
+            "--seconds",
+            "1",
+            "--clients",
+            "4",
+            "--failovers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for label in ("throughput", "latency p50", "latency p99", "failover 1"):
+        assert label in out.stdout
