@@ -13,7 +13,7 @@ help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
 	@echo "make test      create .venv, install with test extras, lint, typecheck, run the suite"
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
-	@echo "make bench     simulator throughput (runs/s, steps/s)"
+	@echo "make bench     simulator runs/s and steps/s; a local cluster's appends/s, latency, failover"
 	@echo "make chaos     arrives with the chaos issue (real processes under a nemesis)"
 
 $(VENV)/.installed: pyproject.toml
@@ -54,6 +54,7 @@ sim-long: venv
 
 bench: venv
 	$(PY) -m raftlog sim --seeds 1000 --nodes 3 --faults all
+	$(PY) -m raftlog bench
 
 chaos:
 	@echo "make chaos arrives with the chaos issue (raftlog chaos against real processes)"; exit 2
