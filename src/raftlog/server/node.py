@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from raftlog.core.config import Config
-from raftlog.core.errors import NotLeader, ProposalDropped, RaftError, StorageError
+from raftlog.core.errors import NotLeader, RaftError, StorageError
 from raftlog.core.messages import Message, message_problem
 from raftlog.core.raft import Raft, Ready, Status
 from raftlog.core.storage import LogReader
@@ -97,7 +97,7 @@ class NodeConfig:
 
 
 # Inbox items: (kind, payload, future or None).
-_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _CAMPAIGN = range(6)
+_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS = range(5)
 
 
 class RaftNode:
@@ -138,7 +138,6 @@ class RaftNode:
         self.commit = self._core.log.committed
         self.applied = 0
         self.dropped_messages = 0
-        self._started_at = 0.0
         self._heard_leader = False
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
@@ -235,8 +234,8 @@ class RaftNode:
         timing = self.config.timing
         tick_s = timing.tick_s
         max_catch_up = 2 * timing.election_max_ticks
-        self._started_at = self._now = loop.time()
-        next_tick = self._started_at + tick_s
+        self._now = loop.time()
+        next_tick = self._now + tick_s
         inbox = self._inbox
         await self._process_ready()
         while not self._stopping.is_set():
@@ -291,10 +290,7 @@ class RaftNode:
                 future.set_result(None)
             elif kind == _STATUS:
                 future.set_result(core.status())
-            elif kind == _CAMPAIGN:
-                core.campaign()
-                future.set_result(None)
-        except (NotLeader, ProposalDropped, RaftError) as exc:
+        except RaftError as exc:  # NotLeader, ProposalDropped, UsageError: the asker's answer
             future.set_exception(exc)
 
     def _waiting_for_pinned_campaign(self) -> bool:
