@@ -24,7 +24,7 @@ from raftlog.core.types import Entry, HardState
 from raftlog.sim.cluster import Cluster, SimOptions, _run_phases
 from raftlog.sim.harness import Harness
 from raftlog.sim.node import CrashPoint, SimNode
-from raftlog.testing.contract import ContractRecorder, ContractViolation
+from raftlog.testing.contract import ContractRecorder, ContractViolation, watch_core
 
 
 class _RecordingDisk:
@@ -44,32 +44,15 @@ class _RecordingDisk:
         return getattr(self._inner, name)
 
 
-def _wrap_core(node: SimNode, recorder: ContractRecorder) -> None:
-    raft = node.raft
-    ready, advance = raft.ready, raft.advance
-
-    def recorded_ready() -> Ready:
-        rd = ready()
-        recorder.took(rd)
-        return rd
-
-    def recorded_advance(rd: Ready) -> None:
-        recorder.advanced(rd)
-        advance(rd)
-
-    raft.ready = recorded_ready  # type: ignore[method-assign]
-    raft.advance = recorded_advance  # type: ignore[method-assign]
-
-
 def instrument(node: SimNode) -> ContractRecorder:
     recorder = ContractRecorder(f"node {node.id}")
     node.disk = _RecordingDisk(node.disk, recorder)  # type: ignore[assignment]
-    _wrap_core(node, recorder)
+    watch_core(node.raft, recorder)
     restart = node.restart
 
     def recorded_restart() -> None:  # a new process: a new core to watch
         restart()
-        _wrap_core(node, recorder)
+        watch_core(node.raft, recorder)
 
     node.restart = recorded_restart  # type: ignore[method-assign]
     return recorder

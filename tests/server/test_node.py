@@ -13,14 +13,13 @@ import pytest
 
 from raftlog.core.errors import NotLeader, StorageError
 from raftlog.core.messages import AppendEntries, Message
-from raftlog.core.raft import Ready
 from raftlog.core.types import Entry, HardState, NodeId
 from raftlog.server.eventlog import EventLog
 from raftlog.server.node import LeadershipLost, NodeConfig, RaftNode, RequestTimeout
 from raftlog.server.statemachine import ReplicatedLog
 from raftlog.server.timing import Timing
 from raftlog.storage.memory import MemoryStorage
-from raftlog.testing.contract import ContractRecorder
+from raftlog.testing.contract import ContractRecorder, watch_core
 from raftlog.transport.memory import MemoryNetwork
 
 TIMING = Timing(election_min_s=0.15, election_max_s=0.3, heartbeat_s=0.03, tick_s=0.005)
@@ -275,20 +274,7 @@ def test_the_node_driver_obeys_the_ready_contract() -> None:
         def make(i: NodeId) -> RaftNode:
             node = original(i)
             recorder = recorders[i]
-            core = node._core
-            ready, advance = core.ready, core.advance
-
-            def recorded_ready() -> Ready:
-                rd = ready()
-                recorder.took(rd)
-                return rd
-
-            def recorded_advance(rd: Ready) -> None:
-                recorder.advanced(rd)
-                advance(rd)
-
-            core.ready = recorded_ready  # type: ignore[method-assign]
-            core.advance = recorded_advance  # type: ignore[method-assign]
+            watch_core(node._core, recorder)
             send = node.transport.send
 
             def recorded_send(msg: Message) -> bool:

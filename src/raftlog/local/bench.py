@@ -74,9 +74,7 @@ async def run_bench(
         count = 0
         say(f"bench: {nodes} nodes, leader {leader}; {clients} clients for {seconds:g} s ...")
         deadline = time.perf_counter() + seconds
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=clients)
-        ) as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as http:
 
             async def client(k: int) -> None:
                 nonlocal errors, count
@@ -135,4 +133,3 @@ async def run_bench(
 
             await wait_for(following, 30, f"node {leader} did not rejoin")
     return BenchResult(nodes, clients, elapsed, count, errors, latencies, failover_ms)
-

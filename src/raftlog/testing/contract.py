@@ -19,7 +19,7 @@ the Ready, writing, syncing, sending, applying, advancing. The recorder raises
 from __future__ import annotations
 
 from raftlog.core.messages import Message
-from raftlog.core.raft import Ready
+from raftlog.core.raft import Raft, Ready
 from raftlog.core.types import Entry, HardState
 
 
@@ -124,3 +124,21 @@ class ContractRecorder:
             self._fail(f"{what} outside of a Ready")
             raise AssertionError  # unreachable
         return self._ready
+
+
+def watch_core(core: Raft, recorder: ContractRecorder) -> None:
+    """Wrap ``core.ready`` and ``core.advance`` (on this instance) so that the recorder
+    sees every Ready taken and advanced."""
+    ready, advance = core.ready, core.advance
+
+    def recorded_ready() -> Ready:
+        rd = ready()
+        recorder.took(rd)
+        return rd
+
+    def recorded_advance(rd: Ready) -> None:
+        recorder.advanced(rd)
+        advance(rd)
+
+    core.ready = recorded_ready  # type: ignore[method-assign]
+    core.advance = recorded_advance  # type: ignore[method-assign]
