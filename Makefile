@@ -39,7 +39,7 @@ typecheck: venv-test
 	$(PY) -m mypy
 
 unit: venv-test
-	$(PY) -m pytest -n $(JOBS)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
 test: lint typecheck unit

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -27,9 +30,16 @@ hands leadership over first. Exit status: 0 stopped, 1 crashed, 3 data directory
 or storage failed, 4 a port could not be bound."""
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--fast", action="store_true", help="150-300 ms election timeout, 50 ms heartbeat"
+        "--fast",
+        action="store_true",
+        default=_env_flag("RAFTLOG_FAST"),
+        help="150-300 ms election timeout, 50 ms heartbeat (also RAFTLOG_FAST=1)",
     )
     p.add_argument(
         "--election-timeout", metavar="MIN-MAX", help="election timeout in seconds, e.g. 0.15-0.3"
@@ -44,7 +54,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description=NODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--id", type=int, required=True, help="this node's id (a positive integer)")
+    ident = p.add_mutually_exclusive_group(required=True)
+    ident.add_argument("--id", type=int, help="this node's id (a positive integer)")
+    ident.add_argument(
+        "--id-from-ordinal",
+        action="store_true",
+        help="take the id from the hostname's trailing ordinal plus one (a StatefulSet's "
+        "pod raftlog-0 is node 1)",
+    )
     p.add_argument(
         "--peers",
         required=True,
@@ -106,10 +123,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(handler=run_cluster_command)
 
 
+def id_from_ordinal(hostname: str) -> int:
+    """``raftlog-2`` -> 3: a StatefulSet pod's ordinal, plus one."""
+    match = re.search(r"-(\d+)$", hostname.split(".", maxsplit=1)[0])
+    if match is None:
+        raise ValueError(f"hostname {hostname!r} does not end in -ORDINAL")
+    return int(match.group(1)) + 1
+
+
 def run_node_command(args: argparse.Namespace) -> int:
     from raftlog.api.serve import ServeOptions, parse_peers, run_node  # noqa: PLC0415
 
     try:
+        if args.id_from_ordinal:
+            args.id = id_from_ordinal(socket.gethostname())
         peers = parse_peers(args.peers, args.client_port)
         timing = timing_for(
             fast=args.fast, election=args.election_timeout, heartbeat=args.heartbeat

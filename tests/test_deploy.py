@@ -1,0 +1,137 @@
+"""The deployment files, checked structurally (no Docker engine or Kubernetes here): the
+compose topology of the lab, its fast override, the image, and the StatefulSet."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from raftlog.api.serve import parse_peers
+from raftlog.cli.main import build_parser
+from raftlog.cli.node_cmd import id_from_ordinal
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> Any:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def _node_args(argv: list[str]) -> Any:
+    """Parse a node command line with raftlog's own parser (it must be valid)."""
+    return build_parser().parse_args(argv)
+
+
+def test_compose_runs_the_labs_three_nodes_and_client_on_one_network() -> None:
+    compose = _load("docker-compose.yml")
+    services = compose["services"]
+    assert set(services) == {"node_1", "node_2", "node_3", "client"}
+    volumes = set(compose["volumes"])
+    for n in (1, 2, 3):
+        svc = services[f"node_{n}"]
+        assert (
+            svc["hostname"] == svc["container_name"] == f"node_{n}"
+        )  # docker container stop node_3
+        assert svc["image"] == "raftlog:latest" and svc["build"] == "."
+        args = _node_args(svc["command"])
+        assert args.command == "node" and args.id == n
+        assert args.client_port == 1234 and str(args.data_dir) == "/data"
+        assert not args.fast  # the lab's timings by default
+        peers = parse_peers(args.peers, args.client_port)
+        assert {p: (a.host, a.peer_port) for p, a in peers.items()} == {
+            1: ("node_1", 4321),
+            2: ("node_2", 4321),
+            3: ("node_3", 4321),
+        }
+        (mount,) = svc["volumes"]
+        name, path = mount.split(":")
+        assert path == "/data" and name == f"node_{n}_data" and name in volumes
+        assert "networks" not in svc  # all on the default network
+    client = services["client"]
+    assert set(client["depends_on"]) == {"node_1", "node_2", "node_3"}
+    assert client["entrypoint"] == ["python", "/app/lab_client.py"]
+    assert client["command"] == [f"http://node_{n}:1234" for n in (1, 2, 3)]
+
+
+def test_the_fast_override_switches_every_node_to_fast_timings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = _load("docker-compose.fast.yml")["services"]
+    assert set(fast) == {"node_1", "node_2", "node_3"}
+    base = _load("docker-compose.yml")["services"]
+    for name, svc in fast.items():
+        env = svc["environment"]
+        assert env == {"RAFTLOG_FAST": "1"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert _node_args(base[name]["command"]).fast is True
+
+
+def test_the_image_is_non_root_with_raftlog_as_entrypoint_and_a_readiness_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.1\d-slim", text, re.M)
+    assert re.search(r"^USER raftlog$", text, re.M)
+    assert 'ENTRYPOINT ["raftlog"]' in text
+    assert 'VOLUME ["/data"]' in text
+    health = text[text.index("HEALTHCHECK") :]
+    assert "/readyz" in health.split("\n\n")[0]
+    assert "COPY examples/lab_client.py /app/lab_client.py" in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+def _k8s() -> dict[tuple[str, str], Any]:
+    docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/raftlog.yaml").read_text()))
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def test_the_statefulset_is_what_a_raft_cluster_needs() -> None:
+    objs = _k8s()
+    sts = objs[("StatefulSet", "raftlog")]["spec"]
+    peers_svc = objs[("Service", sts["serviceName"])]["spec"]
+    assert sts["replicas"] == 3
+    assert sts["podManagementPolicy"] == "Parallel"
+    assert peers_svc["clusterIP"] == "None" and peers_svc["publishNotReadyAddresses"] is True
+    labels = sts["template"]["metadata"]["labels"]
+    assert sts["selector"]["matchLabels"] == labels == peers_svc["selector"]
+    (claim,) = sts["volumeClaimTemplates"]
+    (container,) = sts["template"]["spec"]["containers"]
+    assert container["volumeMounts"] == [{"name": claim["metadata"]["name"], "mountPath": "/data"}]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"client": 1234, "peer": 4321}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "client"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "client"}
+    assert sts["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+    args = _node_args(container["args"])
+    assert args.id_from_ordinal and args.id is None and str(args.data_dir) == "/data"
+    peers = parse_peers(args.peers, args.client_port)
+    assert sorted(peers) == [1, 2, 3]
+    for node, address in peers.items():
+        pod = f"raftlog-{node - 1}"
+        assert address.host == f"{pod}.{sts['serviceName']}" and address.peer_port == 4321
+        assert id_from_ordinal(pod) == node  # the pod finds its own id
+
+
+def test_the_client_service_reaches_the_nodes_on_1234() -> None:
+    objs = _k8s()
+    svc = objs[("Service", "raftlog")]["spec"]
+    sts = objs[("StatefulSet", "raftlog")]["spec"]
+    assert svc["selector"] == sts["template"]["metadata"]["labels"]
+    assert svc["ports"] == [{"name": "client", "port": 1234, "targetPort": "client"}]
+
+
+@pytest.mark.parametrize(
+    ("hostname", "node"), [("raftlog-0", 1), ("raftlog-2.raftlog-peers", 3), ("db-11", 12)]
+)
+def test_id_from_ordinal(hostname: str, node: int) -> None:
+    assert id_from_ordinal(hostname) == node
+
+
+def test_id_from_ordinal_refuses_a_hostname_without_one() -> None:
+    with pytest.raises(ValueError, match="does not end in -ORDINAL"):
+        id_from_ordinal("node_1")
