@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # pytest-xdist workers: the default suite is sized for a 2-core machine.
 JOBS   ?= auto
 
-.PHONY: help venv venv-test test lint typecheck unit demo sim sim-long bench chaos clean
+.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench chaos clean
 
 help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
@@ -38,7 +38,10 @@ lint: venv-test
 typecheck: venv-test
 	$(PY) -m mypy
 
-unit: venv-test
+system-deps:
+	bash scripts/install-system-deps.sh
+
+unit: venv-test system-deps
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
