@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from raftlog.local.netcluster import NetCluster, unavailable_reason
+from raftlog.local.netcluster import NetCluster, NetClusterError, unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = [
@@ -210,3 +210,17 @@ req = urllib.request.Request("{url}/v1/log", data=json.dumps({{"data": "{text}"}
                              headers={{"Content-Type": "application/json"}})
 print(urllib.request.urlopen(req, timeout=30).read().decode())
 """
+
+
+def test_up_refuses_to_take_over_a_namespace_it_did_not_make(tmp_path: Path) -> None:
+    subprocess.run(["ip", "netns", "add", "client"], check=True)
+    try:
+        nc = NetCluster(tmp_path / "clash")
+        with pytest.raises(NetClusterError, match="namespace client"):
+            nc.up(3, fast=True)
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+        assert "client" in names.stdout.split()  # still there: not ours to delete
+        assert not nc.exists
+    finally:
+        subprocess.run(["ip", "netns", "del", "client"], check=False)
+    _assert_nothing_left()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -143,3 +145,74 @@ def test_bench_prints_its_figures() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     for label in ("throughput", "latency p50", "latency p99", "failover 1"):
         assert label in out.stdout
+
+
+def test_append_does_not_resend_a_write_that_may_have_happened() -> None:
+    """A node that takes the request and never answers: the outcome is unknown, and the
+    CLI must not send the entry to the next node (it could be applied twice)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    seen: list[bytes] = []
+
+    def swallow() -> None:
+        conn, _ = silent.accept()
+        seen.append(conn.recv(65536))
+        time.sleep(3)  # never answer
+        conn.close()
+
+    thread = threading.Thread(target=swallow, daemon=True)
+    thread.start()
+    other = free_ports(1)[0]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "append",
+            "ONCE",
+            "--timeout",
+            "1",
+            "--cluster",
+            f"127.0.0.1:{silent.getsockname()[1]},127.0.0.1:{other}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    silent.close()
+    assert out.returncode != 0
+    assert "outcome unknown" in out.stderr and str(other) not in out.stderr
+    assert len(seen) == 1 and b"ONCE" in seen[0]
+
+
+def test_cluster_exits_1_when_a_node_cannot_start(tmp_path: Path) -> None:
+    base = free_ports(1)[0]
+    while base > 60000:
+        base = free_ports(1)[0]
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", base + 1))  # node 2's client port
+    taken.listen()
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "raftlog",
+                "cluster",
+                "--fast",
+                "--base-port",
+                str(base),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        taken.close()
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "failed to start" in out.stdout or "a node exited" in out.stdout

@@ -82,7 +82,7 @@ def test_json_lines_carry_the_same_fields() -> None:
     assert record["node"] == 2 and record["state"] == "Follower" and record["term"] == 3
     assert record["event"] == "EntryCommitted" and record["level"] == "info"
     assert record["msg"] == "Follower committed 'SET 5' (index 7)"
-    assert record["index"] == 7 and record["data"] == "SET 5"
+    assert record["index"] == 7 and record["data"] == "SET 5" and record["data_bytes"] == 5
     assert record["time"].endswith("Z")
 
 
@@ -110,3 +110,22 @@ def test_library_records_reach_the_event_log_with_info_turned_down() -> None:
     text = out.getvalue()
     assert "node 3 [Leader t4] refused a connection from 10.0.0.9: wrong cluster" in text
     assert "connected to node 1" not in text  # library chatter is DEBUG in the event log
+
+
+def test_json_lines_truncate_big_entries_but_give_their_length() -> None:
+    out = io.StringIO()
+    log = EventLog(NodeId(2), stream=out, fmt="json")
+    log.event(_event(ev.ProposalReceived, index=9, data=b"x" * 100_000))
+    record = json.loads(out.getvalue())
+    assert record["data_bytes"] == 100_000 and len(record["data"]) < 300
+
+
+class _Broken(io.StringIO):
+    def write(self, _text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_log_stream_does_not_stop_the_node() -> None:
+    log = EventLog(NodeId(1), stream=_Broken())
+    log.note(logging.INFO, Role.LEADER, 1, "hello")
+    assert log.lines_lost == 1 and log.lines_written == 0

@@ -21,21 +21,28 @@ import xmlrpc.client
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 import aiohttp
 from aiohttp import web
 
 from raftlog.core.errors import NotLeader, ProposalDropped, RaftError
 from raftlog.core.types import NO_NODE, NodeId
-from raftlog.server.node import LeadershipLost, NodeStopped, RaftNode, RequestTimeout
-from raftlog.server.statemachine import ReplicatedLog
+from raftlog.server.node import (
+    LeadershipLost,
+    NodeStopped,
+    OutcomeUnknown,
+    RaftNode,
+    RequestTimeout,
+)
+from raftlog.server.statemachine import LogRecord, ReplicatedLog
 
 log = logging.getLogger("raftlog.api")
 
 FORWARDED = "X-Raftlog-Forwarded"
 MAX_BODY = 1 << 20
 MAX_READ_LIMIT = 10_000
+MAX_READ_BYTES = 4 << 20
+"""Entry data in one read answer, at most; ``next`` says where to continue."""
 
 
 @dataclass
@@ -121,8 +128,10 @@ class ClientApi:
         body = await request.read()
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=True)
-        except (ExpatError, ValueError, TypeError, xmlrpc.client.ResponseError) as exc:
-            return self._fault(1, f"malformed XML-RPC request: {exc}", status=400)
+        except Exception as exc:  # expat, a fault document, a bad struct: the caller's mistake
+            return self._fault(1, f"malformed XML-RPC request: {type(exc).__name__}: {exc}")
+        if method is None:
+            return self._fault(1, "malformed XML-RPC request: not a methodCall")
         if method == "is_leader" and not params:
             return self._xml_result(self.node.is_leader)
         if method == "leader_receive_log" and len(params) == 1 and isinstance(params[0], str):
@@ -150,11 +159,11 @@ class ClientApi:
         )
 
     @staticmethod
-    def _fault(code: int, message: str, status: int = 200) -> web.Response:
+    def _fault(code: int, message: str) -> web.Response:
+        """An XML-RPC fault (HTTP 200, as the protocol wants: clients raise ``Fault``)."""
         return web.Response(
             body=xmlrpc.client.dumps(xmlrpc.client.Fault(code, message)),
             content_type="text/xml",
-            status=status,
         )
 
     # -- JSON ------------------------------------------------------------------------
@@ -163,8 +172,8 @@ class ClientApi:
         body = await request.read()
         try:
             doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+            raise ApiError(400, f"body is not valid JSON: {type(exc).__name__}: {exc}") from None
         data = _entry_data(doc)
         if not self.node.is_leader:
             return await self._forward(request, body)
@@ -178,7 +187,7 @@ class ClientApi:
             raise ApiError(503, str(exc), leader=self._leader_hint()) from None
         except LeadershipLost as exc:
             raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
-        except RequestTimeout as exc:
+        except (RequestTimeout, OutcomeUnknown) as exc:
             raise ApiError(504, f"outcome unknown: {exc}") from None
         except NodeStopped as exc:
             raise ApiError(503, str(exc)) from None
@@ -203,6 +212,14 @@ class ClientApi:
             except NodeStopped as exc:
                 raise ApiError(503, str(exc)) from None
         records = self.sm.read(start, limit)
+        entries: list[LogRecord] = []
+        size = 0
+        for r in records:  # cap the answer: one huge read must not stall the node
+            if entries and size + len(r.data) > MAX_READ_BYTES:
+                break
+            entries.append(r)
+            size += len(r.data)
+        following = self.sm.read(entries[-1].index + 1, 1) if entries else []
         return _json(
             {
                 "node": int(self.node.id),
@@ -210,8 +227,9 @@ class ClientApi:
                 "commit": self.node.commit,
                 "applied": self.node.applied,
                 "entries": [
-                    {"index": r.index, "term": r.term, **_render_data(r.data)} for r in records
+                    {"index": r.index, "term": r.term, **_render_data(r.data)} for r in entries
                 ],
+                "next": following[0].index if following else None,
             }
         )
 
@@ -290,8 +308,12 @@ class ClientApi:
                 return web.Response(
                     body=payload, status=resp.status, content_type="application/json"
                 )
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # nothing was sent: safe to retry
             raise ApiError(503, f"leader {leader} unreachable: {exc}", leader=int(leader)) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:  # sent: it may have happened
+            raise ApiError(
+                504, f"outcome unknown: forwarding to leader {leader} failed: {exc}"
+            ) from None
 
 
 def _entry_data(doc: Any) -> bytes:
@@ -305,7 +327,10 @@ def _entry_data(doc: Any) -> bytes:
         raise ApiError(400, '"data" must be a string')
     encoding = doc.get("encoding", "utf-8")
     if encoding == "utf-8":
-        return data.encode("utf-8")
+        try:
+            return data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, '"data" is not valid Unicode (a lone surrogate?)') from None
     if encoding == "base64":
         try:
             return base64.b64decode(data, validate=True)

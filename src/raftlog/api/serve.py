@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -22,13 +23,13 @@ from raftlog.core.errors import StorageError
 from raftlog.core.messages import Message
 from raftlog.core.types import NodeId, Role
 from raftlog.server.eventlog import EventLog, EventLogHandler
-from raftlog.server.node import NodeConfig, RaftNode
+from raftlog.server.node import NodeConfig, NodeStartError, RaftNode
 from raftlog.server.statemachine import ReplicatedLog
 from raftlog.server.timing import Timing
 from raftlog.storage.sqlite import SQLiteStorage
 from raftlog.transport.tcp import TcpConfig, TcpTransport
 
-EXIT_OK, EXIT_CRASH, EXIT_STORAGE, EXIT_BIND = 0, 1, 3, 4
+EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class ServeOptions:
     log_format: str = "text"
     color: bool | None = None
     first_campaign_at: float | None = None
+    stop_with_parent: bool = False
+    """Stop when the parent process goes away (for nodes started by `raftlog cluster`)."""
     bugs: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -89,7 +92,7 @@ async def serve(
     events = EventLog(me, level=options.log_level, fmt=options.log_format, color=options.color)
     if me not in options.peers:
         events.note(logging.ERROR, Role.FOLLOWER, 0, f"node {me} is not in --peers")
-        return EXIT_STORAGE
+        return EXIT_USAGE
     try:
         storage = SQLiteStorage.open(
             options.data_dir, cluster_id=options.cluster_id, node_id=int(me)
@@ -173,6 +176,8 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, on_signal, signum)
+    if options.stop_with_parent:
+        stopping.append(loop.create_task(_stop_with_parent(node, os.getppid())))
     if on_started is not None:
         on_started(node)
     code = EXIT_OK
@@ -181,13 +186,8 @@ async def serve(
     except StorageError as exc:
         events.note(logging.CRITICAL, node.role, node.term, f"Stopped: storage failed: {exc}")
         code = EXIT_STORAGE
-    except OSError as exc:
-        events.note(
-            logging.ERROR,
-            node.role,
-            node.term,
-            f"Cannot listen for peers on port {peer_port}: {exc}",
-        )
+    except NodeStartError as exc:
+        events.note(logging.ERROR, node.role, node.term, f"Cannot start: {exc} (port {peer_port})")
         code = EXIT_BIND
     except Exception as exc:  # an unexpected bug: say so loudly, exit non-zero
         events.note(logging.CRITICAL, node.role, node.term, f"Crashed: {type(exc).__name__}: {exc}")
@@ -207,6 +207,13 @@ async def serve(
     if code == EXIT_OK:
         events.note(logging.INFO, node.role, node.term, "Node stopped")
     return code
+
+
+async def _stop_with_parent(node: RaftNode, parent: int) -> None:
+    """Stop (gracefully) once the parent is gone: this process was re-parented."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    await node.shutdown(transfer=True)
 
 
 def run_node(options: ServeOptions) -> int:

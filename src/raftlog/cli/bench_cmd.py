@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from raftlog.local.bench import run_bench  # noqa: PLC0415
+
+    if args.nodes < 1 or args.clients < 1 or args.seconds <= 0:
+        print("raftlog bench: --nodes, --clients and --seconds must be positive", file=sys.stderr)
+        return 2
+    if args.failovers and args.nodes < 3:
+        print("raftlog bench: failovers need at least 3 nodes (or --failovers 0)", file=sys.stderr)
+        return 2
 
     result = asyncio.run(
         run_bench(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -30,7 +31,13 @@ def _add_cluster_option(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"client endpoints host:port,... (default ${ENV}, else {DEFAULT_CLUSTER})",
     )
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds per request")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=40.0,
+        help="seconds per request (default 40: longer than a commit may take with the lab's "
+        "timings)",
+    )
 
 
 def _cluster(args: argparse.Namespace) -> list[str]:
@@ -92,15 +99,29 @@ def _request(url: str, timeout: float, data: dict[str, Any] | None = None) -> tu
             return exc.code, {"error": exc.reason}
 
 
+def _refused(exc: BaseException) -> bool:
+    """Did the request fail before anything was sent (so that retrying is safe)?"""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
 def _first_answer(
     args: argparse.Namespace, path: str, data: dict[str, Any] | None = None
 ) -> tuple[str, int, Any]:
+    """Ask the endpoints in turn. A read moves on after any failure; a write moves on only
+    when nothing was sent (refused) or the node answered 503 (it took nothing): after a
+    timeout the write may have happened, and sending it again could apply it twice."""
     errors = []
     for base in _cluster(args):
         try:
             status, doc = _request(base + path, args.timeout, data)
         except (OSError, ValueError) as exc:
             errors.append(f"{base}: {exc}")
+            if data is not None and not _refused(exc):
+                raise SystemExit(
+                    f"outcome unknown: {base} did not answer ({exc}); the entry may or may not "
+                    "have been appended"
+                ) from None
             continue
         if status == 503:
             errors.append(f"{base}: {doc.get('error') if isinstance(doc, dict) else doc}")
@@ -111,6 +132,12 @@ def _first_answer(
 
 def run_append(args: argparse.Namespace) -> int:
     _base, status, doc = _first_answer(args, "/v1/log", {"data": args.text})
+    if status == 504:
+        print(
+            f"outcome unknown: {doc.get('error') if isinstance(doc, dict) else doc}",
+            file=sys.stderr,
+        )
+        return 1
     if status != 200:
         print(f"append failed: HTTP {status}: {doc}", file=sys.stderr)
         return 1

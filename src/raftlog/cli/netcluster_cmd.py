@@ -60,7 +60,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ex = actions.add_parser("exec", help="run a command inside a namespace")
     ex.add_argument("namespace", help="client or node_N")
     ex.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
-    actions.add_parser("down", help="remove every namespace, link, hosts file and process")
+    down = actions.add_parser(
+        "down", help="remove every namespace, link, hosts file and process, and the data"
+    )
+    down.add_argument("--keep-data", action="store_true", help="keep the nodes' data and logs")
     p.set_defaults(handler=run)
 
 
@@ -90,8 +93,14 @@ def run(args: argparse.Namespace) -> int:
                 f"state, logs and data in {nc.state_dir}; `raftlog netcluster down` removes it all"
             )
         elif action == "down":
-            for item in nc.down():
+            for item in nc.down(keep_data=args.keep_data):
                 print(f"removed {item}")
+        elif not nc.exists:
+            print(
+                f"raftlog netcluster: no netcluster is up (no state in {nc.state_dir})",
+                file=sys.stderr,
+            )
+            return 1
         elif action == "status":
             for i in range(1, nc.state.nodes + 1):
                 s = nc.status(i)

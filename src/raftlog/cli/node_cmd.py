@@ -26,8 +26,8 @@ Clients talk to --client-port (1234, the lab's): XML-RPC (is_leader, leader_rece
 and HTTP/JSON (/v1/log, /v1/status, /livez, /readyz). Timings default to the lab's
 (election timeout 6-10 s, heartbeat 2 s); --fast is the production preset (150-300 ms,
 50 ms). The event log goes to standard output. SIGTERM or Ctrl-C stops the node; a leader
-hands leadership over first. Exit status: 0 stopped, 1 crashed, 3 data directory refused
-or storage failed, 4 a port could not be bound."""
+hands leadership over first. Exit status: 0 stopped, 1 crashed, 2 bad arguments, 3 data
+directory refused or storage failed, 4 a port could not be bound, 130 interrupted."""
 
 
 def _env_flag(name: str) -> bool:
@@ -95,6 +95,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=sorted(KNOWN_BUGS),
         help=argparse.SUPPRESS,
     )
+    p.add_argument("--stop-with-parent", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_node_command)
 
     p = sub.add_parser(
@@ -147,6 +148,11 @@ def run_node_command(args: argparse.Namespace) -> int:
     if args.id not in peers:
         print(f"raftlog node: node {args.id} is not in --peers", file=sys.stderr)
         return 2
+    ports = [args.client_port, args.peer_port or 1, *(a.peer_port for a in peers.values())]
+    bad = [port for port in ports if not 1 <= port <= 65535]
+    if bad:
+        print(f"raftlog node: ports must be 1-65535, not {bad[0]}", file=sys.stderr)
+        return 2
     options = ServeOptions(
         node_id=NodeId(args.id),
         peers=peers,
@@ -160,6 +166,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         color={"auto": None, "always": True, "never": False}[args.color],
         log_format=args.log_format,
         first_campaign_at=args.first_election_at,
+        stop_with_parent=args.stop_with_parent,
         bugs=frozenset(args.inject_bug),
     )
     return run_node(options)
@@ -200,8 +207,13 @@ async def _cluster(args: argparse.Namespace) -> int:
     print(f"raftlog cluster: {args.nodes} nodes, data in {cluster.data_dir}", flush=True)
     print(f"  clients: {endpoints}   (export RAFTLOG_CLUSTER={endpoints})", flush=True)
     print("  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)", flush=True)
+    code = 0
     try:
-        await cluster.start()
+        try:
+            await cluster.start()
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"raftlog cluster: a node failed to start: {exc}", flush=True)
+            return 1
         if args.lab_client:
             await _lab_client(cluster, stop)
         exited = asyncio.create_task(_any_exit(cluster))
@@ -213,12 +225,13 @@ async def _cluster(args: argparse.Namespace) -> int:
                 await task
         if exited in done:
             print("raftlog cluster: a node exited; stopping the others", flush=True)
+            code = 1
     finally:
         print("raftlog cluster: stopping all nodes", flush=True)
         await cluster.close()
         if args.keep_data or args.data_dir:
             print(f"raftlog cluster: data kept in {cluster.data_dir}", flush=True)
-    return 0
+    return code
 
 
 async def _any_exit(cluster: object) -> None:

@@ -132,6 +132,7 @@ class LocalCluster:
             self.log_level,
             "--color",
             "always" if self.color else "never",
+            "--stop-with-parent",
         ]
         if self.fast:
             args.append("--fast")
@@ -141,7 +142,9 @@ class LocalCluster:
         for i in ids or list(self.nodes):
             await self.start_node(i, extra)
 
-    async def start_node(self, i: int, extra: Sequence[str] = ()) -> None:
+    async def start_node(self, i: int, extra: Sequence[str] = (), *, wait: bool = True) -> None:
+        """Start node ``i``; with ``wait``, return once it serves HTTP (raise if it exits
+        first)."""
         node = self.nodes[i]
         if node.running:
             raise RuntimeError(f"node {i} is already running")
@@ -154,10 +157,24 @@ class LocalCluster:
             stderr=asyncio.subprocess.STDOUT,
             env=env,
             start_new_session=True,  # Ctrl-C reaches the cluster, which stops its nodes
+            limit=16 << 20,  # event log lines can be long
         )
         node.starts += 1
         node.paused = False
         node._reader = asyncio.create_task(self._read_lines(node, node.process))
+        if wait:
+            await self.wait_live(i)
+
+    async def wait_live(self, i: int, timeout: float = 30.0) -> None:
+        node = self.nodes[i]
+
+        async def live() -> bool:
+            if not node.running:
+                code = node.process.returncode if node.process else "?"
+                raise RuntimeError(f"node {i} exited with status {code}: {node.lines[-3:]}")
+            return await self.get(i, "/livez", timeout=1.0) is not None
+
+        await wait_for(live, timeout, f"node {i} did not start serving within {timeout} s")
 
     async def _read_lines(self, node: LocalNode, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -166,7 +166,10 @@ class NetCluster:
             )
         net = ipaddress.ip_network(subnet)
         hosts = list(net.hosts())
+        if nodes < 1 or 11 + nodes >= len(hosts):
+            raise NetClusterError(f"{subnet} has room for 1..{len(hosts) - 12} nodes, not {nodes}")
         names = [node_name(i) for i in range(1, nodes + 1)] + ["client"]
+        self._refuse_existing(names)
         self.state = State(nodes=nodes, fast=fast, subnet=subnet, extra_args=list(extra_args))
         self.state.addresses = {name: str(hosts[10 + i]) for i, name in enumerate(names)}
         bridge_ip = f"{hosts[0]}/{net.prefixlen}"
@@ -209,14 +212,32 @@ class NetCluster:
             self.down()
             raise
 
+    @staticmethod
+    def _refuse_existing(names: list[str]) -> None:
+        """Never take over (and later delete) what someone else made."""
+        taken = set(_run("ip", "netns", "list", check=False).stdout.split())
+        clashes = [f"namespace {n}" for n in names if n in taken]
+        clashes += [f"{NETNS_ETC / n}" for n in names if (NETNS_ETC / n).exists()]
+        if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+            clashes.append(f"link {BRIDGE}")
+        clashes += [
+            f"link {_veth(n)}"
+            for n in names
+            if _run("ip", "link", "show", _veth(n), check=False).returncode == 0
+        ]
+        if clashes:
+            raise NetClusterError(
+                "refusing to start: these exist already and are not ours: " + ", ".join(clashes)
+            )
+
     def _hosts_file(self) -> str:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
         lines += [f"{ip}\t{name}" for name, ip in self.state.addresses.items()]
         return "\n".join(lines) + "\n"
 
-    def down(self) -> list[str]:
-        """Remove everything recorded (and anything of ours left behind). Returns what was
-        removed, for the record."""
+    def down(self, *, keep_data: bool = False) -> list[str]:
+        """Remove everything recorded: processes, namespaces, links, hosts files, and
+        (unless ``keep_data``) the nodes' data and logs. Returns what was removed."""
         removed: list[str] = []
         for name, proc in list(self.state.procs.items()):
             if proc.pid and _is_our_node(proc.pid):
@@ -245,6 +266,15 @@ class NetCluster:
             _run("ip", "link", "del", _veth(name), check=False)
         for pid in list(self._children):
             self._reap(pid)
+        if not keep_data:
+            data = self.state_dir / "data"
+            if data.exists():
+                shutil.rmtree(data, ignore_errors=True)
+                removed.append(f"data {data}")
+            for proc in self.state.procs.values():
+                if proc.log and Path(proc.log).exists():
+                    Path(proc.log).unlink()
+                    removed.append(f"log {proc.log}")
         self.state = State()
         if self.state_file.exists():
             self.state_file.unlink()

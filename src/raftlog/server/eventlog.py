@@ -60,6 +60,7 @@ class EventLog:
         self.fmt = fmt
         self.color = self.stream.isatty() if color is None else color
         self.lines_written = 0
+        self.lines_lost = 0
 
     def event(self, event: ev.Event) -> None:
         """Log an event of the core."""
@@ -93,6 +94,7 @@ class EventLog:
                 "event": kind,
                 "msg": text,
                 **{k: _jsonable(v) for k, v in fields.items()},
+                **{f"{k}_bytes": len(v) for k, v in fields.items() if isinstance(v, bytes)},
             }
             line = json.dumps(record, separators=(",", ":"))
         else:
@@ -109,8 +111,9 @@ class EventLog:
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
-        except (BrokenPipeError, ValueError):
-            return  # nobody is reading any more; the node goes on
+        except (OSError, ValueError):
+            self.lines_lost += 1  # nobody reading, or a full disk: the node goes on
+            return
         self.lines_written += 1
 
 
@@ -118,12 +121,17 @@ def _iso(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
+JSON_DATA_LIMIT = 200
+"""Characters of entry data a JSON line carries (the full length is given too)."""
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         try:
-            return value.decode("utf-8")
+            text = value.decode("utf-8")
         except UnicodeDecodeError:
-            return value.hex()
+            text = value.hex()
+        return text if len(text) <= JSON_DATA_LIMIT else text[:JSON_DATA_LIMIT] + "…"
     if isinstance(value, Role):
         return value.value
     return value

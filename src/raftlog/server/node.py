@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from raftlog.core import events as ev
 from raftlog.core.config import Config
 from raftlog.core.errors import NotLeader, RaftError, StorageError
 from raftlog.core.messages import Message, message_problem
@@ -63,6 +64,14 @@ class NodeStopped(RaftError):
 
 class RequestTimeout(RaftError):
     """No outcome within the time limit: the request may or may not take effect."""
+
+
+class OutcomeUnknown(RaftError):
+    """The node stopped after accepting the proposal: it may or may not commit."""
+
+
+class NodeStartError(RaftError):
+    """The node could not start (e.g. its peer port is taken)."""
 
 
 @dataclass
@@ -127,6 +136,8 @@ class RaftNode:
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._confirmed: list[tuple[int, asyncio.Future[int]]] = []
         self._read_ids = itertools.count(1)
+        self._asks: set[asyncio.Future[Any]] = set()
+        """Every future a caller is waiting on (failed if the node stops)."""
         self._deferred_hard_state: HardState | None = None
         self._stopping = asyncio.Event()
         self._stopped = False
@@ -149,13 +160,19 @@ class RaftNode:
         return self.role is Role.LEADER
 
     async def run(self) -> None:
-        """Run until stopped. Raises the storage error that stopped the node, if any."""
-        await self.transport.start()
+        """Run until stopped. Raises NodeStartError if the transport cannot start, and the
+        storage error that stopped the node, if any."""
+        try:
+            await self.transport.start()
+        except OSError as exc:
+            raise NodeStartError(f"cannot listen for peers: {exc}") from exc
         try:
             await self._core_task()
+            await self._flush_deferred()
         finally:
             self._stopped = True
-            self._fail_everything(NodeStopped("the node stopped"))
+            self.role, self.leader = Role.FOLLOWER, NO_NODE
+            self._fail_everything()
             await self.transport.close()
         if self.fatal is not None:
             raise self.fatal
@@ -201,7 +218,7 @@ class RaftNode:
                     await self.transfer_leadership(target, timeout=1.0)
                     deadline = 2 * self.config.timing.election_max_s
                     async with asyncio.timeout(deadline):
-                        while self.is_leader:
+                        while self.is_leader and not self._stopped:
                             await asyncio.sleep(self.config.timing.tick_s)
             except (RaftError, TimeoutError) as exc:
                 self._note(logging.WARNING, f"Leadership transfer before stopping failed: {exc}")
@@ -220,12 +237,18 @@ class RaftNode:
         if self._stopped or self._stopping.is_set():
             raise NodeStopped("the node is stopping")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._asks.add(future)
+        # Waiting for room in the inbox must not outlive the answer (e.g. a stop).
+        put = asyncio.ensure_future(self._inbox.put((kind, payload, future)))
         try:
             async with asyncio.timeout(timeout):
-                await self._inbox.put((kind, payload, future))
-                return await asyncio.shield(future)
+                return await future
         except TimeoutError:
             raise RequestTimeout(f"no outcome within {timeout} s") from None
+        finally:
+            self._asks.discard(future)
+            if not put.done():
+                put.cancel()
 
     # == the core task ===============================================================
 
@@ -254,6 +277,12 @@ class RaftNode:
             now = self._now = loop.time()
             if now >= next_tick:
                 missed = int((now - next_tick) / tick_s) + 1
+                if missed > 2:
+                    # The clock jumped (a pause, SIGSTOP): read what the peers sent in the
+                    # meantime before the burst of ticks decides they are gone.
+                    await asyncio.sleep(0)
+                    while not inbox.empty():
+                        self._handle(inbox.get_nowait())
                 if not self._waiting_for_pinned_campaign():
                     for _ in range(min(missed, max_catch_up)):
                         self._core.tick()
@@ -280,6 +309,7 @@ class RaftNode:
         try:
             if kind == _PROPOSE:
                 index, term = core.propose(payload)
+                self._fail_proposals_from(index)  # older entries there were truncated away
                 self._proposals[index] = (term, future)
             elif kind == _READ:
                 context = next(self._read_ids).to_bytes(8, "big")
@@ -324,8 +354,6 @@ class RaftNode:
 
     async def _handle_ready(self, rd: Ready) -> None:
         send = self.transport.send
-        for event in rd.events:
-            self.events.event(event)
         for msg in rd.messages:  # 0. need no durability
             send(msg)
         if rd.entries or rd.must_sync:  # 1-2. one durable write
@@ -335,6 +363,10 @@ class RaftNode:
             # Only the commit index moved: it can be relearned, so it rides along with
             # the next durable write instead of costing an fsync of its own.
             self._deferred_hard_state = rd.hard_state
+        for event in rd.events:  # logged once durable: a vote on screen is a vote on disk
+            self.events.event(event)
+            if isinstance(event, ev.LogTruncated):
+                self._fail_proposals_from(event.from_index)
         for msg in rd.persisted_messages:  # 3. acknowledgements, now true
             send(msg)
         if rd.soft_state is not None:
@@ -385,23 +417,41 @@ class RaftNode:
                 still.append((index, future))
         self._confirmed = still
 
-    def _fail_everything(self, exc: RaftError) -> None:
+    def _fail_proposals_from(self, index: int) -> None:
+        """Entries from ``index`` on were replaced: their proposals cannot commit."""
+        for lost in [i for i in self._proposals if i >= index]:
+            _term, future = self._proposals.pop(lost)
+            if not future.done():
+                future.set_exception(
+                    LeadershipLost(f"entry {lost} was replaced by another leader's entry")
+                )
+
+    def _fail_everything(self) -> None:
+        """The node stops: every waiting caller gets an answer. Proposals already in the
+        log may still commit (outcome unknown); everything else never happened."""
         for _term, future in self._proposals.values():
             if not future.done():
-                future.set_exception(exc)
-        for future in self._reads.values():
-            if not future.done():
-                future.set_exception(exc)
-        for _index, future in self._confirmed:
-            if not future.done():
-                future.set_exception(exc)
+                future.set_exception(OutcomeUnknown("the node stopped after accepting it"))
         self._proposals.clear()
+        stopped = NodeStopped("the node stopped")
+        for future in [*self._reads.values(), *(f for _i, f in self._confirmed), *self._asks]:
+            if not future.done():
+                future.set_exception(stopped)
         self._reads.clear()
         self._confirmed.clear()
         while not self._inbox.empty():
             waiting = self._inbox.get_nowait()[2]
             if waiting is not None and not waiting.done():
-                waiting.set_exception(exc)
+                waiting.set_exception(stopped)
+
+    async def _flush_deferred(self) -> None:
+        """On a clean stop, write down the commit index that rode along unwritten."""
+        if self._deferred_hard_state is not None and self.fatal is None:
+            try:
+                await self.storage.save_async(self._deferred_hard_state, ())
+            except StorageError as exc:
+                self._note(logging.WARNING, f"Could not save the commit index on stopping: {exc}")
+            self._deferred_hard_state = None
 
     def _note(self, level: int, text: str) -> None:
         self.events.note(level, self.role, self.term, text)

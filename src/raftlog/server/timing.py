@@ -19,6 +19,10 @@ class Timing:
     tick_s: float
 
     def __post_init__(self) -> None:
+        if not all(
+            math.isfinite(v) for v in (self.election_min_s, self.election_max_s, self.heartbeat_s)
+        ):
+            raise ValueError("timings must be finite numbers of seconds")
         if not 0 < self.election_min_s <= self.election_max_s:
             raise ValueError(
                 f"election timeout must be 0 < min <= max, not {self.election_min_s}-"

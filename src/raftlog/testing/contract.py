@@ -10,7 +10,8 @@ the Ready, writing, syncing, sending, applying, advancing. The recorder raises
    persisted message is sent; a Ready that changes only the commit index (no entries, no
    ``must_sync``) may skip the write, and a later write may carry that hard state;
 2. synced, when ``must_sync``, before any persisted message is sent or entry applied;
-3. persisted messages only after that; plain messages at any time;
+3. persisted messages only after that; plain messages at any time; between Readies, only
+   the latest hard state may be written (a driver flushing a deferred commit index);
 4. committed entries applied in index order, each exactly once per process life;
 5. ``advance`` last, after every persisted message and every committed entry of the Ready;
    no new Ready taken before it.
@@ -58,7 +59,13 @@ class ContractRecorder:
 
     def saved(self, hard_state: HardState | None, entries: tuple[Entry, ...] | list[Entry]) -> None:
         self.actions.append("save")
-        rd = self._current("saved")
+        if self._ready is None:
+            # Between Readies a driver may only write down the latest hard state (a
+            # deferred commit index, when it stops).
+            if entries or hard_state is None or hard_state != self._latest_hard:
+                self._fail("wrote something outside of a Ready")
+            return
+        rd = self._ready
         if tuple(entries) != rd.entries:
             self._fail("wrote entries other than the Ready's")
         if hard_state is not None and hard_state != self._latest_hard:

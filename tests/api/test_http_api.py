@@ -1,0 +1,134 @@
+"""The client API in process: a one-node cluster behind aiohttp's test server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import xmlrpc.client
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from raftlog.api.http import MAX_READ_BYTES, ApiConfig, ClientApi
+from raftlog.core.types import NodeId
+from raftlog.server.eventlog import EventLog
+from raftlog.server.node import NodeConfig, RaftNode
+from raftlog.server.statemachine import ReplicatedLog
+from raftlog.server.timing import Timing
+from raftlog.storage.memory import MemoryStorage
+from raftlog.transport.memory import MemoryNetwork
+
+TIMING = Timing(0.05, 0.1, 0.01, 0.005)
+
+
+@asynccontextmanager
+async def one_node() -> AsyncIterator[tuple[TestClient[Any, Any], RaftNode]]:
+    net = MemoryNetwork()
+    sm = ReplicatedLog()
+    config = NodeConfig(node_id=NodeId(1), voters=frozenset({NodeId(1)}), timing=TIMING, seed=1)
+    node = RaftNode(
+        config,
+        MemoryStorage(),
+        net.factory(NodeId(1)),
+        sm,
+        EventLog(NodeId(1), stream=io.StringIO(), level=logging.ERROR),
+    )
+    task = asyncio.create_task(node.run())
+    api = ClientApi(node, sm, ApiConfig(client_urls={NodeId(1): "http://127.0.0.1:1"}))
+    async with TestClient(TestServer(api.app())) as client:
+        for _ in range(400):
+            if node.is_leader:
+                break
+            await asyncio.sleep(0.01)
+        assert node.is_leader
+        try:
+            yield client, node
+        finally:
+            node.stop()
+            await task
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+def test_append_then_read_back_with_index_and_term() -> None:
+    async def main() -> None:
+        async with one_node() as (client, _node):
+            r = await client.post("/v1/log", json={"data": "SET 5"})
+            assert r.status == 200
+            first = await r.json()
+            r = await client.post("/v1/log", json={"data": "AAEC", "encoding": "base64"})
+            second = await r.json()
+            assert second["index"] == first["index"] + 1 and second["term"] == first["term"]
+            r = await client.get("/v1/log")
+            doc = await r.json()
+            assert [e["data"] for e in doc["entries"]] == ["SET 5", "\x00\x01\x02"]
+            assert doc["consistency"] == "linearizable" and doc["next"] is None
+            assert doc["commit"] >= second["index"]
+
+    run(main)
+
+
+def test_a_big_read_is_capped_and_says_where_to_continue() -> None:
+    async def main() -> None:
+        async with one_node() as (client, node):
+            big = "x" * (MAX_READ_BYTES // 3 + 1)
+            for _ in range(5):
+                await node.propose(big.encode(), timeout=5)
+            pages, start = [], 1
+            while True:
+                r = await client.get(f"/v1/log?from={start}&limit=100")
+                doc = await r.json()
+                pages.append(len(doc["entries"]))
+                if doc["next"] is None:
+                    break
+                assert doc["next"] == doc["entries"][-1]["index"] + 1
+                start = doc["next"]
+            assert pages == [2, 2, 1]  # two entries of a third of the cap fit in one answer
+
+    run(main)
+
+
+def test_xmlrpc_as_the_lab_client_speaks_it() -> None:
+    async def main() -> None:
+        async with one_node() as (client, _node):
+            body = xmlrpc.client.dumps(("SET 5",), "leader_receive_log")
+            r = await client.post("/RPC2", data=body, headers={"Content-Type": "text/xml"})
+            (result,), _ = xmlrpc.client.loads(await r.read())
+            assert result is True
+            r = await client.post("/", data=xmlrpc.client.dumps((), "is_leader"))
+            (result,), _ = xmlrpc.client.loads(await r.read())
+            assert result is True
+            r = await client.post("/RPC2", data=xmlrpc.client.dumps((5,), "leader_receive_log"))
+            assert r.status == 200 and b"bad arguments" in await r.read()
+
+    run(main)
+
+
+def test_bad_requests_get_json_errors_never_500() -> None:
+    async def main() -> None:
+        async with one_node() as (client, _node):
+            for body in (
+                b"",
+                b"null",
+                b"{",
+                b'{"data": null}',
+                b'{"data": "\\ud800"}',
+                b"[" * 50_000,
+            ):
+                r = await client.post("/v1/log", data=body)
+                assert r.status == 400, body[:20]
+                assert "error" in await r.json()
+            for query in ("from=0", "limit=-1", "limit=99999", "from=x", "consistency=eventual"):
+                r = await client.get(f"/v1/log?{query}")
+                assert r.status == 400, query
+            r = await client.get("/v1/nope")
+            assert r.status == 404 and "error" in await r.json()
+            r = await client.put("/v1/log")
+            assert r.status == 405 and "error" in await r.json()
+
+    run(main)
