@@ -216,3 +216,44 @@ def test_cluster_exits_1_when_a_node_cannot_start(tmp_path: Path) -> None:
         taken.close()
     assert out.returncode == 1, out.stdout[-2000:]
     assert "failed to start" in out.stdout or "a node exited" in out.stdout
+
+
+def test_nodes_stop_when_raftlog_cluster_is_killed(tmp_path: Path) -> None:
+    base = free_ports(1)[0]
+    while base > 60000:
+        base = free_ports(1)[0]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "cluster",
+            "--fast",
+            "--base-port",
+            str(base),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    seen: list[str] = []
+    _read_until(proc, "Received 2 votes. State: Leader", 60, seen)
+    proc.kill()  # no chance to clean up
+    proc.wait(timeout=10)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    deadline = time.monotonic() + 20
+    ports = [base + i for i in range(3)]
+    while time.monotonic() < deadline:
+        alive = []
+        for port in ports:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    alive.append(port)
+        if not alive:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"orphaned nodes still serving on {alive}")

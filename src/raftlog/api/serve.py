@@ -80,8 +80,9 @@ class ServeOptions:
     log_format: str = "text"
     color: bool | None = None
     first_campaign_at: float | None = None
-    stop_with_parent: bool = False
-    """Stop when the parent process goes away (for nodes started by `raftlog cluster`)."""
+    stop_with_parent: int | None = None
+    """Stop once this process is no longer our parent (nodes started by `raftlog cluster`
+    pass its pid: if it dies, even before we got this far, we stop)."""
     bugs: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -176,8 +177,8 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, on_signal, signum)
-    if options.stop_with_parent:
-        stopping.append(loop.create_task(_stop_with_parent(node, os.getppid())))
+    if options.stop_with_parent is not None:
+        stopping.append(loop.create_task(_stop_with_parent(node, options.stop_with_parent)))
     if on_started is not None:
         on_started(node)
     code = EXIT_OK

@@ -95,7 +95,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=sorted(KNOWN_BUGS),
         help=argparse.SUPPRESS,
     )
-    p.add_argument("--stop-with-parent", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--stop-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_node_command)
 
     p = sub.add_parser(

@@ -133,6 +133,7 @@ class LocalCluster:
             "--color",
             "always" if self.color else "never",
             "--stop-with-parent",
+            str(os.getpid()),
         ]
         if self.fast:
             args.append("--fast")
