@@ -42,7 +42,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 unit: venv-test system-deps
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -n $(JOBS)
 
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
 test: lint typecheck unit

@@ -1,8 +1,8 @@
 """The lab's topology in network namespaces: real hosts by name, real links going down.
 
 Needs root and iproute2 (CI runs as root); skipped with the reason otherwise. The tests
-share one set of namespace names (node_1..node_3, client), so they run one at a time, in
-one xdist group.
+share one set of namespace names (node_1..node_3, client), so they run one at a time
+(conftest.py holds a lock around each).
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import pytest
 from raftlog.local.netcluster import NetCluster, NetClusterError, unavailable_reason
 
 REASON = unavailable_reason()
-pytestmark = [
-    pytest.mark.skipif(REASON is not None, reason=f"namespace tests skipped: {REASON}"),
-    pytest.mark.xdist_group("netns"),
-]
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"namespace tests skipped: {REASON}")
 LAB_CLIENT = Path(__file__).resolve().parents[2] / "examples" / "lab_client.py"
 
 
