@@ -38,6 +38,28 @@ def _free_base() -> int:
     raise AssertionError("no free base port")
 
 
+def _cluster(base: int, data_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    """`raftlog cluster --fast` as a person would start it, its output readable."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "cluster",
+            "--fast",
+            *extra,
+            "--base-port",
+            str(base),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
 def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float, seen: list[str]) -> None:
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
@@ -53,24 +75,7 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float, seen: 
 
 def test_cluster_with_the_lab_client_then_ctrl_c(tmp_path: Path) -> None:
     base = _free_base()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "raftlog",
-            "cluster",
-            "--fast",
-            "--lab-client",
-            "--base-port",
-            str(base),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    proc = _cluster(base, tmp_path / "data", "--lab-client")
     seen: list[str] = []
     try:
         for node in (1, 2, 3):
@@ -175,6 +180,7 @@ def test_append_does_not_resend_a_write_that_may_have_happened() -> None:
     silent.bind(("127.0.0.1", 0))
     silent.listen()
     seen: list[bytes] = []
+    finished = threading.Event()
 
     def swallow() -> None:
         conn, _ = silent.accept()
@@ -186,7 +192,7 @@ def test_append_does_not_resend_a_write_that_may_have_happened() -> None:
                 break
             data += chunk
         seen.append(data)
-        time.sleep(3)  # never answer
+        finished.wait(30)  # never answer, until the test is over
         conn.close()
 
     thread = threading.Thread(target=swallow, daemon=True)
@@ -209,6 +215,7 @@ def test_append_does_not_resend_a_write_that_may_have_happened() -> None:
         timeout=30,
         check=False,
     )
+    finished.set()
     silent.close()
     assert out.returncode != 0
     assert "outcome unknown" in out.stderr and str(other) not in out.stderr
@@ -246,23 +253,7 @@ def test_cluster_exits_1_when_a_node_cannot_start(tmp_path: Path) -> None:
 
 def test_nodes_stop_when_raftlog_cluster_is_killed(tmp_path: Path) -> None:
     base = _free_base()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "raftlog",
-            "cluster",
-            "--fast",
-            "--base-port",
-            str(base),
-            "--data-dir",
-            str(tmp_path / "d"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    proc = _cluster(base, tmp_path / "d")
     seen: list[str] = []
     _read_until(proc, "Received 2 votes. State: Leader", 60, seen)
     proc.kill()  # no chance to clean up
