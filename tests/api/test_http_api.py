@@ -132,3 +132,46 @@ def test_bad_requests_get_json_errors_never_500() -> None:
             assert r.status == 405 and "error" in await r.json()
 
     run(main)
+
+
+def test_a_retried_append_with_the_same_client_and_seq_is_applied_once() -> None:
+    async def main() -> None:
+        async with one_node() as (client, _node):
+            body = {"data": "SET 5", "client_id": "lab-client", "seq": 1}
+            first = await (await client.post("/v1/log", json=body)).json()
+            again = await (await client.post("/v1/log", json=body)).json()
+            assert first["duplicate"] is False and again["duplicate"] is True
+            assert (again["index"], again["term"]) == (first["index"], first["term"])
+            nxt = await (await client.post("/v1/log", json={**body, "seq": 2})).json()
+            assert nxt["index"] > first["index"] and nxt["duplicate"] is False
+            stale = await client.post("/v1/log", json=body)
+            assert stale.status == 409 and "stale request" in (await stale.json())["error"]
+            log = await (await client.get("/v1/log")).json()
+            assert [e["data"] for e in log["entries"]] == ["SET 5", "SET 5"]
+            for bad in (
+                {"data": "x", "seq": 1},
+                {"data": "x", "client_id": "a", "seq": 0},
+                {"data": "x", "client_id": "", "seq": 1},
+                {"data": "x", "client_id": "a", "seq": True},
+            ):
+                r = await client.post("/v1/log", json=bad)
+                assert r.status == 400, bad
+
+    run(main)
+
+
+def test_read_levels_lease_and_local_say_what_they_are() -> None:
+    async def main() -> None:
+        async with one_node() as (client, node):
+            await node.propose(b"a", timeout=5)
+            lease = await (await client.get("/v1/log?consistency=lease")).json()
+            assert lease["consistency"] == "lease" and [e["data"] for e in lease["entries"]] == [
+                "a"
+            ]
+            local = await (await client.get("/v1/log?consistency=local")).json()
+            assert local["staleness"]["leader"] == 1
+            assert local["staleness"]["applied"] == local["applied"] >= 1
+            linear = await (await client.get("/v1/log")).json()
+            assert "staleness" not in linear
+
+    run(main)

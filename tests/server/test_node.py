@@ -94,7 +94,8 @@ def test_three_nodes_elect_a_leader_and_commit_on_every_node() -> None:
         await c.start_all()
         try:
             leader = await c.leader()
-            index, term, record = await leader.propose(b"SET 5", timeout=5)
+            index, term, applied = await leader.propose(b"SET 5", timeout=5)
+            record = applied.record
             assert record.data == b"SET 5" and (record.index, record.term) == (index, term)
             await leader.propose(b"ADD 1", timeout=5)
             await eventually(

@@ -34,13 +34,15 @@ from raftlog.server.node import (
     RaftNode,
     RequestTimeout,
 )
-from raftlog.server.statemachine import LogRecord, ReplicatedLog
+from raftlog.server.statemachine import Applied, LogRecord, ReplicatedLog, StaleRequest
 
 log = logging.getLogger("raftlog.api")
 
 FORWARDED = "X-Raftlog-Forwarded"
 MAX_BODY = 1 << 20
 MAX_READ_LIMIT = 10_000
+MAX_CLIENT_ID = 128
+CONSISTENCY = ("linearizable", "lease", "local")
 MAX_READ_BYTES = 4 << 20
 """Entry data in one read answer, at most; ``next`` says where to continue."""
 
@@ -174,12 +176,12 @@ class ClientApi:
             doc = json.loads(body)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
             raise ApiError(400, f"body is not valid JSON: {type(exc).__name__}: {exc}") from None
-        data = _entry_data(doc)
+        data, client, seq = _entry_data(doc)
         if not self.node.is_leader:
             return await self._forward(request, body)
         try:
-            index, term, _record = await self.node.propose(
-                data, timeout=self.config.commit_timeout_s
+            _index, _term, result = await self.node.propose(
+                data, timeout=self.config.commit_timeout_s, client=client, seq=seq
             )
         except NotLeader:
             return await self._forward(request, body)
@@ -191,20 +193,32 @@ class ClientApi:
             raise ApiError(504, f"outcome unknown: {exc}") from None
         except NodeStopped as exc:
             raise ApiError(503, str(exc)) from None
-        return _json({"index": index, "term": term})
+        if isinstance(result, StaleRequest):
+            raise ApiError(
+                409,
+                f"stale request: client {result.client!r} is at seq {result.latest}, "
+                f"not {result.seq}",
+            )
+        assert isinstance(result, Applied)
+        record = result.record  # for a retry: the entry the first attempt appended
+        return _json({"index": record.index, "term": record.term, "duplicate": result.duplicate})
 
     async def read(self, request: web.Request) -> web.Response:
         query = request.query
         start = _int_param(query, "from", 1, minimum=1)
         limit = _int_param(query, "limit", 100, minimum=0, maximum=MAX_READ_LIMIT)
         consistency = query.get("consistency", "linearizable")
-        if consistency not in ("linearizable", "local"):
-            raise ApiError(400, f"consistency must be linearizable or local, not {consistency!r}")
-        if consistency == "linearizable":
+        if consistency not in CONSISTENCY:
+            raise ApiError(
+                400, f"consistency must be one of {', '.join(CONSISTENCY)}, not {consistency!r}"
+            )
+        if consistency != "local":
             if not self.node.is_leader:
                 return await self._forward(request, b"")
             try:
-                await self.node.read_barrier(timeout=self.config.commit_timeout_s)
+                await self.node.read_barrier(
+                    timeout=self.config.commit_timeout_s, lease=consistency == "lease"
+                )
             except NotLeader:
                 return await self._forward(request, b"")
             except RequestTimeout as exc:
@@ -220,18 +234,31 @@ class ClientApi:
             entries.append(r)
             size += len(r.data)
         following = self.sm.read(entries[-1].index + 1, 1) if entries else []
-        return _json(
-            {
-                "node": int(self.node.id),
-                "consistency": consistency,
-                "commit": self.node.commit,
+        doc: dict[str, Any] = {
+            "node": int(self.node.id),
+            "consistency": consistency,
+            "commit": self.node.commit,
+            "applied": self.node.applied,
+            "entries": [
+                {"index": r.index, "term": r.term, **_render_data(r.data)} for r in entries
+            ],
+            "next": following[0].index if following else None,
+        }
+        if consistency == "local":
+            # How stale this answer may be: what this node has applied, and how long ago
+            # it last heard from the leader it follows (None: no leader known).
+            leader = self.node.leader
+            doc["staleness"] = {
+                "leader": int(leader) or None,
                 "applied": self.node.applied,
-                "entries": [
-                    {"index": r.index, "term": r.term, **_render_data(r.data)} for r in entries
-                ],
-                "next": following[0].index if following else None,
+                "commit": self.node.commit,
+                "last_leader_contact_s": (
+                    0.0 if leader == self.node.id else self.node.last_contact(leader)
+                )
+                if leader
+                else None,
             }
-        )
+        return _json(doc)
 
     async def status(self, _request: web.Request) -> web.Response:
         try:
@@ -316,16 +343,27 @@ class ClientApi:
             ) from None
 
 
-def _entry_data(doc: Any) -> bytes:
+def _entry_data(doc: Any) -> tuple[bytes, str | None, int | None]:
+    """(data, client id, seq) of an append request."""
     if not isinstance(doc, dict):
         raise ApiError(400, 'body must be a JSON object like {"data": "SET 5"}')
-    unknown = set(doc) - {"data", "encoding"}
+    unknown = set(doc) - {"data", "encoding", "client_id", "seq"}
     if unknown:
         raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
     data = doc.get("data")
     if not isinstance(data, str):
         raise ApiError(400, '"data" must be a string')
-    encoding = doc.get("encoding", "utf-8")
+    client, seq = doc.get("client_id"), doc.get("seq")
+    if (client is None) != (seq is None):
+        raise ApiError(400, '"client_id" and "seq" go together')
+    if client is not None and (not isinstance(client, str) or not 0 < len(client) <= MAX_CLIENT_ID):
+        raise ApiError(400, f'"client_id" must be a string of 1 to {MAX_CLIENT_ID} characters')
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
+        raise ApiError(400, '"seq" must be an integer >= 1')
+    return _decode_data(data, doc.get("encoding", "utf-8")), client, seq
+
+
+def _decode_data(data: str, encoding: object) -> bytes:
     if encoding == "utf-8":
         try:
             return data.encode("utf-8")

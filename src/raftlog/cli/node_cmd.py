@@ -15,7 +15,10 @@ from pathlib import Path
 from raftlog.core.config import KNOWN_BUGS
 from raftlog.core.types import NodeId
 from raftlog.server.eventlog import LEVELS
+from raftlog.server.node import SERVER_BUGS
 from raftlog.server.timing import timing_for
+
+ALL_BUGS = KNOWN_BUGS | SERVER_BUGS
 
 NODE_HELP = """\
 Run one raftlog node. Every member runs one, with the same --peers list:
@@ -92,7 +95,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--inject-bug",
         action="append",
         default=[],
-        choices=sorted(KNOWN_BUGS),
+        choices=sorted(ALL_BUGS),
         help=argparse.SUPPRESS,
     )
     p.add_argument("--stop-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)

@@ -34,6 +34,7 @@ from raftlog.core.raft import PeerStatus, Raft, Ready, Status
 from raftlog.core.storage import LogReader
 from raftlog.core.types import (
     NO_NODE,
+    ClientCommand,
     ConfState,
     Entry,
     EntryKind,
@@ -42,6 +43,9 @@ from raftlog.core.types import (
     ReadState,
     Role,
     SoftState,
+    decode_command,
+    encode_command,
+    entry_payload,
 )
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "NO_NODE",
     "AppendEntries",
     "AppendEntriesResponse",
+    "ClientCommand",
     "ConfState",
     "Config",
     "ConfigError",
@@ -81,5 +86,8 @@ __all__ = [
     "StorageError",
     "TimeoutNow",
     "UsageError",
+    "decode_command",
+    "encode_command",
+    "entry_payload",
     "message_problem",
 ]

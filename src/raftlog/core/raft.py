@@ -58,6 +58,7 @@ from raftlog.core.types import (
     ReadState,
     Role,
     SoftState,
+    entry_payload,
 )
 
 
@@ -108,6 +109,8 @@ class Status(msgspec.Struct, frozen=True):
     peers: tuple[PeerStatus, ...]
     """Per-follower replication state; empty unless leader."""
 
+
+_CLIENT_KINDS = (EntryKind.NORMAL, EntryKind.CLIENT)
 
 _PERSISTED_KINDS: tuple[type, ...] = (RequestVote, RequestVoteResponse, AppendEntriesResponse)
 """Messages that promise durable state (a vote, a term, appended entries): sent only after
@@ -195,25 +198,27 @@ class Raft:
         enabled). Does nothing on a leader."""
         self._hup(transfer=False)
 
-    def propose(self, data: bytes) -> tuple[int, int]:
+    def propose(self, data: bytes, kind: EntryKind = EntryKind.NORMAL) -> tuple[int, int]:
         """Append client data to the leader's log. Returns the entry's (index, term): it
         is committed if and when an entry with this index *and term* is committed."""
-        return self.propose_many([data])[0]
+        return self.propose_many([data], kind)[0]
 
-    def propose_many(self, items: Sequence[bytes]) -> list[tuple[int, int]]:
-        """Append several client entries at once (one broadcast for all)."""
+    def propose_many(
+        self, items: Sequence[bytes], kind: EntryKind = EntryKind.NORMAL
+    ) -> list[tuple[int, int]]:
+        """Append several client entries at once (one broadcast for all). ``kind`` is
+        NORMAL or CLIENT (data in a session envelope)."""
+        if kind not in _CLIENT_KINDS:
+            raise UsageError(f"clients propose NORMAL or CLIENT entries, not {kind.name}")
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader)
         if self._transferee != NO_NODE:
             raise ProposalDropped(f"leadership transfer to {self._transferee} in progress")
         first = self.log.last_index() + 1
-        entries = [
-            Entry(first + i, self.term, EntryKind.NORMAL, bytes(data))
-            for i, data in enumerate(items)
-        ]
+        entries = [Entry(first + i, self.term, kind, bytes(data)) for i, data in enumerate(items)]
         self._append(entries)
         for entry in entries:
-            self._emit(ev.ProposalReceived, index=entry.index, data=entry.data)
+            self._emit(ev.ProposalReceived, index=entry.index, data=entry_payload(entry))
         return [(e.index, e.term) for e in entries]
 
     def read_index(self, context: bytes) -> None:
@@ -873,12 +878,12 @@ class Raft:
     def _report_commits(self, committed: Sequence[Entry]) -> None:
         by_leader = self.role is Role.LEADER
         for entry in committed:
-            if entry.index > self._commit_reported and entry.kind is EntryKind.NORMAL:
+            if entry.index > self._commit_reported and entry.kind in _CLIENT_KINDS:
                 self._emit(
                     ev.EntryCommitted,
                     index=entry.index,
                     entry_term=entry.term,
-                    data=entry.data,
+                    data=entry_payload(entry),
                     by_leader=by_leader,
                 )
         if committed:

@@ -35,6 +35,41 @@ class EntryKind(enum.IntEnum):
     """The empty entry a new leader appends to commit entries of earlier terms (§5.4.2)."""
     CONF_CHANGE = 2
     """Reserved for membership changes (a later issue)."""
+    CLIENT = 3
+    """Client data in a session envelope (:class:`ClientCommand`): the state machine
+    applies a (client, seq) once, so a retried request is not applied twice."""
+
+
+class ClientCommand(msgspec.Struct, frozen=True, array_like=True):
+    """The payload of an ``EntryKind.CLIENT`` entry. ``seq`` numbers a client's requests
+    from 1; a client has at most one request outstanding (retries reuse its seq)."""
+
+    client: str
+    seq: int
+    data: bytes
+
+
+_command_encoder = msgspec.msgpack.Encoder()
+_command_decoder = msgspec.msgpack.Decoder(ClientCommand)
+
+
+def encode_command(command: ClientCommand) -> bytes:
+    return _command_encoder.encode(command)
+
+
+def decode_command(data: bytes) -> ClientCommand:
+    """Raises ``msgspec.DecodeError`` for bytes that are not a ClientCommand."""
+    return _command_decoder.decode(data)
+
+
+def entry_payload(entry: Entry) -> bytes:
+    """The client's own bytes: the data, or the data inside a session envelope."""
+    if entry.kind is EntryKind.CLIENT:
+        try:
+            return decode_command(entry.data).data
+        except msgspec.DecodeError:
+            return entry.data
+    return entry.data
 
 
 class Entry(msgspec.Struct, frozen=True, array_like=True):
@@ -50,7 +85,7 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
             return f"{self.index}@{self.term} no-op"
         if self.kind is EntryKind.CONF_CHANGE:
             return f"{self.index}@{self.term} conf-change"
-        return f"{self.index}@{self.term} {show_data(self.data)}"
+        return f"{self.index}@{self.term} {show_data(entry_payload(self))}"
 
 
 class HardState(msgspec.Struct, frozen=True):

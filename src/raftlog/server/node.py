@@ -24,12 +24,26 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from raftlog.core import events as ev
-from raftlog.core.config import Config
+from raftlog.core.config import KNOWN_BUGS, Config
 from raftlog.core.errors import NotLeader, RaftError, StorageError
-from raftlog.core.messages import Message, message_problem
+from raftlog.core.messages import (
+    AppendEntriesResponse,
+    HeartbeatResponse,
+    Message,
+    message_problem,
+)
 from raftlog.core.raft import Raft, Ready, Status
 from raftlog.core.storage import LogReader
-from raftlog.core.types import NO_NODE, Entry, EntryKind, HardState, NodeId, Role
+from raftlog.core.types import (
+    NO_NODE,
+    ClientCommand,
+    Entry,
+    EntryKind,
+    HardState,
+    NodeId,
+    Role,
+    encode_command,
+)
 from raftlog.server.eventlog import EventLog
 from raftlog.server.statemachine import StateMachine
 from raftlog.server.timing import Timing
@@ -52,6 +66,22 @@ class NodeTransport(Protocol):
     def send(self, msg: Message) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+SERVER_BUGS: frozenset[str] = frozenset(
+    {
+        # Serve linearizable reads from the leader's state without confirming leadership.
+        "stale-read",
+        # Send acknowledgements (votes, appended entries) before writing them down.
+        "ack-before-fsync",
+    }
+)
+"""Known bugs of the node (test-only), on top of the core's KNOWN_BUGS."""
+
+LEASE_FRACTION = 0.5
+"""A leader serves lease reads while a quorum acknowledged it within this fraction of the
+minimum election timeout: the rest covers the acknowledgements' travel time and clock
+drift (followers refuse votes for a whole minimum election timeout after hearing from it)."""
 
 
 class LeadershipLost(RaftError):
@@ -101,7 +131,7 @@ class NodeConfig:
             heartbeat_ticks=t.heartbeat_ticks,
             pre_vote=self.pre_vote,
             check_quorum=self.check_quorum,
-            bugs=self.bugs,
+            bugs=self.bugs & KNOWN_BUGS,
         ).validate()
 
 
@@ -152,6 +182,8 @@ class RaftNode:
         self._heard_leader = False
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
+        self._acked: dict[NodeId, tuple[float, int]] = {}
+        """When each peer last acknowledged us as leader, and in which term."""
 
     # == public API (any task) =======================================================
 
@@ -185,17 +217,37 @@ class RaftNode:
         heard = self._last_heard.get(peer)
         return None if heard is None else round(max(0.0, self._now - heard), 3)
 
-    async def propose(self, data: bytes, timeout: float | None = None) -> tuple[int, int, Any]:
+    async def propose(
+        self,
+        data: bytes,
+        timeout: float | None = None,
+        *,
+        client: str | None = None,
+        seq: int | None = None,
+    ) -> tuple[int, int, Any]:
         """Replicate ``data``; returns (index, term, state machine result) once committed
-        and applied here. Raises NotLeader, ProposalDropped, LeadershipLost,
-        RequestTimeout (outcome unknown) or NodeStopped."""
-        result: tuple[int, int, Any] = await self._ask(_PROPOSE, bytes(data), timeout)
+        and applied here. With ``client`` and ``seq`` the entry travels in a session
+        envelope, so that the state machine applies a retried request once. Raises
+        NotLeader, ProposalDropped, LeadershipLost, RequestTimeout or OutcomeUnknown
+        (it may or may not commit), NodeStopped."""
+        if client is None:
+            payload: tuple[bytes, EntryKind] = (bytes(data), EntryKind.NORMAL)
+        else:
+            if seq is None or seq < 1:
+                raise ValueError("a session request needs seq >= 1")
+            command = ClientCommand(client, seq, bytes(data))
+            payload = (encode_command(command), EntryKind.CLIENT)
+        result: tuple[int, int, Any] = await self._ask(_PROPOSE, payload, timeout)
         return result
 
-    async def read_barrier(self, timeout: float | None = None) -> int:
+    async def read_barrier(self, timeout: float | None = None, *, lease: bool = False) -> int:
         """Wait until a linearizable read may be served here (ReadIndex, §6.4): returns
-        the applied index it is safe to read at. Leader only (NotLeader otherwise)."""
-        index: int = await self._ask(_READ, None, timeout)
+        the applied index it is safe to read at. Leader only (NotLeader otherwise).
+
+        With ``lease``, a leader whose lease holds answers at once, without a round of
+        heartbeats (faster; correct only while clocks drift less than the lease margin,
+        see LEASE_FRACTION); otherwise it falls back to ReadIndex."""
+        index: int = await self._ask(_READ, lease, timeout)
         return index
 
     async def transfer_leadership(self, to: NodeId, timeout: float | None = None) -> None:
@@ -301,6 +353,11 @@ class RaftNode:
                 log.warning("dropped a bad message from node %s: %s", payload.src, problem)
                 return
             self._last_heard[payload.src] = self._now
+            if (
+                isinstance(payload, AppendEntriesResponse | HeartbeatResponse)
+                and payload.term == core.term
+            ):
+                self._acked[payload.src] = (self._now, payload.term)
             core.step(payload)
             return
         assert future is not None
@@ -308,10 +365,16 @@ class RaftNode:
             return  # the asker gave up
         try:
             if kind == _PROPOSE:
-                index, term = core.propose(payload)
+                data, entry_kind = payload
+                index, term = core.propose(data, entry_kind)
                 self._fail_proposals_from(index)  # older entries there were truncated away
                 self._proposals[index] = (term, future)
             elif kind == _READ:
+                if core.role is Role.LEADER and (
+                    "stale-read" in self.config.bugs or (payload and self._lease_holds())
+                ):
+                    future.set_result(self.applied)  # no round of heartbeats
+                    return
                 context = next(self._read_ids).to_bytes(8, "big")
                 core.read_index(context)
                 self._reads[context] = future
@@ -322,6 +385,20 @@ class RaftNode:
                 future.set_result(core.status())
         except RaftError as exc:  # NotLeader, ProposalDropped, UsageError: the asker's answer
             future.set_exception(exc)
+
+    def _lease_holds(self) -> bool:
+        """A quorum acknowledged this leader, in this term, within the lease; and it has
+        committed (and applied) an entry of its own term."""
+        core = self._core
+        if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
+            return False
+        horizon = self._now - LEASE_FRACTION * self.config.timing.election_min_s
+        fresh = 1 + sum(
+            1
+            for peer, (at, term) in self._acked.items()
+            if term == core.term and at >= horizon and peer in core.voters
+        )
+        return fresh * 2 > len(core.voters)
 
     def _waiting_for_pinned_campaign(self) -> bool:
         """With a pinned first election timeout, the election timer does not run until the
@@ -356,6 +433,9 @@ class RaftNode:
         send = self.transport.send
         for msg in rd.messages:  # 0. need no durability
             send(msg)
+        if "ack-before-fsync" in self.config.bugs:  # the injected bug: promises before the write
+            for msg in rd.persisted_messages:
+                send(msg)
         if rd.entries or rd.must_sync:  # 1-2. one durable write
             await self.storage.save_async(rd.hard_state or self._deferred_hard_state, rd.entries)
             self._deferred_hard_state = None
@@ -367,8 +447,9 @@ class RaftNode:
             self.events.event(event)
             if isinstance(event, ev.LogTruncated):
                 self._fail_proposals_from(event.from_index)
-        for msg in rd.persisted_messages:  # 3. acknowledgements, now true
-            send(msg)
+        if "ack-before-fsync" not in self.config.bugs:
+            for msg in rd.persisted_messages:  # 3. acknowledgements, now true
+                send(msg)
         if rd.soft_state is not None:
             self.role = rd.soft_state.role
             self.leader = rd.soft_state.leader
@@ -391,7 +472,7 @@ class RaftNode:
 
     def _apply(self, entry: Entry) -> None:
         result: Any = None
-        if entry.kind is EntryKind.NORMAL:
+        if entry.kind is EntryKind.NORMAL or entry.kind is EntryKind.CLIENT:
             result = self.state_machine.apply(entry)
         self.applied = entry.index
         pending = self._proposals.pop(entry.index, None)
