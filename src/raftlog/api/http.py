@@ -53,6 +53,8 @@ class ApiConfig:
     """Every member's client URL (``http://host:port``), this node's included."""
     commit_timeout_s: float = 10.0
     max_body: int = MAX_BODY
+    fault_injection: bool = False
+    """Test-only: serve ``POST /v1/admin/partition`` (for ``raftlog chaos`` on loopback)."""
 
 
 class ApiError(Exception):
@@ -110,6 +112,8 @@ class ClientApi:
         app.router.add_get("/v1/nodes", self.nodes)
         app.router.add_get("/livez", self.livez)
         app.router.add_get("/readyz", self.readyz)
+        if self.config.fault_injection:
+            app.router.add_post("/v1/admin/partition", self.partition)
         app.on_cleanup.append(self._close_session)
         return app
 
@@ -304,6 +308,16 @@ class ClientApi:
                 ],
             }
         )
+
+    async def partition(self, request: web.Request) -> web.Response:
+        """Test-only: ``{"blocked": [ids]}`` drops all traffic with those peers."""
+        try:
+            doc = json.loads(await request.read())
+            blocked = {NodeId(int(n)) for n in doc["blocked"]}
+        except (ValueError, KeyError, TypeError, RecursionError):
+            raise ApiError(400, 'expected {"blocked": [node ids]}') from None
+        self.node.block_peers(blocked)
+        return _json({"blocked": sorted(int(n) for n in blocked)})
 
     async def livez(self, _request: web.Request) -> web.Response:
         return _json({"live": True, "node": int(self.node.id)})

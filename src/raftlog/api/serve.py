@@ -80,6 +80,8 @@ class ServeOptions:
     log_format: str = "text"
     color: bool | None = None
     first_campaign_at: float | None = None
+    fault_injection: bool = False
+    """Test-only: accept POST /v1/admin/partition (raftlog chaos on loopback)."""
     stop_with_parent: int | None = None
     """Stop once this process is no longer our parent (nodes started by `raftlog cluster`
     pass its pid: if it dies, even before we got this far, we stop)."""
@@ -138,7 +140,11 @@ async def serve(
     api = ClientApi(
         node,
         state_machine,
-        ApiConfig(client_urls=client_urls, commit_timeout_s=max(5.0, 2 * timing.election_max_s)),
+        ApiConfig(
+            client_urls=client_urls,
+            commit_timeout_s=max(5.0, 2 * timing.election_max_s),
+            fault_injection=options.fault_injection,
+        ),
     )
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()

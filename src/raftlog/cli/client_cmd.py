@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import json
 import os
-import socket
 import sys
-import urllib.error
-import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from raftlog.client import AsyncClient, Unavailable
 
 DEFAULT_CLUSTER = "127.0.0.1:1234,127.0.0.1:1235,127.0.0.1:1236"
 ENV = "RAFTLOG_CLUSTER"
+DEFAULT_RETRY_FOR = 20.0
+"""Seconds an append or a read is retried by default: a failover with the lab's timings
+(election timeout 6-10 s) fits, and a command against a stopped cluster still ends."""
 
 
 def _endpoints(text: str) -> list[str]:
+    from raftlog.client.aio import normalize_endpoint  # noqa: PLC0415
+
     out = []
     for item in filter(None, (p.strip() for p in text.split(","))):
-        out.append(item.rstrip("/") if item.startswith("http") else f"http://{item}")
+        try:
+            out.append(normalize_endpoint(item))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     if not out:
         raise argparse.ArgumentTypeError("--cluster lists no endpoint")
     return out
 
 
-def _add_cluster_option(p: argparse.ArgumentParser) -> None:
+def _add_cluster_option(p: argparse.ArgumentParser, *, retries: bool = True) -> None:
     p.add_argument(
         "--cluster",
         type=_endpoints,
@@ -38,12 +48,25 @@ def _add_cluster_option(p: argparse.ArgumentParser) -> None:
         help="seconds per request (default 40: longer than a commit may take with the lab's "
         "timings)",
     )
+    if retries:
+        p.add_argument(
+            "--retry-for",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="keep retrying (other nodes, a new leader) for this long; an append is "
+            f"retried with the same client id and seq, so it is applied once (default: "
+            f"--timeout, at most {DEFAULT_RETRY_FOR:g})",
+        )
 
 
 def _cluster(args: argparse.Namespace) -> list[str]:
     if args.cluster:
         return list(args.cluster)
-    return _endpoints(os.environ.get(ENV, DEFAULT_CLUSTER))
+    try:
+        return _endpoints(os.environ.get(ENV, DEFAULT_CLUSTER))
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"${ENV}: {exc}") from None
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +75,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="append an entry to the cluster's log",
         description=(
             "Append TEXT to the replicated log; prints its index and term once committed. Any "
-            "node accepts it (followers forward to the leader)."
+            "node accepts it (followers forward to the leader). Retried on other nodes and "
+            "after a failover with the same client id and seq, so it is applied once; if "
+            'the last attempts may or may not have happened, it says "outcome unknown".'
         ),
     )
     p.add_argument("text")
@@ -80,97 +105,108 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description=("Ask every endpoint for its status and print one row per node."),
     )
     p.add_argument("--json", action="store_true")
-    _add_cluster_option(p)
+    _add_cluster_option(p, retries=False)
     p.set_defaults(handler=run_status)
 
 
-def _request(url: str, timeout: float, data: dict[str, Any] | None = None) -> tuple[int, Any]:
-    body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, {"error": exc.reason}
+def _client(args: argparse.Namespace, *, retry_for: float | None = None) -> AsyncClient:
+    from raftlog.client import AsyncClient  # noqa: PLC0415 (keep `raftlog --help` quick)
+
+    if retry_for is None:
+        retry_for = args.retry_for
+        if retry_for is None:
+            retry_for = min(args.timeout, DEFAULT_RETRY_FOR)
+    return AsyncClient(_cluster(args), timeout=args.timeout, retry_for=retry_for)
 
 
-def _refused(exc: BaseException) -> bool:
-    """Did the request fail before anything was sent (so that retrying is safe)?"""
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
-
-
-def _first_answer(
-    args: argparse.Namespace, path: str, data: dict[str, Any] | None = None
-) -> tuple[str, int, Any]:
-    """Ask the endpoints in turn. A read moves on after any failure; a write moves on only
-    when nothing was sent (refused) or the node answered 503 (it took nothing): after a
-    timeout the write may have happened, and sending it again could apply it twice."""
-    errors = []
-    for base in _cluster(args):
-        try:
-            status, doc = _request(base + path, args.timeout, data)
-        except (OSError, ValueError) as exc:
-            errors.append(f"{base}: {exc}")
-            if data is not None and not _refused(exc):
-                raise SystemExit(
-                    f"outcome unknown: {base} did not answer ({exc}); the entry may or may not "
-                    "have been appended"
-                ) from None
-            continue
-        if status == 503:
-            errors.append(f"{base}: {doc.get('error') if isinstance(doc, dict) else doc}")
-            continue
-        return base, status, doc
-    raise SystemExit("no node could answer:\n  " + "\n  ".join(errors))
+def _no_answer(exc: Unavailable) -> SystemExit:
+    return SystemExit("no node could answer:\n  " + "\n  ".join(exc.errors or [exc.message]))
 
 
 def run_append(args: argparse.Namespace) -> int:
-    _base, status, doc = _first_answer(args, "/v1/log", {"data": args.text})
-    if status == 504:
+    """Append through the client: every attempt carries the same (client_id, seq), so the
+    client may retry after a timeout or a failover (on any node) and the entry is still
+    applied once; if it gives up after an attempt that may have happened, it says so."""
+    from raftlog.client import (  # noqa: PLC0415
+        AppendResult,
+        BadRequest,
+        NoLeader,
+        OutcomeUnknown,
+        StaleRequest,
+    )
+
+    async def append() -> AppendResult:
+        async with _client(args) as client:
+            return await client.append(args.text)
+
+    try:
+        result = asyncio.run(append())
+    except OutcomeUnknown as exc:
         print(
-            f"outcome unknown: {doc.get('error') if isinstance(doc, dict) else doc}",
+            f"outcome unknown: {exc.reason}; the entry may or may not have been appended",
             file=sys.stderr,
         )
         return 1
-    if status != 200:
-        print(f"append failed: HTTP {status}: {doc}", file=sys.stderr)
+    except NoLeader as exc:
+        raise _no_answer(exc) from None
+    except (BadRequest, StaleRequest) as exc:
+        print(f"append failed: HTTP {exc.status}: {exc.doc}", file=sys.stderr)
         return 1
-    print(f"committed at index {doc['index']}, term {doc['term']}")
+    print(f"committed at index {result.index}, term {result.term}")
     return 0
 
 
+def _render(data: bytes) -> str:
+    """An entry's data as the server renders it: text, or base64 if it is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode()
+
+
 def run_log(args: argparse.Namespace) -> int:
-    path = f"/v1/log?from={args.start}&limit={args.limit}&consistency={args.consistency}"
-    _base, status, doc = _first_answer(args, path)
-    if status != 200:
-        print(f"read failed: HTTP {status}: {doc}", file=sys.stderr)
+    from raftlog.client import BadRequest, ReadResult, Unavailable  # noqa: PLC0415
+
+    async def read() -> ReadResult:
+        async with _client(args) as client:
+            return await client.read(
+                start=args.start, limit=args.limit, consistency=args.consistency
+            )
+
+    try:
+        result = asyncio.run(read())
+    except BadRequest as exc:
+        print(f"read failed: HTTP {exc.status}: {exc.doc}", file=sys.stderr)
         return 1
+    except Unavailable as exc:
+        raise _no_answer(exc) from None
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(result.raw, indent=2))
         return 0
-    for entry in doc["entries"]:
-        print(f"{entry['index']:>6}  t{entry['term']:<4} {entry['data']}")
-    print(f"({len(doc['entries'])} entries; commit {doc['commit']}, served by node {doc['node']})")
+    for entry in result.entries:
+        print(f"{entry.index:>6}  t{entry.term:<4} {_render(entry.data)}")
+    print(f"({len(result.entries)} entries; commit {result.commit}, served by node {result.node})")
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
-    rows = []
-    for base in _cluster(args):
-        try:
-            status, doc = _request(base + "/v1/status", args.timeout)
-        except (OSError, ValueError) as exc:
-            rows.append({"endpoint": base, "error": str(exc)})
-            continue
-        rows.append(
-            {"endpoint": base, **doc} if status == 200 else {"endpoint": base, "error": doc}
-        )
+    from raftlog.client import BadRequest, ClientError  # noqa: PLC0415
+
+    async def ask_all() -> list[dict[str, Any]]:
+        async with _client(args, retry_for=0.0) as client:
+
+            async def ask(base: str) -> dict[str, Any]:
+                try:
+                    status = await client.status(base)
+                except BadRequest as exc:
+                    return {"endpoint": base, "error": exc.doc}
+                except ClientError as exc:
+                    return {"endpoint": base, "error": str(exc)}
+                return {"endpoint": base, **status.raw}
+
+            return list(await asyncio.gather(*(ask(base) for base in _cluster(args))))
+
+    rows = asyncio.run(ask_all())
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

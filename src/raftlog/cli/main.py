@@ -8,7 +8,15 @@ from collections.abc import Sequence
 
 from raftlog import __version__
 from raftlog.check import cli as check_cli
-from raftlog.cli import bench_cmd, client_cmd, demo_cmd, netcluster_cmd, node_cmd, sim_cmd
+from raftlog.cli import (
+    bench_cmd,
+    chaos_cmd,
+    client_cmd,
+    demo_cmd,
+    netcluster_cmd,
+    node_cmd,
+    sim_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     netcluster_cmd.add_parser(sub)
+    chaos_cmd.add_parser(sub)
     check_cli.add_parser(sub)
     return parser
 

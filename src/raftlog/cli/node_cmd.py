@@ -99,6 +99,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help=argparse.SUPPRESS,
     )
     p.add_argument("--stop-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
+    p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_node_command)
 
     p = sub.add_parser(
@@ -170,6 +171,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         first_campaign_at=args.first_election_at,
         stop_with_parent=args.stop_with_parent,
+        fault_injection=args.enable_fault_injection,
         bugs=frozenset(args.inject_bug),
     )
     return run_node(options)

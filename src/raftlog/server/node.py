@@ -70,13 +70,20 @@ class NodeTransport(Protocol):
 
 SERVER_BUGS: frozenset[str] = frozenset(
     {
-        # Serve linearizable reads from the leader's state without confirming leadership.
+        # Serve linearizable reads from the leader's state without confirming leadership:
+        # no ReadIndex round, and no CheckQuorum either, so a leader cut off from its
+        # followers goes on believing it leads (and answering reads) until it hears of a
+        # newer term.
         "stale-read",
-        # Send acknowledgements (votes, appended entries) before writing them down.
+        # Send acknowledgements (votes, appended entries) first and write them down a
+        # little later (as a node that batches its writes on a timer would): a crash in
+        # between loses what it promised.
         "ack-before-fsync",
     }
 )
 """Known bugs of the node (test-only), on top of the core's KNOWN_BUGS."""
+
+_BUGGY_WRITE_DELAY_S = 0.05
 
 LEASE_FRACTION = 0.5
 """A leader serves lease reads while a quorum acknowledged it within this fraction of the
@@ -130,7 +137,7 @@ class NodeConfig:
             election_timeout_max_ticks=t.election_max_ticks,
             heartbeat_ticks=t.heartbeat_ticks,
             pre_vote=self.pre_vote,
-            check_quorum=self.check_quorum,
+            check_quorum=self.check_quorum and "stale-read" not in self.bugs,
             bugs=self.bugs & KNOWN_BUGS,
         ).validate()
 
@@ -180,6 +187,7 @@ class RaftNode:
         self.applied = 0
         self.dropped_messages = 0
         self._heard_leader = False
+        self.blocked: frozenset[NodeId] = frozenset()
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
         self._acked: dict[NodeId, tuple[float, int]] = {}
@@ -278,8 +286,19 @@ class RaftNode:
 
     # == the inbox ===================================================================
 
+    def block_peers(self, peers: set[NodeId]) -> None:
+        """Test-only fault injection: drop every message to or from ``peers`` (a network
+        partition as seen from this node; the connections stay up)."""
+        self.blocked = frozenset(peers)
+
+    def _send(self, msg: Message) -> None:
+        if msg.dst not in self.blocked:
+            self.transport.send(msg)
+
     def _on_message(self, msg: Message) -> None:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
+        if msg.src in self.blocked:
+            return
         try:
             self._inbox.put_nowait((_MSG, msg, None))
         except asyncio.QueueFull:
@@ -430,12 +449,14 @@ class RaftNode:
             core.advance(rd)
 
     async def _handle_ready(self, rd: Ready) -> None:
-        send = self.transport.send
+        send = self._send
         for msg in rd.messages:  # 0. need no durability
             send(msg)
         if "ack-before-fsync" in self.config.bugs:  # the injected bug: promises before the write
             for msg in rd.persisted_messages:
                 send(msg)
+            if rd.persisted_messages and (rd.entries or rd.must_sync):
+                await asyncio.sleep(_BUGGY_WRITE_DELAY_S)
         if rd.entries or rd.must_sync:  # 1-2. one durable write
             await self.storage.save_async(rd.hard_state or self._deferred_hard_state, rd.entries)
             self._deferred_hard_state = None

@@ -1,0 +1,1 @@
+"""``raftlog chaos``: a Jepsen-style test of a real cluster, and its report."""

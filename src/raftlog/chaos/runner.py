@@ -1,0 +1,647 @@
+"""``raftlog chaos``: attack a real cluster while clients work, then prove from the
+recorded history that nothing acknowledged was lost and every answer was linearizable.
+
+A run: start N node processes on loopback (fast timings, test-only fault injection on);
+C clients append unique values (with a client id and sequence number, so that retries are
+applied once) and read linearizably, each recording every operation as invoke and
+ok / fail / info with monotonic times; a nemesis injects faults on a schedule (kill -9 and
+restart, SIGSTOP/SIGCONT, network partitions of several shapes, restart of every node);
+every node's status is sampled throughout. At the end every fault is healed, clients
+finish, and the checks run:
+
+- no two leaders in one term (from the nodes' event logs and the samples);
+- the nodes' committed logs are prefixes of one another;
+- every acknowledged append is in the final log, at its acknowledged index, once;
+- the history is linearizable (:func:`raftlog.check.logcheck.check_log_history`);
+- the cluster recovered (a leader, a fresh append, every pending operation done) within
+  10 s of the heal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import json
+import random
+import re
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from raftlog.check.logcheck import LogOp, check_log_history
+from raftlog.local.cluster import LocalCluster, wait_for
+
+NEMESES = ("kill", "pause", "partition", "restart-all")
+PARTITION_SHAPES = ("halves", "isolate-leader", "one-link", "bridge")
+RECOVERY_S = 10.0
+_CLIENT_VALUE = re.compile(r"c\d+-\d+")
+_LEADER_LINE = re.compile(r"node (\d+) \[Leader t(\d+)\] Received \d+ votes")
+
+
+@dataclass
+class ChaosOptions:
+    nodes: int = 3
+    time_s: float = 60.0
+    clients: int = 8
+    nemesis: tuple[str, ...] = ("kill", "pause", "partition")
+    seed: int | None = None
+    out: Path | None = None
+    inject_bugs: tuple[str, ...] = ()
+    fault_every_s: tuple[float, float] = (0.5, 2.0)
+    fault_length_s: tuple[float, float] = (0.5, 3.0)
+    read_fraction: float = 0.3
+    partition_shapes: tuple[str, ...] = PARTITION_SHAPES
+    """Which partitions the nemesis draws from (see PARTITION_SHAPES)."""
+    request_timeout_s: float = 1.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class ChaosResult:
+    ok: bool
+    checks: list[Check]
+    summary: dict[str, Any]
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.ops: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self._ids = 0
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 4)
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+
+class Chaos:
+    def __init__(self, options: ChaosOptions, *, echo: Callable[[str], None] | None = None) -> None:
+        self.opt = options
+        self.rng = random.Random(options.seed)
+        self.rec = _Recorder()
+        self.echo = echo or (lambda _line: None)
+        node_args = ["--enable-fault-injection"]
+        for bug in options.inject_bugs:
+            node_args += ["--inject-bug", bug]
+        self.cluster = LocalCluster(options.nodes, fast=True, node_args=node_args, log_level="info")
+        self.stop_clients = asyncio.Event()
+        self.heal_time: float | None = None
+        self.blocked: dict[int, set[int]] = {i: set() for i in self.cluster.nodes}
+        self.http: aiohttp.ClientSession | None = None
+
+    # -- the run ---------------------------------------------------------------------
+
+    async def run(self) -> ChaosResult:
+        opt = self.opt
+        async with self.cluster:
+            await self.cluster.start()
+            await self.cluster.leader(timeout=30)
+            self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            try:
+                self.rec = _Recorder()
+                sampler = asyncio.create_task(self._sample())
+                clients = [asyncio.create_task(self._client(k)) for k in range(opt.clients)]
+                await self._nemesis(opt.time_s)
+                self.heal_time = self.rec.now()
+                await self._heal_all()
+                recovered = await self._recover(clients)
+                self.stop_clients.set()
+                await asyncio.gather(*clients)
+                sampler.cancel()
+                await asyncio.gather(sampler, return_exceptions=True)
+                final = await self._final_logs()
+                checks = self._check(final, recovered)
+            finally:
+                await self.http.close()
+            result = self._result(checks, final)
+            if opt.out is not None:
+                self._write(opt.out, result)
+            return result
+
+    # -- clients ---------------------------------------------------------------------
+
+    def _url(self, node: int) -> str:
+        return self.cluster.nodes[node].url
+
+    async def _client(self, k: int) -> None:
+        """A client bound to one node, as in Jepsen: it sees what that node says, whether
+        it is the leader, a follower (which forwards) or a deposed leader. A node that
+        cannot be reached sends the attempt elsewhere."""
+        rng = random.Random(self.rng.random())
+        nodes = list(self.cluster.nodes)
+        home = nodes[k % len(nodes)]
+        # The last clients (one per node, when there are enough) only read: a node that
+        # serves stale reads is then always being asked.
+        reader = self.opt.clients >= 2 * len(nodes) and k >= self.opt.clients - len(nodes)
+        seq = 0
+        last_applied = 0
+        while not self.stop_clients.is_set():
+            if reader or rng.random() < self.opt.read_fraction:
+                op, _target, last_applied = await self._read(k, home, last_applied, rng)
+            else:
+                seq += 1
+                op, _target = await self._append(k, seq, home, rng)
+            self.rec.ops.append(op)
+
+    async def _append(
+        self, k: int, seq: int, target: int, rng: random.Random
+    ) -> tuple[dict[str, Any], int]:
+        """One logical append: retried with the same (client id, seq) until it is known to
+        have happened or not, or the client gives up (then its outcome is unknown)."""
+        assert self.http is not None
+        value = f"c{k}-{seq}"
+        op: dict[str, Any] = {
+            "type": "op",
+            "id": self.rec.next_id(),
+            "client": k,
+            "kind": "append",
+            "value": value,
+            "call": self.rec.now(),
+            "ret": None,
+            "status": "info",
+            "index": None,
+            "result_len": None,
+            "node": target,
+            "error": None,
+        }
+        body = {"data": value, "client_id": f"chaos-{k}", "seq": seq}
+        maybe = False
+        deadline = time.monotonic() + 4 * self.opt.request_timeout_s
+        while time.monotonic() < deadline:
+            op["node"] = target
+            try:
+                async with self.http.post(
+                    self._url(target) + "/v1/log",
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=self.opt.request_timeout_s),
+                ) as resp:
+                    doc = await resp.json(content_type=None)
+                    status = resp.status
+            except aiohttp.ClientConnectorError as exc:
+                op["error"] = f"{type(exc).__name__}"
+                target = rng.choice(list(self.cluster.nodes))
+                continue
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                maybe = True  # sent: it may have happened
+                op["error"] = f"{type(exc).__name__}: {exc}"[:200]
+                target = rng.choice(list(self.cluster.nodes))
+                continue
+            if status == 200:
+                op.update(status="ok", ret=self.rec.now(), index=doc["index"], error=None)
+                return op, target
+            if status in (409, 504):
+                maybe = maybe or status == 504
+            op["error"] = f"HTTP {status}: {doc.get('error') if isinstance(doc, dict) else doc}"[
+                :200
+            ]
+            hint = doc.get("leader") if isinstance(doc, dict) else None
+            target = hint if hint in self.cluster.nodes else rng.choice(list(self.cluster.nodes))
+            if self.stop_clients.is_set():
+                break
+            await asyncio.sleep(0.02)
+        op["ret"] = None if maybe else self.rec.now()
+        op["status"] = "info" if maybe else "fail"
+        return op, target
+
+    async def _read(
+        self, k: int, target: int, last_applied: int, rng: random.Random
+    ) -> tuple[dict[str, Any], int, int]:
+        assert self.http is not None
+        op: dict[str, Any] = {
+            "type": "op",
+            "id": self.rec.next_id(),
+            "client": k,
+            "kind": "read",
+            "value": None,
+            "call": self.rec.now(),
+            "ret": None,
+            "status": "fail",
+            "index": None,
+            "result_len": None,
+            "node": target,
+            "error": None,
+        }
+        start = max(1, last_applied - 20)
+        try:
+            async with self.http.get(
+                self._url(target) + f"/v1/log?from={start}&limit=200",
+                timeout=aiohttp.ClientTimeout(total=self.opt.request_timeout_s),
+            ) as resp:
+                doc = await resp.json(content_type=None)
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            op.update(ret=self.rec.now(), error=f"{type(exc).__name__}"[:200])
+            return op, rng.choice(list(self.cluster.nodes)), last_applied
+        op["ret"] = self.rec.now()
+        if status != 200:
+            op["error"] = f"HTTP {status}"
+            hint = doc.get("leader") if isinstance(doc, dict) else None
+            target = hint if hint in self.cluster.nodes else rng.choice(list(self.cluster.nodes))
+            return op, target, last_applied
+        op.update(
+            status="ok",
+            node=doc["node"],
+            applied=doc["applied"],
+            window=[[e["index"], e["data"]] for e in doc["entries"]],
+        )
+        return op, target, max(last_applied, doc["applied"])
+
+    # -- the nemesis -----------------------------------------------------------------
+
+    async def _nemesis(self, duration: float) -> None:
+        opt = self.opt
+        end = time.monotonic() + duration
+        await asyncio.sleep(min(1.0, duration / 10))
+        while time.monotonic() < end and opt.nemesis:
+            kind = self.rng.choice(opt.nemesis)
+            length = self.rng.uniform(*opt.fault_length_s)
+            fault = await self._inject(kind)
+            self.echo(f"chaos: {self.rec.now():7.2f}s {fault['kind']} {fault['target']}")
+            await asyncio.sleep(min(length, max(0.0, end - time.monotonic())))
+            await self._repair(fault)
+            fault["end"] = self.rec.now()
+            gap = self.rng.uniform(*opt.fault_every_s)
+            await asyncio.sleep(min(gap, max(0.0, end - time.monotonic())))
+
+    async def _leader_guess(self) -> int | None:
+        statuses = await self.cluster.statuses()
+        leaders = [i for i, s in statuses.items() if s and s["state"] == "Leader"]
+        return self.rng.choice(leaders) if leaders else None
+
+    async def _victim(self) -> int:
+        leader = await self._leader_guess()
+        if leader is not None and self.rng.random() < 0.5:
+            return leader
+        return self.rng.choice(list(self.cluster.nodes))
+
+    async def _inject(self, kind: str) -> dict[str, Any]:
+        fault: dict[str, Any] = {
+            "type": "fault",
+            "start": self.rec.now(),
+            "end": None,
+            "kind": kind,
+            "target": "",
+            "detail": "",
+            "nodes": [],
+        }
+        ids = list(self.cluster.nodes)
+        if kind == "kill":
+            victim = await self._victim()
+            await self.cluster.kill(victim)
+            fault.update(target=f"node {victim}", detail="SIGKILL, restarted after", nodes=[victim])
+        elif kind == "pause":
+            victim = await self._victim()
+            self.cluster.pause(victim)
+            fault.update(target=f"node {victim}", detail="SIGSTOP, then SIGCONT", nodes=[victim])
+        elif kind == "restart-all":
+            for i in ids:
+                self.cluster.signal(i, signal.SIGKILL)
+            for i in ids:
+                await self.cluster.wait_exit(i)
+            fault.update(target="all nodes", detail="SIGKILL of every node", nodes=ids)
+        elif kind == "partition":
+            sides = await self._partition_shape()
+            fault.update(target=" | ".join(str(sorted(s)) for s in sides[:2]), detail=sides[2])
+            await self._cut(sides[0], sides[1], bridge=sides[3])
+        else:
+            raise ValueError(f"unknown nemesis {kind!r}")
+        self.rec.faults.append(fault)
+        return fault
+
+    async def _partition_shape(self) -> tuple[set[int], set[int], str, int | None]:
+        ids = list(self.cluster.nodes)
+        shape = self.rng.choice(self.opt.partition_shapes)
+        if shape == "isolate-leader":
+            leader = await self._leader_guess() or self.rng.choice(ids)
+            return {leader}, set(ids) - {leader}, "the leader cut off from everyone", None
+        if shape == "one-link":
+            a, b = self.rng.sample(ids, 2)
+            return {a}, {b}, f"only the link {a} <-> {b} is cut", None
+        if shape == "bridge" and len(ids) >= 3:
+            self.rng.shuffle(ids)
+            bridge, rest = ids[0], ids[1:]
+            half = len(rest) // 2
+            return set(rest[:half]), set(rest[half:]), f"node {bridge} bridges two halves", bridge
+        self.rng.shuffle(ids)
+        half = self.rng.randint(1, len(ids) // 2)
+        return set(ids[:half]), set(ids[half:]), "random halves", None
+
+    async def _cut(self, a: set[int], b: set[int], *, bridge: int | None) -> None:
+        for x in a:
+            self.blocked[x] |= b
+        for y in b:
+            self.blocked[y] |= a
+        del bridge  # the bridge node keeps talking to both sides: nothing to block
+        await self._push_blocks()
+
+    async def _push_blocks(self) -> None:
+        assert self.http is not None
+        for node, blocked in self.blocked.items():
+            if not self.cluster.nodes[node].running or self.cluster.nodes[node].paused:
+                continue
+            try:
+                async with self.http.post(
+                    self._url(node) + "/v1/admin/partition",
+                    json={"blocked": sorted(blocked)},
+                    timeout=aiohttp.ClientTimeout(total=2),
+                ) as resp:
+                    await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # a node that is down gets its blocks again when it is back
+
+    async def _repair(self, fault: dict[str, Any]) -> None:
+        kind = fault["kind"]
+        if kind in ("kill", "restart-all"):
+            down = [i for i in fault["nodes"] if not self.cluster.nodes[i].running]
+            self.rng.shuffle(down)  # all at once, in any order: any of them may lead next
+            await asyncio.gather(*(self.cluster.start_node(i) for i in down))
+            await self._push_blocks()
+        elif kind == "pause":
+            for i in fault["nodes"]:
+                self.cluster.resume(i)
+        elif kind == "partition":
+            self.blocked = {i: set() for i in self.cluster.nodes}
+            await self._push_blocks()
+
+    async def _heal_all(self) -> None:
+        for i, node in self.cluster.nodes.items():
+            if node.paused:
+                self.cluster.resume(i)
+            if not node.running:
+                await self.cluster.start_node(i)
+        self.blocked = {i: set() for i in self.cluster.nodes}
+        await self._push_blocks()
+        self.rec.faults.append(
+            {
+                "type": "fault",
+                "start": self.rec.now(),
+                "end": self.rec.now(),
+                "kind": "heal",
+                "target": "all",
+                "detail": "every fault repaired",
+                "nodes": [],
+            }
+        )
+
+    async def _recover(self, clients: list[asyncio.Task[None]]) -> float | None:
+        """Seconds from the heal until there is a leader and a fresh append commits, and
+        then every pending client operation ends (each gives up within its own retry
+        budget); None if that takes longer than RECOVERY_S (plus that budget)."""
+        healed = time.monotonic()
+        try:
+            async with asyncio.timeout(RECOVERY_S):
+                leader = await self.cluster.leader(timeout=RECOVERY_S)
+                await self.cluster.append(leader, "recovery-probe", timeout=RECOVERY_S)
+            recovered = time.monotonic() - healed
+            self.stop_clients.set()
+            async with asyncio.timeout(RECOVERY_S + 4 * self.opt.request_timeout_s):
+                await asyncio.gather(*clients)
+        except (TimeoutError, RuntimeError, aiohttp.ClientError):
+            self.stop_clients.set()
+            return None
+        return recovered
+
+    async def _sample(self) -> None:
+        while True:
+            t = self.rec.now()
+            statuses = await self.cluster.statuses()
+            for i, s in statuses.items():
+                self.rec.statuses.append(
+                    {
+                        "type": "status",
+                        "time": t,
+                        "node": i,
+                        "state": s["state"] if s else "down",
+                        "term": s["term"] if s else None,
+                        "commit": s["commit"] if s else None,
+                        "leader": s["leader"] if s else None,
+                    }
+                )
+            await asyncio.sleep(0.25)
+
+    async def _final_logs(self) -> dict[int, list[tuple[int, str]]]:
+        async def full_log(i: int) -> list[tuple[int, str]] | None:
+            out: list[tuple[int, str]] = []
+            start: int | None = 1
+            while start is not None:
+                doc = await self.cluster.get(
+                    i, f"/v1/log?consistency=local&from={start}&limit=10000", timeout=10
+                )
+                if not isinstance(doc, dict):
+                    return None
+                out += [(e["index"], e["data"]) for e in doc["entries"]]
+                start = doc.get("next")
+            return out
+
+        async def converged() -> dict[int, list[tuple[int, str]]] | None:
+            statuses = await self.cluster.statuses()
+            commits = {s["commit"] for s in statuses.values() if s}
+            applied = {s["applied"] for s in statuses.values() if s}
+            if len(commits) != 1 or commits != applied or None in statuses.values():
+                return None
+            logs = {i: await full_log(i) for i in self.cluster.nodes}
+            if any(v is None for v in logs.values()):
+                return None
+            return {i: v for i, v in logs.items() if v is not None}
+
+        try:
+            found: dict[int, list[tuple[int, str]]] = await wait_for(
+                converged, 30, "no convergence"
+            )
+            return found
+        except TimeoutError:
+            return {i: (await full_log(i)) or [] for i in self.cluster.nodes}
+
+    # -- the checks ------------------------------------------------------------------
+
+    def _check(
+        self, logs: dict[int, list[tuple[int, str]]], recovered: float | None
+    ) -> list[Check]:
+        checks = [self._check_leaders(), self._check_prefixes(logs)]
+        final = max(logs.values(), key=len) if logs else []
+        checks.append(self._check_acked(final))
+        checks.append(self._check_linearizable(final))
+        checks.append(
+            Check(
+                f"recovered within {RECOVERY_S:g} s of the heal",
+                recovered is not None,
+                f"{recovered:.2f} s"
+                if recovered is not None
+                else "no leader, no fresh append, or pending operations after the bound",
+            )
+        )
+        return checks
+
+    def _check_leaders(self) -> Check:
+        leaders: dict[int, set[int]] = defaultdict(set)
+        for node in self.cluster.nodes.values():
+            for line in node.lines:
+                m = _LEADER_LINE.search(line)
+                if m:
+                    leaders[int(m.group(2))].add(int(m.group(1)))
+        for s in self.rec.statuses:
+            if s["state"] == "Leader":
+                leaders[s["term"]].add(s["node"])
+        bad = {t: sorted(n) for t, n in leaders.items() if len(n) > 1}
+        return Check(
+            "no two leaders in one term",
+            not bad,
+            f"{len(leaders)} terms with a leader" if not bad else f"terms with two leaders: {bad}",
+        )
+
+    def _check_prefixes(self, logs: dict[int, list[tuple[int, str]]]) -> Check:
+        items = sorted(logs.items(), key=lambda kv: len(kv[1]))
+        for (a, la), (b, lb) in itertools.pairwise(items):
+            if lb[: len(la)] != la:
+                at = next(i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y)
+                return Check(
+                    "committed logs are prefixes of one another",
+                    False,
+                    f"node {a} and node {b} differ at entry {at + 1}: {la[at]} vs {lb[at]}",
+                )
+        sizes = ", ".join(f"node {i}: {len(v)}" for i, v in sorted(logs.items()))
+        return Check("committed logs are prefixes of one another", True, f"entries: {sizes}")
+
+    def _check_acked(self, final: list[tuple[int, str]]) -> Check:
+        where: dict[str, list[int]] = defaultdict(list)
+        for index, value in final:
+            where[value].append(index)
+        lost = []
+        for op in self.rec.ops:
+            acked = op["kind"] == "append" and op["status"] == "ok"
+            if acked and where.get(op["value"]) != [op["index"]]:
+                found = where.get(op["value"], [])
+                lost.append(f"{op['value']} acked at {op['index']}, found at {found}")
+        twice = [v for v, idx in where.items() if len(idx) > 1]
+        ok = not lost and not twice
+        acked = sum(1 for op in self.rec.ops if op["kind"] == "append" and op["status"] == "ok")
+        detail = (
+            f"{acked} acknowledged appends all present, once"
+            if ok
+            else (f"{len(lost)} lost or moved: {lost[:5]}; applied twice: {twice[:5]}")
+        )
+        return Check("no acknowledged append lost or applied twice", ok, detail)
+
+    def _check_linearizable(self, final: list[tuple[int, str]]) -> Check:
+        client_values = [(i, v) for i, v in final if _CLIENT_VALUE.fullmatch(v)]
+        position = {index: pos for pos, (index, _v) in enumerate(client_values, start=1)}
+        indexes = [index for index, _v in client_values]
+        by_index = dict(final)
+        values = [v.encode() for _i, v in client_values]
+        history: list[LogOp] = []
+        bad_windows: list[str] = []
+        for op in self.rec.ops:
+            call = float(op["call"])
+            ret = float(op["ret"]) if op["ret"] is not None else float("inf")
+            if op["kind"] == "append":
+                pos = position.get(op["index"], 0) if op["status"] == "ok" else 0
+                history.append(
+                    LogOp(
+                        op["id"],
+                        op["client"],
+                        "append",
+                        call,
+                        ret,
+                        op["status"],
+                        value=op["value"].encode(),
+                        position=pos,
+                    )
+                )
+            elif op["status"] == "ok":
+                applied = op["applied"]
+                for index, data in op["window"]:
+                    if by_index.get(index) != data:
+                        bad_windows.append(
+                            f"read {op['id']} from node {op['node']} saw {data!r} at {index}, "
+                            f"the final log has {by_index.get(index)!r}"
+                        )
+                seen = bisect.bisect_right(indexes, applied)
+                history.append(
+                    LogOp(
+                        op["id"], op["client"], "read", call, ret, "ok", result=tuple(values[:seen])
+                    )
+                )
+        verdict = check_log_history(history, values)
+        problems = bad_windows[:5] + list(verdict.problems)
+        ok = verdict.ok and not bad_windows
+        reads = sum(1 for op in self.rec.ops if op["kind"] == "read" and op["status"] == "ok")
+        detail = (
+            f"{verdict.checked_ops} operations ({reads} reads) in one order that respects real time"
+            if ok
+            else "; ".join(problems[:6])
+        )
+        return Check("history is linearizable", ok, detail)
+
+    # -- output ----------------------------------------------------------------------
+
+    def _result(self, checks: list[Check], logs: dict[int, list[tuple[int, str]]]) -> ChaosResult:
+        counts = {"ok": 0, "fail": 0, "info": 0}
+        for op in self.rec.ops:
+            counts[op["status"]] += 1
+        summary = {
+            "nodes": self.opt.nodes,
+            "clients": self.opt.clients,
+            "duration_s": self.opt.time_s,
+            "nemesis": ",".join(self.opt.nemesis),
+            "seed": self.opt.seed,
+            "ops_ok": counts["ok"],
+            "ops_fail": counts["fail"],
+            "ops_info": counts["info"],
+            "faults": sum(1 for f in self.rec.faults if f["kind"] != "heal"),
+            "final_log_entries": max((len(v) for v in logs.values()), default=0),
+            "injected_bugs": ",".join(self.opt.inject_bugs) or "none",
+        }
+        return ChaosResult(
+            ok=all(c.ok for c in checks),
+            checks=checks,
+            summary=summary,
+            ops=self.rec.ops,
+            faults=self.rec.faults,
+            statuses=self.rec.statuses,
+        )
+
+    def _write(self, out: Path, result: ChaosResult) -> None:
+        from raftlog.chaos.report import write_report  # noqa: PLC0415
+
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "history.jsonl").open("w") as f:
+            for record in [*result.ops, *result.faults, *result.statuses]:
+                f.write(json.dumps(record) + "\n")
+        node_logs = {}
+        for i, node in self.cluster.nodes.items():
+            path = out / f"node-{i}.log"
+            path.write_text("\n".join(node.lines) + "\n")
+            node_logs[i] = path.name
+        write_report(
+            out,
+            ops=result.ops,
+            faults=result.faults,
+            statuses=result.statuses,
+            checks=[c.as_dict() for c in result.checks],
+            summary=result.summary,
+            node_logs=node_logs,
+        )

@@ -1,0 +1,78 @@
+"""`raftlog append/log/status` on the client: past a dead endpoint, and giving up typed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+from clientfakes import run
+
+from raftlog.local.cluster import LocalCluster, free_ports
+
+
+def _raftlog(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "raftlog", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_commands_get_past_a_dead_endpoint_and_follow_the_leader() -> None:
+    async def main() -> None:
+        async with LocalCluster(3) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            follower = next(i for i in cluster.nodes if i != leader)
+            dead = f"127.0.0.1:{free_ports(1)[0]}"
+            endpoints_url = cluster.nodes[follower].url
+            endpoints = f"{dead},{endpoints_url}"
+
+            appended = await asyncio.to_thread(_raftlog, "append", "SET 7", "--cluster", endpoints)
+            assert appended.returncode == 0, appended.stderr
+            assert appended.stdout.startswith("committed at index ")
+
+            env = dict(os.environ, RAFTLOG_CLUSTER=endpoints)
+            shown = await asyncio.to_thread(_raftlog, "log", env=env)
+            assert shown.returncode == 0, shown.stderr
+            lines = shown.stdout.splitlines()
+            assert lines[0].split(None, 2)[2] == "SET 7"
+            assert lines[-1].endswith(f"served by node {leader})")
+
+            as_json = await asyncio.to_thread(_raftlog, "log", "--json", env=env)
+            doc = json.loads(as_json.stdout)
+            assert doc["node"] == leader and doc["entries"][0]["data"] == "SET 7"
+
+            status = await asyncio.to_thread(_raftlog, "status", "--json", env=env)
+            rows = json.loads(status.stdout)
+            assert [row["endpoint"] for row in rows] == [f"http://{dead}", f"{endpoints_url}"]
+            assert "unreachable" in rows[0]["error"] and rows[1]["id"] == follower
+            table = await asyncio.to_thread(_raftlog, "status", env=env)
+            assert table.returncode == 1  # the dead endpoint
+            assert "unreachable" in table.stdout and "Follower" in table.stdout
+
+            bad = await asyncio.to_thread(_raftlog, "log", "--limit", "1000000", env=env)
+            assert bad.returncode == 1 and "read failed: HTTP 400" in bad.stderr
+
+    run(main(), timeout=120)
+
+
+def test_append_to_nothing_gives_up_after_retry_for() -> None:
+    ports = free_ports(2)
+    out = _raftlog(
+        "append",
+        "LOST",
+        "--retry-for",
+        "0.5",
+        "--cluster",
+        ",".join(f"127.0.0.1:{p}" for p in ports),
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith("no node could answer:")
+    assert all(str(p) in out.stderr for p in ports)
