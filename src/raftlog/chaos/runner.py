@@ -166,6 +166,8 @@ class Chaos:
                 seq += 1
                 op, _target = await self._append(k, seq, home, rng)
             self.rec.ops.append(op)
+            if op["status"] != "ok":
+                await asyncio.sleep(0.05)  # a node that is down answers at once: no busy loop
 
     async def _append(
         self, k: int, seq: int, target: int, rng: random.Random
