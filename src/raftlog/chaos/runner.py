@@ -591,10 +591,12 @@ class Chaos:
         problems = bad_windows[:5] + list(verdict.problems)
         ok = verdict.ok and not bad_windows
         reads = sum(1 for op in self.rec.ops if op["kind"] == "read" and op["status"] == "ok")
+        involving_reads = sum(1 for p in problems if " read " in p or p.startswith("read "))
         detail = (
             f"{verdict.checked_ops} operations ({reads} reads) in one order that respects real time"
             if ok
-            else "; ".join(problems[:6])
+            else f"{len(problems)} problems ({involving_reads} involving reads), first: "
+            + "; ".join(problems[:4])
         )
         return Check("history is linearizable", ok, detail)
 
