@@ -97,6 +97,8 @@ LAYER_RULES = {
     "server": {"core", "storage", "transport", "server"},
     "api": {"core", "storage", "transport", "server", "api"},
     "local": {"server", "local"},
+    "chaos": {"check", "local", "chaos"},
+    "client": {"client"},
 }
 
 

@@ -31,12 +31,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from raftlog.check.logcheck import LogOp, check_log_history
 from raftlog.local.cluster import LocalCluster, wait_for
+
+if TYPE_CHECKING:
+    from raftlog.chaos.netns import NetnsCluster
 
 NEMESES = ("kill", "pause", "partition", "restart-all")
 PARTITION_SHAPES = ("halves", "isolate-leader", "one-link", "bridge")
@@ -58,6 +61,8 @@ class ChaosOptions:
     fault_length_s: tuple[float, float] = (0.5, 3.0)
     read_fraction: float = 0.3
     partition_shapes: tuple[str, ...] = PARTITION_SHAPES
+    netns: bool = False
+    """Run the nodes in network namespaces (root) and cut links in the network."""
     """Which partitions the nemesis draws from (see PARTITION_SHAPES)."""
     request_timeout_s: float = 1.0
 
@@ -107,7 +112,15 @@ class Chaos:
         node_args = ["--enable-fault-injection"]
         for bug in options.inject_bugs:
             node_args += ["--inject-bug", bug]
-        self.cluster = LocalCluster(options.nodes, fast=True, node_args=node_args, log_level="info")
+        self.cluster: LocalCluster
+        if options.netns:
+            from raftlog.chaos.netns import NetnsCluster  # noqa: PLC0415
+
+            self.cluster = NetnsCluster(options.nodes, node_args=node_args)
+        else:
+            self.cluster = LocalCluster(
+                options.nodes, fast=True, node_args=node_args, log_level="info"
+            )
         self.stop_clients = asyncio.Event()
         self.heal_time: float | None = None
         self.blocked: dict[int, set[int]] = {i: set() for i in self.cluster.nodes}
@@ -134,6 +147,8 @@ class Chaos:
                 sampler.cancel()
                 await asyncio.gather(sampler, return_exceptions=True)
                 final = await self._final_logs()
+                if self._netns is not None:
+                    self._netns.collect_lines()
                 checks = self._check(final, recovered)
             finally:
                 await self.http.close()
@@ -141,6 +156,12 @@ class Chaos:
             if opt.out is not None:
                 self._write(opt.out, result)
             return result
+
+    @property
+    def _netns(self) -> NetnsCluster | None:
+        from raftlog.chaos.netns import NetnsCluster  # noqa: PLC0415
+
+        return self.cluster if isinstance(self.cluster, NetnsCluster) else None
 
     # -- clients ---------------------------------------------------------------------
 
@@ -353,6 +374,9 @@ class Chaos:
         return set(ids[:half]), set(ids[half:]), "random halves", None
 
     async def _cut(self, a: set[int], b: set[int], *, bridge: int | None) -> None:
+        if self._netns is not None:
+            await self._netns.partition(a, b)  # in the network itself
+            return
         for x in a:
             self.blocked[x] |= b
         for y in b:
@@ -386,6 +410,8 @@ class Chaos:
             for i in fault["nodes"]:
                 self.cluster.resume(i)
         elif kind == "partition":
+            if self._netns is not None:
+                await self._netns.heal_network()
             self.blocked = {i: set() for i in self.cluster.nodes}
             await self._push_blocks()
 
@@ -395,6 +421,8 @@ class Chaos:
                 self.cluster.resume(i)
             if not node.running:
                 await self.cluster.start_node(i)
+        if self._netns is not None:
+            await self._netns.heal_network()
         self.blocked = {i: set() for i in self.cluster.nodes}
         await self._push_blocks()
         self.rec.faults.append(

@@ -20,7 +20,9 @@ report.html with a timeline (timeline.png too when matplotlib is installed).
 
 Nemeses: kill (SIGKILL, restart later), pause (SIGSTOP/SIGCONT), partition (random
 halves, the leader cut off, one link, a node bridging two halves), restart-all (SIGKILL of
-every node at once)."""
+every node at once). On loopback a partition is injected inside the nodes (a test-only
+endpoint drops their messages); with --netns (root) the nodes run in the namespaces of
+`raftlog netcluster` and partitions cut the network itself."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"comma-separated faults from {','.join(NEMESES)} (default kill,pause,partition)",
     )
     p.add_argument("--seed", type=int, help="seed of the nemesis and the clients' choices")
+    p.add_argument(
+        "--netns",
+        action="store_true",
+        help="run the nodes in network namespaces (root) and cut links in the network",
+    )
     p.add_argument("--out", type=Path, help="write the history, node logs and report here")
     p.add_argument(
         "--inject-bug",
@@ -79,7 +86,15 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         inject_bugs=tuple(args.inject_bug),
+        netns=args.netns,
     )
+    if args.netns:
+        from raftlog.local.netcluster import unavailable_reason  # noqa: PLC0415
+
+        reason = unavailable_reason()
+        if reason:
+            print(f"raftlog chaos: --netns: {reason}", file=sys.stderr)
+            return 2
     tty = sys.stderr.isatty()
     chaos = Chaos(options, echo=lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
