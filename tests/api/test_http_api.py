@@ -25,7 +25,9 @@ TIMING = Timing(0.05, 0.1, 0.01, 0.005)
 
 
 @asynccontextmanager
-async def one_node() -> AsyncIterator[tuple[TestClient[Any, Any], RaftNode]]:
+async def one_node(
+    *, fault_injection: bool = False
+) -> AsyncIterator[tuple[TestClient[Any, Any], RaftNode]]:
     net = MemoryNetwork()
     sm = ReplicatedLog()
     config = NodeConfig(node_id=NodeId(1), voters=frozenset({NodeId(1)}), timing=TIMING, seed=1)
@@ -37,7 +39,11 @@ async def one_node() -> AsyncIterator[tuple[TestClient[Any, Any], RaftNode]]:
         EventLog(NodeId(1), stream=io.StringIO(), level=logging.ERROR),
     )
     task = asyncio.create_task(node.run())
-    api = ClientApi(node, sm, ApiConfig(client_urls={NodeId(1): "http://127.0.0.1:1"}))
+    api = ClientApi(
+        node,
+        sm,
+        ApiConfig(client_urls={NodeId(1): "http://127.0.0.1:1"}, fault_injection=fault_injection),
+    )
     async with TestClient(TestServer(api.app())) as client:
         for _ in range(400):
             if node.is_leader:
@@ -173,5 +179,25 @@ def test_read_levels_lease_and_local_say_what_they_are() -> None:
             assert local["staleness"]["applied"] == local["applied"] >= 1
             linear = await (await client.get("/v1/log")).json()
             assert "staleness" not in linear
+
+    run(main)
+
+
+def test_the_test_only_partition_endpoint_checks_its_input() -> None:
+    async def main() -> None:
+        async with one_node() as (client, _node):
+            r = await client.post("/v1/admin/partition", json={"blocked": [2]})
+            assert r.status in (404, 405)  # not served unless fault injection is enabled
+        async with one_node(fault_injection=True) as (client, node):
+            r = await client.post("/v1/admin/partition", json={"held": [2, 3]})
+            assert r.status == 200 and await r.json() == {"blocked": [], "held": [2, 3]}
+            r = await client.post("/v1/admin/partition", json={"blocked": [3]})
+            assert await r.json() == {"blocked": [3], "held": [2, 3]}  # held left as it was
+            assert node.held == {2, 3} and node.blocked == {3}
+            for bad in ({}, {"held": "2"}, {"held": [0]}, {"held": [True]}, {"other": []}, [2]):
+                r = await client.post("/v1/admin/partition", json=bad)
+                assert r.status == 400, bad
+                assert "expected" in (await r.json())["error"]
+            assert node.held == {2, 3} and node.blocked == {3}  # nothing changed
 
     run(main)

@@ -39,16 +39,24 @@ def test_a_short_run_with_kill_pause_and_partition_passes_every_check(tmp_path: 
 
 
 def test_stale_reads_from_a_deposed_leader_are_caught() -> None:
+    # Every fault cuts the leader off for 1.5-3 s: long enough, even on a loaded machine,
+    # for the majority to elect a new leader and acknowledge appends that the old leader
+    # (which, with the bug, neither steps down nor confirms its reads) cannot see while
+    # the reader bound to it keeps reading. Each such fault exposes the bug; there are
+    # several in 30 s, so catching it does not hang on one lucky interleaving.
     result = _run(
         ChaosOptions(
             nodes=3,
             time_s=30,
             clients=8,
             nemesis=("partition",),
+            partition_shapes=("isolate-leader",),
+            fault_length_s=(1.5, 3.0),
             seed=3,
             inject_bugs=("stale-read",),
         )
     )
+    assert sum(1 for f in result.faults if f["kind"] == "partition") >= 3
     assert not result.ok
     assert not _check(result, "history is linearizable")
     detail = next(c.detail for c in result.checks if c.name == "history is linearizable")
@@ -56,15 +64,22 @@ def test_stale_reads_from_a_deposed_leader_are_caught() -> None:
 
 
 def test_acknowledging_before_writing_is_caught_by_restarting_every_node() -> None:
+    # With the bug, a busy follower is almost always inside the window between promising
+    # an entry and writing it, so most restarts of every node lose an acknowledged append
+    # (when a follower that lacks it wins the next election). Short faults and gaps give
+    # a dozen or more restarts in 30 s, each an independent chance.
     result = _run(
         ChaosOptions(
             nodes=3,
             time_s=30,
             clients=8,
             nemesis=("restart-all",),
+            fault_length_s=(0.2, 0.6),
+            fault_every_s=(0.6, 1.2),
             seed=5,
             inject_bugs=("ack-before-fsync",),
         )
     )
+    assert sum(1 for f in result.faults if f["kind"] == "restart-all") >= 5
     assert not result.ok
     assert not _check(result, "no acknowledged append lost")

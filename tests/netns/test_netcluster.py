@@ -131,21 +131,37 @@ def test_an_isolated_leader_is_replaced_then_steps_down_and_catches_up(nc: NetCl
     _wait(lambda: (s := nc.status(old)) is not None and s["state"] == "Follower", 10, "step down")
 
 
-def test_a_one_link_partial_partition_causes_no_repeated_elections(nc: NetCluster) -> None:
-    leader = nc.leader()
-    follower = next(i for i in (1, 2, 3) if i != leader)
-    nc.cut(leader, follower)
-    seen: set[tuple[int, int]] = set()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for i in (1, 2, 3):
-            s = nc.status(i, timeout=1.0)
-            if s and s["state"] == "Leader":
-                seen.add((s["term"], s["id"]))
-        time.sleep(0.2)
-    changes = len(seen) - 1
-    assert changes <= 1, f"leaders seen (term, node): {sorted(seen)}"
-    nc.heal()
+def test_a_one_link_partial_partition_causes_no_repeated_elections(tmp_path: Path) -> None:
+    # Election timeouts ten heartbeats long: a busy machine can delay a heartbeat by a
+    # few tens of milliseconds, and the check below is about the protocol (PreVote and
+    # CheckQuorum), not about how quiet the machine is.
+    nc = NetCluster(tmp_path / "netcluster")
+    nc.up(3, fast=True, extra_args=["--election-timeout", "0.5-1.0", "--heartbeat", "0.05"])
+    try:
+        leader = nc.leader()
+        start = nc.status(leader)
+        assert start is not None
+        follower = next(i for i in (1, 2, 3) if i != leader)
+        nc.cut(leader, follower)
+        seen: set[tuple[int, int]] = set()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for i in (1, 2, 3):
+                s = nc.status(i, timeout=1.0)
+                if s and s["state"] == "Leader":
+                    seen.add((s["term"], s["id"]))
+            time.sleep(0.2)
+        # Every election, won or not, raises a term; PreVote rounds that fail do not. The
+        # cut-off follower cannot win a pre-vote while the third node hears the leader, so
+        # the term stays put (one election at most, if a lease ran out once).
+        terms = [s["term"] for i in (1, 2, 3) if (s := nc.status(i, timeout=2.0)) is not None]
+        assert terms and max(terms) <= start["term"] + 1, (
+            f"terms went from {start['term']} to {terms}; leaders seen (term, node): {sorted(seen)}"
+        )
+        nc.heal()
+    finally:
+        nc.down()
+        _assert_nothing_left()
 
 
 def test_down_after_a_crashed_harness_removes_everything(tmp_path: Path) -> None:

@@ -335,3 +335,32 @@ def test_stopping_answers_every_waiting_caller_even_with_a_full_inbox() -> None:
             await c.close()
 
     run(main())
+
+
+def test_held_messages_wait_and_then_arrive_in_order() -> None:
+    """The test-only 'hold' fault (the split-vote demo's staging): a held peer's messages
+    are kept, not lost, and delivered in their order once released."""
+
+    async def main() -> None:
+        c = Cluster()
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            await leader.propose(b"first", timeout=5)
+            held = next(i for i in c.ids if i != leader.id)
+            await eventually(lambda: len(c.sms[held].records) == 1, what="follower applies")
+            c.nodes[held].hold_peers({leader.id})
+            await leader.propose(b"second", timeout=5)  # the other follower acknowledges
+            await leader.propose(b"third", timeout=5)
+            assert [r.data for r in c.sms[held].records] == [b"first"]
+            assert c.nodes[held]._held_messages, "the leader's messages are kept"
+            c.nodes[held].hold_peers(set())
+            await eventually(
+                lambda: [r.data for r in c.sms[held].records] == [b"first", b"second", b"third"],
+                what="the released messages to be applied in order",
+            )
+            assert not c.nodes[held]._held_messages
+        finally:
+            await c.close()
+
+    run(main())

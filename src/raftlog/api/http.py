@@ -310,14 +310,29 @@ class ClientApi:
         )
 
     async def partition(self, request: web.Request) -> web.Response:
-        """Test-only: ``{"blocked": [ids]}`` drops all traffic with those peers."""
+        """Test-only: ``{"blocked": [ids], "held": [ids]}``. Traffic with a blocked peer is
+        dropped both ways; messages from a held peer are kept and delivered, in order, once
+        it is no longer held. A key left out leaves that setting as it is."""
+        usage = 'expected {"blocked": [node ids], "held": [node ids]} (either key optional)'
         try:
             doc = json.loads(await request.read())
-            blocked = {NodeId(int(n)) for n in doc["blocked"]}
+            if not isinstance(doc, dict) or not doc or set(doc) - {"blocked", "held"}:
+                raise ValueError
+            sets = {key: {NodeId(n) for n in doc[key]} for key in doc}
+            if any(type(n) is not int or n <= 0 for ids in sets.values() for n in ids):
+                raise ValueError
         except (ValueError, KeyError, TypeError, RecursionError):
-            raise ApiError(400, 'expected {"blocked": [node ids]}') from None
-        self.node.block_peers(blocked)
-        return _json({"blocked": sorted(int(n) for n in blocked)})
+            raise ApiError(400, usage) from None
+        if "blocked" in sets:
+            self.node.block_peers(sets["blocked"])
+        if "held" in sets:
+            self.node.hold_peers(sets["held"])
+        return _json(
+            {
+                "blocked": sorted(int(n) for n in self.node.blocked),
+                "held": sorted(int(n) for n in self.node.held),
+            }
+        )
 
     async def livez(self, _request: web.Request) -> web.Response:
         return _json({"live": True, "node": int(self.node.id)})

@@ -82,6 +82,9 @@ class ServeOptions:
     first_campaign_at: float | None = None
     fault_injection: bool = False
     """Test-only: accept POST /v1/admin/partition (raftlog chaos on loopback)."""
+    hold_from: frozenset[NodeId] = frozenset()
+    """Test-only (with fault_injection): hold messages from these peers from the start,
+    until POST /v1/admin/partition releases them (to stage a split vote)."""
     stop_with_parent: int | None = None
     """Stop once this process is no longer our parent (nodes started by `raftlog cluster`
     pass its pid: if it dies, even before we got this far, we stop)."""
@@ -131,6 +134,8 @@ async def serve(
 
     state_machine = ReplicatedLog()
     node = RaftNode(config, storage, transport, state_machine, events)
+    if options.hold_from:
+        node.hold_peers(set(options.hold_from))
     library_log = logging.getLogger("raftlog")
     bridge = EventLogHandler(events, lambda: (node.role, node.term))
     library_log.addHandler(bridge)

@@ -100,6 +100,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--stop-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
+    # Test-only, with --enable-fault-injection: hold messages from these peers from the
+    # start until POST /v1/admin/partition releases them (the split-vote demo's staging).
+    p.add_argument("--hold-from", default="", metavar="IDS", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_node_command)
 
     p = sub.add_parser(
@@ -152,6 +155,14 @@ def run_node_command(args: argparse.Namespace) -> int:
     if args.id not in peers:
         print(f"raftlog node: node {args.id} is not in --peers", file=sys.stderr)
         return 2
+    try:
+        hold_from = frozenset(NodeId(int(n)) for n in args.hold_from.split(",") if n.strip())
+    except ValueError:
+        print(f"raftlog node: --hold-from takes node ids, not {args.hold_from!r}", file=sys.stderr)
+        return 2
+    if hold_from and not args.enable_fault_injection:
+        print("raftlog node: --hold-from needs --enable-fault-injection", file=sys.stderr)
+        return 2
     ports = [args.client_port, args.peer_port or 1, *(a.peer_port for a in peers.values())]
     bad = [port for port in ports if not 1 <= port <= 65535]
     if bad:
@@ -172,6 +183,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         first_campaign_at=args.first_election_at,
         stop_with_parent=args.stop_with_parent,
         fault_injection=args.enable_fault_injection,
+        hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
     )
     return run_node(options)

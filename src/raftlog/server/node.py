@@ -188,6 +188,8 @@ class RaftNode:
         self.dropped_messages = 0
         self._heard_leader = False
         self.blocked: frozenset[NodeId] = frozenset()
+        self.held: frozenset[NodeId] = frozenset()
+        self._held_messages: list[Message] = []
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
         self._acked: dict[NodeId, tuple[float, int]] = {}
@@ -291,6 +293,23 @@ class RaftNode:
         partition as seen from this node; the connections stay up)."""
         self.blocked = frozenset(peers)
 
+    def hold_peers(self, peers: set[NodeId]) -> None:
+        """Test-only fault injection: keep every message from ``peers`` instead of
+        delivering it (a link that delays without losing). Messages held from a peer that
+        is no longer in ``peers`` are delivered now, in the order they arrived, all in one
+        batch (the core steps them all before it sends anything)."""
+        self.held = frozenset(peers)
+        keep: list[Message] = []
+        for msg in self._held_messages:
+            if msg.src in self.held:
+                keep.append(msg)
+                continue
+            try:
+                self._inbox.put_nowait((_MSG, msg, None))
+            except asyncio.QueueFull:
+                self.dropped_messages += 1
+        self._held_messages = keep
+
     def _send(self, msg: Message) -> None:
         if msg.dst not in self.blocked:
             self.transport.send(msg)
@@ -298,6 +317,12 @@ class RaftNode:
     def _on_message(self, msg: Message) -> None:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
         if msg.src in self.blocked:
+            return
+        if msg.src in self.held:
+            if len(self._held_messages) < self.config.inbox_size:
+                self._held_messages.append(msg)
+            else:
+                self.dropped_messages += 1
             return
         try:
             self._inbox.put_nowait((_MSG, msg, None))
