@@ -20,10 +20,11 @@ from raftlog.core.messages import (
     RequestVoteResponse,
 )
 from raftlog.core.raft import Ready
-from raftlog.core.types import Entry, HardState
+from raftlog.core.types import ConfState, Entry, HardState, NodeId, SnapshotMeta
 from raftlog.sim.cluster import Cluster, SimOptions, _run_phases
 from raftlog.sim.harness import Harness
 from raftlog.sim.node import CrashPoint, SimNode
+from raftlog.storage.base import Checkpoint
 from raftlog.testing.contract import ContractRecorder, ContractViolation, watch_core
 
 
@@ -32,9 +33,14 @@ class _RecordingDisk:
         self._inner = inner
         self._recorder = recorder
 
-    def save(self, hard_state: HardState | None, entries: tuple[Entry, ...]) -> None:
-        self._recorder.saved(hard_state, entries)
-        self._inner.save(hard_state, entries)
+    def save(
+        self,
+        hard_state: HardState | None,
+        entries: tuple[Entry, ...],
+        snapshot: Checkpoint | None = None,
+    ) -> None:
+        self._recorder.saved(hard_state, entries, snapshot)
+        self._inner.save(hard_state, entries, snapshot)
 
     def sync(self) -> None:
         self._recorder.synced()
@@ -52,6 +58,7 @@ def instrument(node: SimNode) -> ContractRecorder:
 
     def recorded_restart() -> None:  # a new process: a new core to watch
         restart()
+        recorder.restarted(node.applied_index)
         watch_core(node.raft, recorder)
 
     node.restart = recorded_restart  # type: ignore[method-assign]
@@ -71,8 +78,14 @@ class _ContractCluster(Cluster):
         self.recorders[node.id].applied(entry)
         super().applied(node, entry, position)
 
+    def restored(self, node: SimNode, index: int) -> None:
+        recorder = self.recorders[node.id]
+        if recorder.in_ready:  # an installed snapshot (not a restart's restore)
+            recorder.restored(index)
+        super().restored(node, index)
+
     def crashed(self, node: SimNode, point: CrashPoint | None, lost_writes: int) -> None:
-        self.recorders[node.id].restarted()
+        self.recorders[node.id].crashed()
         super().crashed(node, point, lost_writes)
 
 
@@ -149,6 +162,7 @@ def test_the_contract_checker_catches_applying_before_writing() -> None:
     entry = Entry(1, 1, data=b"x")
     rd = Ready(
         hard_state=HardState(1, 0, 1),
+        snapshot=None,
         entries=(entry,),
         must_sync=True,
         messages=(),
@@ -180,3 +194,50 @@ def test_durability_promising_messages_always_wait_for_the_write() -> None:
     for seed in range(3):
         _run_phases(Watch(seed, SimOptions(nodes=3, steps=1500)))
     assert seen > 100
+
+
+def _install_ready(after: Entry) -> Ready:
+    return Ready(
+        hard_state=HardState(2, 0, 10),
+        snapshot=SnapshotMeta(10, 2, ConfState(frozenset({NodeId(1), NodeId(2)}))),
+        entries=(),
+        must_sync=True,
+        messages=(),
+        persisted_messages=(),
+        committed_entries=(after,),
+        read_states=(),
+        dropped_reads=(),
+        soft_state=None,
+        events=(),
+    )
+
+
+def test_the_contract_checker_catches_mistakes_with_an_installed_snapshot() -> None:
+    after = Entry(11, 2, data=b"y")
+    # Applying the entry after the snapshot without restoring the state machine first.
+    recorder = ContractRecorder()
+    rd = _install_ready(after)
+    recorder.took(rd)
+    assert rd.snapshot is not None
+    recorder.saved(rd.hard_state, [], Checkpoint(rd.snapshot, "f"))
+    recorder.synced()
+    with pytest.raises(ContractViolation, match="before restoring"):
+        recorder.applied(after)
+    # Restoring before the snapshot is durable.
+    recorder = ContractRecorder()
+    recorder.took(rd)
+    with pytest.raises(ContractViolation, match="before the snapshot was durable"):
+        recorder.restored(10)
+    # Leaving the snapshot out of the write.
+    recorder = ContractRecorder()
+    recorder.took(rd)
+    with pytest.raises(ContractViolation, match="wrote snapshot None"):
+        recorder.saved(rd.hard_state, [])
+    # The right order passes, and applying resumes right after the snapshot.
+    recorder = ContractRecorder()
+    recorder.took(rd)
+    recorder.saved(rd.hard_state, [], Checkpoint(rd.snapshot, "f"))
+    recorder.synced()
+    recorder.restored(10)
+    recorder.applied(after)
+    recorder.advanced(rd)

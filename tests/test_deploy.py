@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from raftlog.api.serve import parse_peers
 from raftlog.cli.main import build_parser
 from raftlog.cli.node_cmd import id_from_ordinal
+from raftlog.node import parse_peers
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from raftlog.api.http import MAX_READ_BYTES, ApiConfig, ClientApi
 from raftlog.core.types import NodeId
 from raftlog.server.eventlog import EventLog
-from raftlog.server.node import NodeConfig, RaftNode
-from raftlog.server.statemachine import ReplicatedLog
+from raftlog.server.node import RaftNode, ServerConfig
+from raftlog.server.replicated_log import ReplicatedLog
 from raftlog.server.timing import Timing
 from raftlog.storage.memory import MemoryStorage
 from raftlog.transport.memory import MemoryNetwork
@@ -30,7 +30,7 @@ async def one_node(
 ) -> AsyncIterator[tuple[TestClient[Any, Any], RaftNode]]:
     net = MemoryNetwork()
     sm = ReplicatedLog()
-    config = NodeConfig(node_id=NodeId(1), voters=frozenset({NodeId(1)}), timing=TIMING, seed=1)
+    config = ServerConfig(node_id=NodeId(1), voters=frozenset({NodeId(1)}), timing=TIMING, seed=1)
     node = RaftNode(
         config,
         MemoryStorage(),
@@ -41,7 +41,6 @@ async def one_node(
     task = asyncio.create_task(node.run())
     api = ClientApi(
         node,
-        sm,
         ApiConfig(client_urls={NodeId(1): "http://127.0.0.1:1"}, fault_injection=fault_injection),
     )
     async with TestClient(TestServer(api.app())) as client:

@@ -20,6 +20,7 @@ from raftlog.core.messages import (
     AppendEntriesResponse,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     PreVote,
     PreVoteResponse,
@@ -37,6 +38,7 @@ from raftlog.core.types import (
     NodeId,
     ReadState,
     Role,
+    SnapshotMeta,
     SoftState,
     show_data,
 )
@@ -144,6 +146,7 @@ SAMPLES: list[Message] = [
     Heartbeat(N1, N3, 3, 5, b"read-\x01"),
     HeartbeatResponse(N3, N1, 3, b"read-\x01"),
     TimeoutNow(N1, N2, 3),
+    InstallSnapshot(N1, N2, 4, SnapshotMeta(9, 3, ConfState(frozenset({N1, N2, N3})))),
 ]
 
 

@@ -18,7 +18,7 @@ from raftlog.core.log import (
     entry_size,
     limit_size,
 )
-from raftlog.core.types import ConfState, Entry, EntryKind, HardState
+from raftlog.core.types import ConfState, Entry, EntryKind, HardState, NodeId, SnapshotMeta
 from raftlog.storage.memory import MemoryStorage
 
 BIG = 1 << 40
@@ -61,6 +61,9 @@ class CompactedStorage:
 
     def initial_state(self) -> tuple[HardState, ConfState | None]:
         return HardState(term=3, commit=4), None
+
+    def snapshot(self) -> SnapshotMeta:
+        return SnapshotMeta(4, 2, ConfState(frozenset({NodeId(1)})))
 
     def first_index(self) -> int:
         return 5

@@ -15,14 +15,19 @@ from raftlog.core.errors import NotLeader, StorageError
 from raftlog.core.messages import AppendEntries, Message
 from raftlog.core.types import Entry, HardState, NodeId
 from raftlog.server.eventlog import EventLog
-from raftlog.server.node import LeadershipLost, NodeConfig, RaftNode
-from raftlog.server.statemachine import ReplicatedLog
+from raftlog.server.node import LeadershipLost, RaftNode, ServerConfig
+from raftlog.server.replicated_log import ReplicatedLog
 from raftlog.server.timing import Timing
 from raftlog.storage.memory import MemoryStorage
 from raftlog.testing.contract import ContractRecorder, watch_core
 from raftlog.transport.memory import MemoryNetwork
 
 TIMING = Timing(election_min_s=0.15, election_max_s=0.3, heartbeat_s=0.03, tick_s=0.005)
+
+
+def records(sm: ReplicatedLog) -> list[bytes]:
+    """The data of every record the replicated log holds."""
+    return [r.data for r in sm.read_sync(1, 1 << 30).records]
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -51,7 +56,7 @@ class Cluster:
         self.tasks: dict[NodeId, asyncio.Task[None]] = {}
 
     def make(self, i: NodeId) -> RaftNode:
-        config = NodeConfig(node_id=i, voters=frozenset(self.ids), timing=TIMING, seed=int(i))
+        config = ServerConfig(node_id=i, voters=frozenset(self.ids), timing=TIMING, seed=int(i))
         events = EventLog(i, stream=self.out[i], level=logging.DEBUG)
         return RaftNode(config, self.storage[i], self.net.factory(i), self.sms[i], events)
 
@@ -94,14 +99,12 @@ def test_three_nodes_elect_a_leader_and_commit_on_every_node() -> None:
         await c.start_all()
         try:
             leader = await c.leader()
-            index, term, applied = await leader.propose(b"SET 5", timeout=5)
-            record = applied.record
-            assert record.data == b"SET 5" and (record.index, record.term) == (index, term)
+            done = await leader.propose(b"SET 5", timeout=5)
+            assert (done.result.index, done.result.term) == (done.index, done.term)
+            assert c.sms[leader.id].read_sync(done.index, 1).records[0].data == b"SET 5"
             await leader.propose(b"ADD 1", timeout=5)
             await eventually(
-                lambda: all(
-                    [r.data for r in sm.records] == [b"SET 5", b"ADD 1"] for sm in c.sms.values()
-                ),
+                lambda: all(records(sm) == [b"SET 5", b"ADD 1"] for sm in c.sms.values()),
                 what="every node applying both entries",
             )
             lines = c.out[leader.id].getvalue()
@@ -140,10 +143,10 @@ def test_read_barrier_covers_every_acknowledged_write() -> None:
         await c.start_all()
         try:
             leader = await c.leader()
-            index, _term, _ = await leader.propose(b"a", timeout=5)
+            index = (await leader.propose(b"a", timeout=5)).index
             applied = await leader.read_barrier(timeout=5)
             assert applied >= index
-            assert c.sms[leader.id].records[-1].data == b"a"
+            assert records(c.sms[leader.id])[-1] == b"a"
         finally:
             await c.close()
 
@@ -168,9 +171,7 @@ def test_an_isolated_leader_is_replaced_and_its_proposal_does_not_commit() -> No
             with pytest.raises(LeadershipLost):
                 await pending
             await eventually(
-                lambda: all(
-                    [r.data for r in sm.records] == [b"before", b"after"] for sm in c.sms.values()
-                ),
+                lambda: all(records(sm) == [b"before", b"after"] for sm in c.sms.values()),
                 what="the old leader to converge on the new log",
             )
         finally:
@@ -204,10 +205,12 @@ class _FailingStorage(MemoryStorage):
         super().__init__()
         self.fail = False
 
-    async def save_async(self, hard_state: HardState | None, entries: Any) -> None:
+    async def save_async(
+        self, hard_state: HardState | None, entries: Any, snapshot: Any = None
+    ) -> None:
         if self.fail:
             raise StorageError("disk on fire")
-        await super().save_async(hard_state, entries)
+        await super().save_async(hard_state, entries, snapshot)
 
 
 def test_a_storage_error_stops_the_node_loudly() -> None:
@@ -242,12 +245,7 @@ def test_malformed_peer_messages_are_dropped_and_the_node_serves_on() -> None:
             follower._on_message(bad)  # as if the transport delivered it
             await eventually(lambda: follower.dropped_messages >= 1, what="the drop")
             await leader.propose(b"still fine", timeout=5)
-            await eventually(
-                lambda: (
-                    c.sms[follower.id].records[-1:]
-                    and c.sms[follower.id].records[-1].data == b"still fine"
-                )
-            )
+            await eventually(lambda: records(c.sms[follower.id])[-1:] == [b"still fine"])
         finally:
             await c.close()
 
@@ -265,10 +263,12 @@ def test_the_node_driver_obeys_the_ready_contract() -> None:
                 super().__init__()
                 self.recorder = recorder
 
-            async def save_async(self, hard_state: HardState | None, entries: Any) -> None:
-                self.recorder.saved(hard_state, tuple(entries))
+            async def save_async(
+                self, hard_state: HardState | None, entries: Any, snapshot: Any = None
+            ) -> None:
+                self.recorder.saved(hard_state, tuple(entries), snapshot)
                 self.recorder.synced()  # each save is durable when it returns
-                await super().save_async(hard_state, entries)
+                await super().save_async(hard_state, entries, snapshot)
 
         c = Cluster(storage_factory=lambda i: RecordingStorage(recorders[NodeId(i)]))
         original = c.make
@@ -299,7 +299,7 @@ def test_the_node_driver_obeys_the_ready_contract() -> None:
             leader = await c.leader()
             await asyncio.gather(*(leader.propose(f"v{k}".encode(), timeout=5) for k in range(50)))
             await leader.read_barrier(timeout=5)
-            await eventually(lambda: all(len(sm) == 50 for sm in c.sms.values()))
+            await eventually(lambda: all(len(records(sm)) == 50 for sm in c.sms.values()))
         finally:
             await c.close()
         assert all(r.readies >= 3 for r in recorders.values()), [
@@ -348,15 +348,15 @@ def test_held_messages_wait_and_then_arrive_in_order() -> None:
             leader = await c.leader()
             await leader.propose(b"first", timeout=5)
             held = next(i for i in c.ids if i != leader.id)
-            await eventually(lambda: len(c.sms[held].records) == 1, what="follower applies")
+            await eventually(lambda: len(records(c.sms[held])) == 1, what="follower applies")
             c.nodes[held].hold_peers({leader.id})
             await leader.propose(b"second", timeout=5)  # the other follower acknowledges
             await leader.propose(b"third", timeout=5)
-            assert [r.data for r in c.sms[held].records] == [b"first"]
+            assert records(c.sms[held]) == [b"first"]
             assert c.nodes[held]._held_messages, "the leader's messages are kept"
             c.nodes[held].hold_peers(set())
             await eventually(
-                lambda: [r.data for r in c.sms[held].records] == [b"first", b"second", b"third"],
+                lambda: records(c.sms[held]) == [b"first", b"second", b"third"],
                 what="the released messages to be applied in order",
             )
             assert not c.nodes[held]._held_messages

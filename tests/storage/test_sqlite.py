@@ -193,7 +193,34 @@ CORRUPTIONS = [
     ("term-zero", ["UPDATE log SET term = 0 WHERE idx = 1"], "entry 1 has an invalid term 0"),
     ("text-data", ["UPDATE log SET data = 'text' WHERE idx = 2"], "not a BLOB"),
     ("negative-vote", ["UPDATE hard_state SET vote = -1"], "invalid hard state"),
-    ("schema-version", ["UPDATE meta SET schema_version = 2"], "schema version 2"),
+    (
+        "schema-version",
+        ["UPDATE meta SET schema_version = 1"],
+        "schema version 1; this raftlog reads version 2 (a data directory of an older raftlog",
+    ),
+    (
+        "compacted-past-the-snapshot",
+        ["UPDATE checkpoint SET log_start_idx = 2, log_start_term = 1"],
+        "the log is compacted to 2, past the snapshot at 0",
+    ),
+    (
+        "log-starts-late",
+        [
+            "UPDATE checkpoint SET idx = 3, term = 1, voters = '[1]'",
+            "DELETE FROM log WHERE idx = 1",
+        ],
+        "the log starts at index 2, expected 1",
+    ),
+    (
+        "bad-membership",
+        ["UPDATE checkpoint SET voters = 'not json'"],
+        "invalid checkpoint membership",
+    ),
+    (
+        "snapshot-without-voters",
+        ["UPDATE checkpoint SET idx = 2, term = 1"],
+        "the snapshot at 2 has term 1 and voters []",
+    ),
     ("no-hard-state", ["DELETE FROM hard_state"], "the hard_state table has 0 rows"),
     ("no-meta", ["DELETE FROM meta"], "the meta table has 0 rows"),
     ("missing-table", ["DROP TABLE log"], "not a raftlog database: tables"),

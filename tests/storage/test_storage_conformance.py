@@ -23,8 +23,9 @@ from hypothesis.stateful import (
 
 from raftlog.core.errors import EntryUnavailable, LogCompacted, UsageError
 from raftlog.core.log import entry_size
-from raftlog.core.types import Entry, EntryKind, HardState, NodeId
+from raftlog.core.types import ConfState, Entry, EntryKind, HardState, NodeId, SnapshotMeta
 from raftlog.storage import Storage
+from raftlog.storage.base import Checkpoint
 
 NO_LIMIT = 1 << 62
 
@@ -448,3 +449,106 @@ def test_storage_behaves_like_a_list(storage_factory: Factory) -> None:
         make_machine(storage_factory),
         settings=settings(max_examples=60, stateful_step_count=25, deadline=None),
     )
+
+
+# --- snapshots and compaction ---------------------------------------------------------------
+
+VOTERS = ConfState(frozenset({NodeId(1), NodeId(2), NodeId(3)}))
+
+
+def checkpoint(index: int, term: int, file: str = "", sessions: bytes = b"") -> Checkpoint:
+    return Checkpoint(SnapshotMeta(index, term, VOTERS), file, sessions)
+
+
+def test_no_checkpoint_at_first(storage: Storage) -> None:
+    assert storage.snapshot() == SnapshotMeta()
+    assert storage.checkpoint() == Checkpoint()
+
+
+def test_compaction_drops_the_prefix_and_keeps_the_term_before_it(storage: Storage) -> None:
+    log = entries_from(1, 4, 1) + entries_from(5, 8, 2)
+    storage.save(HardState(2, NodeId(1), 8), log)
+    cp = checkpoint(6, 2, "snap-6", b"sessions")
+    storage.compact(cp, 5)
+    storage.sync()
+    assert (storage.first_index(), storage.last_index()) == (6, 8)
+    assert storage.term(5) == 2  # the last compacted entry still answers its term
+    with pytest.raises(LogCompacted):
+        storage.term(4)
+    with pytest.raises(LogCompacted):
+        storage.entries(5, 7, NO_LIMIT)
+    assert list(storage.entries(6, 9, NO_LIMIT)) == log[5:]
+    assert storage.snapshot() == cp.meta and storage.checkpoint() == cp
+    assert storage.initial_state()[1] == VOTERS
+    # Appending and truncating after the compacted point work as before.
+    storage.save(None, [entry(8, 3), entry(9, 3)])
+    assert storage.last_index() == 9 and storage.term(8) == 3
+
+
+def test_a_checkpoint_may_be_recorded_without_compacting(storage: Storage) -> None:
+    storage.save(HardState(1, NodeId(1), 3), entries_from(1, 3, 1))
+    storage.compact(checkpoint(3, 1), 0)
+    assert storage.first_index() == 1 and storage.snapshot().index == 3
+
+
+@pytest.mark.parametrize(
+    ("cp", "upto", "why"),
+    [
+        (checkpoint(3, 1), 4, "past the snapshot"),
+        (checkpoint(9, 1), 7, "past the log"),
+    ],
+)
+def test_invalid_compaction_raises_and_changes_nothing(
+    storage: Storage, cp: Checkpoint, upto: int, why: str
+) -> None:
+    log = entries_from(1, 5, 1)
+    storage.save(HardState(1, NodeId(1), 5), log)
+    with pytest.raises(UsageError):
+        storage.compact(cp, upto)
+    assert whole_log(storage) == log and storage.snapshot() == SnapshotMeta(), why
+
+
+def test_an_older_checkpoint_is_refused(storage: Storage) -> None:
+    storage.save(HardState(1, NodeId(1), 5), entries_from(1, 5, 1))
+    storage.compact(checkpoint(4, 1), 2)
+    with pytest.raises(UsageError):
+        storage.compact(checkpoint(3, 1), 2)
+    assert storage.snapshot().index == 4
+
+
+def test_installing_a_snapshot_replaces_the_whole_log(storage: Storage) -> None:
+    storage.save(HardState(1, NodeId(1), 2), entries_from(1, 6, 1))
+    cp = checkpoint(10, 3, "snap-10", b"s")
+    storage.save(HardState(3, NodeId(2), 10), [entry(11, 3)], cp)
+    storage.sync()
+    assert (storage.first_index(), storage.last_index()) == (11, 11)
+    assert storage.term(10) == 3
+    with pytest.raises(LogCompacted):
+        storage.term(9)
+    assert storage.checkpoint() == cp
+    assert storage.initial_state()[0] == HardState(3, NodeId(2), 10)
+
+
+def test_installing_a_snapshot_inside_the_log_drops_entries_after_it(storage: Storage) -> None:
+    storage.save(HardState(1, NodeId(1), 2), entries_from(1, 6, 1))
+    storage.save(HardState(2, NodeId(1), 4), [], checkpoint(4, 2))
+    assert (storage.first_index(), storage.last_index()) == (5, 4)
+    assert storage.term(4) == 2
+
+
+def test_reopen_after_compaction_and_install(storage_factory: Factory) -> None:
+    storage = storage_factory.new()
+    storage.save(HardState(2, NodeId(1), 8), entries_from(1, 4, 1) + entries_from(5, 8, 2))
+    cp = checkpoint(7, 2, "snap-7", b"\x01sessions")
+    storage.compact(cp, 6)
+    storage.sync()
+    again = storage_factory.reopen(storage)
+    assert (again.first_index(), again.last_index(), again.term(6)) == (7, 8, 2)
+    assert again.checkpoint() == cp
+    cp2 = checkpoint(20, 4, "snap-20")
+    again.save(HardState(4, NodeId(3), 20), [], cp2)
+    again.sync()
+    third = storage_factory.reopen(again)
+    assert (third.first_index(), third.last_index(), third.term(20)) == (21, 20, 4)
+    assert third.checkpoint() == cp2
+    assert third.initial_state() == (HardState(4, NodeId(3), 20), VOTERS)

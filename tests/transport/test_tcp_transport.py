@@ -234,7 +234,7 @@ def _answer_hello(node_id: int = 2, **kw: Any) -> Callable[[Hello], bytes]:
     ("answer", "kind", "reason"),
     [
         (_answer_hello(cluster_id="other"), "wrong_cluster", "cluster id 'other'"),
-        (_answer_hello(version=2), "wrong_version", "protocol version 2"),
+        (_answer_hello(version=99), "wrong_version", "protocol version 99"),
         (_answer_hello(3), "wrong_node", "the peer at this address is node 3"),
         (lambda _: frame(Refused("go away")), "refused", "go away"),
         (lambda _: frame(b"\x93\x01\x02\x03"), "bad_handshake", "undecodable handshake"),
@@ -730,7 +730,7 @@ def test_the_transport_package_imports_only_core_stdlib_and_msgspec() -> None:
 def test_wire_encoding_is_plain_msgpack() -> None:
     # The handshake is readable by any msgpack library: a tagged map.
     assert ENCODER.encode(hello(2)) == (
-        b"\x84\xa4type\xa5hello\xaacluster_id\xactest-cluster\xa7node_id\x02\xa7version\x01"
+        b"\x84\xa4type\xa5hello\xaacluster_id\xactest-cluster\xa7node_id\x02\xa7version\x02"
     )
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
 
 import msgspec.inspect as mi
 import pytest
-from transport_testlib import make_cluster, run, sample, samples, wait_until
+from transport_testlib import WIRE_TYPES, make_cluster, run, sample, samples, wait_until
 
-from raftlog.core.messages import MESSAGE_TYPES, AppendEntries, Heartbeat, Message
+from raftlog.core.messages import AppendEntries, Heartbeat, Message, WireMessage
 from raftlog.core.types import Entry, NodeId
 from raftlog.transport import TransportError
 
@@ -26,7 +27,8 @@ def heartbeat(src: int, dst: int, n: int) -> Heartbeat:
 
 def test_samples_cover_every_message_kind_with_non_default_values() -> None:
     messages = samples(1, 2, salt=1)
-    assert [type(m) for m in messages] == list(MESSAGE_TYPES)
+    assert [type(m) for m in messages] == list(WIRE_TYPES)
+    assert set(WIRE_TYPES) == set(typing.get_args(WireMessage))
     for msg in messages:
         info = mi.type_info(type(msg))
         assert isinstance(info, mi.StructType)

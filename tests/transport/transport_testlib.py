@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 import msgspec
 import msgspec.inspect as mi
 
-from raftlog.core.messages import MESSAGE_TYPES, Message
+from raftlog.core.messages import (
+    MESSAGE_TYPES,
+    Message,
+    SnapshotAck,
+    SnapshotChunk,
+    WireMessage,
+)
 from raftlog.core.types import NodeId
 from raftlog.transport import (
     MemoryNetwork,
@@ -80,12 +86,14 @@ def _value(info: mi.Type, salt: int) -> Any:
             return members[1 + salt % (len(members) - 1)] if len(members) > 1 else members[0]
         case mi.VarTupleType(item_type=item) | mi.ListType(item_type=item):
             return tuple(_value(item, salt + i) for i in range(3))
+        case mi.FrozenSetType(item_type=item) | mi.SetType(item_type=item):
+            return frozenset(_value(item, salt + i) for i in range(3))
         case mi.StructType(cls=cls, fields=fields):
             return cls(**{f.name: _value(f.type, salt) for f in fields})
     raise NotImplementedError(f"no sample value for {info}: extend transport_testlib._value")
 
 
-def sample(kind: type[Message], src: int, dst: int, salt: int = 0) -> Message:
+def sample(kind: type[WireMessage], src: int, dst: int, salt: int = 0) -> WireMessage:
     """A message of ``kind`` from src to dst with every field set to a non-default value."""
     info = mi.type_info(kind)
     assert isinstance(info, mi.StructType)
@@ -94,9 +102,13 @@ def sample(kind: type[Message], src: int, dst: int, salt: int = 0) -> Message:
     return kind(**values)
 
 
-def samples(src: int, dst: int, salt: int = 0) -> list[Message]:
-    """One message of every kind in MESSAGE_TYPES."""
-    return [sample(kind, src, dst, salt) for kind in MESSAGE_TYPES]
+WIRE_TYPES: tuple[type[WireMessage], ...] = (*MESSAGE_TYPES, SnapshotChunk, SnapshotAck)
+"""Everything a peer connection carries: the Raft messages and snapshot data."""
+
+
+def samples(src: int, dst: int, salt: int = 0) -> list[WireMessage]:
+    """One message of every kind in WIRE_TYPES."""
+    return [sample(kind, src, dst, salt) for kind in WIRE_TYPES]
 
 
 # == clusters ===========================================================================

@@ -4,8 +4,12 @@
   ``leader_receive_log(text) -> bool`` (True only once the entry is committed; False, never
   a fault and never None, when this node is not the leader or the commit fails).
 - HTTP/JSON: ``POST /v1/log`` appends (a follower forwards to the leader),
-  ``GET /v1/log`` reads, ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``,
-  ``GET /readyz``.
+  ``GET /v1/log`` reads, ``POST /v1/log/trim`` drops old entries (retention),
+  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``.
+
+With a state machine of the program's own instead of the replicated log, ``POST /v1/log``
+carries its commands (opaque bytes in, the state machine's result out) and the log reads
+answer 404.
 
 Bad input gets a 4xx with a JSON body ``{"error": ...}`` (413 for oversized bodies), never a
 500, and the node serves on.
@@ -17,24 +21,34 @@ import base64
 import binascii
 import json
 import logging
+import time
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from raftlog.core.errors import NotLeader, ProposalDropped, RaftError
 from raftlog.core.types import NO_NODE, NodeId
 from raftlog.server.node import (
+    Committed,
     LeadershipLost,
     NodeStopped,
     OutcomeUnknown,
     RaftNode,
     RequestTimeout,
+    StaleSession,
 )
-from raftlog.server.statemachine import Applied, LogRecord, ReplicatedLog, StaleRequest
+from raftlog.server.replicated_log import (
+    LogRecord,
+    ReplicatedLog,
+    Trimmed,
+    append_command,
+    trim_command,
+)
 
 log = logging.getLogger("raftlog.api")
 
@@ -96,9 +110,11 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 
 
 class ClientApi:
-    def __init__(self, node: RaftNode, log_sm: ReplicatedLog, config: ApiConfig) -> None:
+    def __init__(self, node: RaftNode, config: ApiConfig) -> None:
         self.node = node
-        self.sm = log_sm
+        sm = node.state_machine
+        self.log = sm if isinstance(sm, ReplicatedLog) else None
+        """The replicated log, if that is the node's state machine."""
         self.config = config
         self._session: aiohttp.ClientSession | None = None
 
@@ -108,6 +124,7 @@ class ClientApi:
         app.router.add_post("/", self.xmlrpc)
         app.router.add_post("/v1/log", self.append)
         app.router.add_get("/v1/log", self.read)
+        app.router.add_post("/v1/log/trim", self.trim)
         app.router.add_get("/v1/status", self.status)
         app.router.add_get("/v1/nodes", self.nodes)
         app.router.add_get("/livez", self.livez)
@@ -152,10 +169,17 @@ class ClientApi:
         if not self.node.is_leader:
             return False
         try:
-            await self.node.propose(text.encode("utf-8"), timeout=self.config.commit_timeout_s)
+            await self.node.propose(
+                self._command(text.encode("utf-8")), timeout=self.config.commit_timeout_s
+            )
         except (RaftError, UnicodeEncodeError):
             return False
         return True
+
+    def _command(self, data: bytes) -> bytes:
+        """What goes in the log for a client's data: an append for the replicated log,
+        the bytes themselves for any other state machine."""
+        return append_command(data) if self.log is not None else data
 
     @staticmethod
     def _xml_result(value: bool) -> web.Response:
@@ -176,39 +200,72 @@ class ClientApi:
 
     async def append(self, request: web.Request) -> web.Response:
         body = await request.read()
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-            raise ApiError(400, f"body is not valid JSON: {type(exc).__name__}: {exc}") from None
+        doc = _json_body(body)
         data, client, seq = _entry_data(doc)
         if not self.node.is_leader:
             return await self._forward(request, body)
         try:
-            _index, _term, result = await self.node.propose(
-                data, timeout=self.config.commit_timeout_s, client=client, seq=seq
-            )
+            done = await self._propose(self._command(data), client, seq)
         except NotLeader:
             return await self._forward(request, body)
+        answer: dict[str, Any] = {
+            "index": done.index,
+            "term": done.term,
+            "duplicate": done.duplicate,
+        }
+        if self.log is None:
+            answer["result"] = _render_result(done.result)
+        return _json(answer)
+
+    async def _propose(self, command: bytes, client: str | None, seq: int | None) -> Committed:
+        """Propose on this node (the leader); errors become API answers (NotLeader is
+        left to the caller, which forwards)."""
+        try:
+            return await self.node.propose(
+                command, timeout=self.config.commit_timeout_s, client=client, seq=seq
+            )
         except ProposalDropped as exc:
             raise ApiError(503, str(exc), leader=self._leader_hint()) from None
         except LeadershipLost as exc:
             raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
+        except StaleSession as exc:
+            raise ApiError(409, str(exc)) from None
         except (RequestTimeout, OutcomeUnknown) as exc:
             raise ApiError(504, f"outcome unknown: {exc}") from None
         except NodeStopped as exc:
             raise ApiError(503, str(exc)) from None
-        if isinstance(result, StaleRequest):
+
+    def _need_log(self) -> ReplicatedLog:
+        if self.log is None:
             raise ApiError(
-                409,
-                f"stale request: client {result.client!r} is at seq {result.latest}, "
-                f"not {result.seq}",
+                404,
+                "this node's state machine is not the replicated log: read its state "
+                "through the program that runs it",
             )
-        assert isinstance(result, Applied)
-        record = result.record  # for a retry: the entry the first attempt appended
-        return _json({"index": record.index, "term": record.term, "duplicate": result.duplicate})
+        return self.log
+
+    async def _barrier(self, request: web.Request, consistency: str) -> web.Response | None:
+        """Confirm a read may be served here; a response if it must go elsewhere."""
+        if consistency == "local":
+            return None
+        if not self.node.is_leader:
+            return await self._forward(request, b"")
+        try:
+            await self.node.read_barrier(
+                timeout=self.config.commit_timeout_s, lease=consistency == "lease"
+            )
+        except NotLeader:
+            return await self._forward(request, b"")
+        except RequestTimeout as exc:
+            raise ApiError(504, f"could not confirm leadership: {exc}") from None
+        except NodeStopped as exc:
+            raise ApiError(503, str(exc)) from None
+        return None
 
     async def read(self, request: web.Request) -> web.Response:
+        records_log = self._need_log()
         query = request.query
+        asked = "from" in query
         start = _int_param(query, "from", 1, minimum=1)
         limit = _int_param(query, "limit", 100, minimum=0, maximum=MAX_READ_LIMIT)
         consistency = query.get("consistency", "linearizable")
@@ -216,37 +273,39 @@ class ClientApi:
             raise ApiError(
                 400, f"consistency must be one of {', '.join(CONSISTENCY)}, not {consistency!r}"
             )
-        if consistency != "local":
-            if not self.node.is_leader:
-                return await self._forward(request, b"")
-            try:
-                await self.node.read_barrier(
-                    timeout=self.config.commit_timeout_s, lease=consistency == "lease"
-                )
-            except NotLeader:
-                return await self._forward(request, b"")
-            except RequestTimeout as exc:
-                raise ApiError(504, f"could not confirm leadership: {exc}") from None
-            except NodeStopped as exc:
-                raise ApiError(503, str(exc)) from None
-        records = self.sm.read(start, limit)
+        forwarded = await self._barrier(request, consistency)
+        if forwarded is not None:
+            return forwarded
+        first = records_log.first_index
+        if asked and start < first:
+            raise ApiError(
+                410,
+                f"entries before {first} were trimmed (retention); read from {first}",
+                first_index=first,
+            )
+        page = await records_log.read(max(start, first), limit)
         entries: list[LogRecord] = []
         size = 0
-        for r in records:  # cap the answer: one huge read must not stall the node
+        for r in page.records:  # cap the answer: one huge read must not stall the node
             if entries and size + len(r.data) > MAX_READ_BYTES:
                 break
             entries.append(r)
             size += len(r.data)
-        following = self.sm.read(entries[-1].index + 1, 1) if entries else []
+        following = (
+            page.next_index
+            if len(entries) == len(page.records)
+            else page.records[len(entries)].index
+        )
         doc: dict[str, Any] = {
             "node": int(self.node.id),
             "consistency": consistency,
             "commit": self.node.commit,
             "applied": self.node.applied,
+            "first_index": page.first_index,
             "entries": [
                 {"index": r.index, "term": r.term, **_render_data(r.data)} for r in entries
             ],
-            "next": following[0].index if following else None,
+            "next": following,
         }
         if consistency == "local":
             # How stale this answer may be: what this node has applied, and how long ago
@@ -264,6 +323,38 @@ class ClientApi:
             }
         return _json(doc)
 
+    async def trim(self, request: web.Request) -> web.Response:
+        """Retention: ``{"before": N}``, ``{"keep_last": K}`` or ``{"older_than_s": S}``.
+        The leader turns the last two into an index of its log, then replicates a trim
+        to it; reads before it answer 410 from then on."""
+        records_log = self._need_log()
+        body = await request.read()
+        doc = _json_body(body)
+        kinds = ("before", "keep_last", "older_than_s")
+        if not isinstance(doc, dict) or len(doc) != 1 or next(iter(doc)) not in kinds:
+            raise ApiError(
+                400, f'expected one of {kinds} as the only field, e.g. {{"keep_last": 1000}}'
+            )
+        kind, value = next(iter(doc.items()))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ApiError(400, f'"{kind}" must be a number >= 0')
+        if kind != "older_than_s" and not isinstance(value, int):
+            raise ApiError(400, f'"{kind}" must be an integer')
+        if not self.node.is_leader:
+            return await self._forward(request, body)
+        if kind == "before":
+            before = int(value)
+        elif kind == "keep_last":
+            before = records_log.index_keeping_last(int(value))
+        else:
+            before = records_log.index_newer_than(int((time.time() - float(value)) * 1000))
+        try:
+            done = await self._propose(trim_command(before), None, None)
+        except NotLeader:
+            return await self._forward(request, body)
+        first = done.result.first_index if isinstance(done.result, Trimmed) else before
+        return _json({"first_index": first, "index": done.index, "term": done.term})
+
     async def status(self, _request: web.Request) -> web.Response:
         try:
             s = await self.node.status()
@@ -280,6 +371,8 @@ class ClientApi:
                 "applied": self.node.applied,
                 "last_index": s.last_index,
                 "last_term": s.last_term,
+                "first_index": s.first_index,
+                "snapshot_index": s.snapshot_index,
                 "voters": [int(v) for v in s.voters],
                 "client_url": self.config.client_urls.get(self.node.id),
                 "peers": [
@@ -370,6 +463,27 @@ class ClientApi:
             raise ApiError(
                 504, f"outcome unknown: forwarding to leader {leader} failed: {exc}"
             ) from None
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+        raise ApiError(400, f"body is not valid JSON: {type(exc).__name__}: {exc}") from None
+
+
+def _render_result(result: Any) -> Any:
+    """A state machine's result, as JSON: bytes as UTF-8 text (or base64 in an object),
+    anything JSON can encode as it is, anything else as its repr."""
+    if isinstance(result, bytes):
+        try:
+            return result.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(result).decode()}
+    try:
+        return json.loads(msgspec.json.encode(result))
+    except (TypeError, ValueError):
+        return repr(result)
 
 
 def _entry_data(doc: Any) -> tuple[bytes, str | None, int | None]:

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from raftlog.core.config import KNOWN_BUGS
-from raftlog.core.types import NodeId
 from raftlog.server.eventlog import LEVELS
-from raftlog.server.node import SERVER_BUGS
+from raftlog.server.node import KEEP_ENTRIES, SERVER_BUGS, SNAPSHOT_BYTES, SNAPSHOT_ENTRIES
 from raftlog.server.timing import timing_for
 
 ALL_BUGS = KNOWN_BUGS | SERVER_BUGS
@@ -76,6 +75,28 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     p.add_argument("--cluster-id", default="raftlog", help="peers and data must match it")
     _timing_args(p)
+    p.add_argument(
+        "--snapshot-entries",
+        type=int,
+        default=SNAPSHOT_ENTRIES,
+        metavar="N",
+        help=f"take a snapshot and compact the log every N entries (default {SNAPSHOT_ENTRIES})",
+    )
+    p.add_argument(
+        "--snapshot-bytes",
+        type=int,
+        default=SNAPSHOT_BYTES,
+        metavar="B",
+        help=f"... or every B bytes of entries (default {SNAPSHOT_BYTES})",
+    )
+    p.add_argument(
+        "--keep-entries",
+        type=int,
+        default=KEEP_ENTRIES,
+        metavar="N",
+        help="entries kept in the log after a snapshot, for followers a little behind "
+        f"(default {KEEP_ENTRIES})",
+    )
     p.add_argument(
         "--log-level",
         choices=sorted(LEVELS),
@@ -140,7 +161,8 @@ def id_from_ordinal(hostname: str) -> int:
 
 
 def run_node_command(args: argparse.Namespace) -> int:
-    from raftlog.api.serve import ServeOptions, parse_peers, run_node  # noqa: PLC0415
+    from raftlog.cli.serve import run_node  # noqa: PLC0415
+    from raftlog.node import NodeConfig, parse_peers  # noqa: PLC0415
 
     try:
         if args.id_from_ordinal:
@@ -156,7 +178,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         print(f"raftlog node: node {args.id} is not in --peers", file=sys.stderr)
         return 2
     try:
-        hold_from = frozenset(NodeId(int(n)) for n in args.hold_from.split(",") if n.strip())
+        hold_from = frozenset(int(n) for n in args.hold_from.split(",") if n.strip())
     except ValueError:
         print(f"raftlog node: --hold-from takes node ids, not {args.hold_from!r}", file=sys.stderr)
         return 2
@@ -168,25 +190,38 @@ def run_node_command(args: argparse.Namespace) -> int:
     if bad:
         print(f"raftlog node: ports must be 1-65535, not {bad[0]}", file=sys.stderr)
         return 2
-    options = ServeOptions(
-        node_id=NodeId(args.id),
-        peers=peers,
+    for name in ("snapshot_entries", "snapshot_bytes"):
+        if getattr(args, name) < 1:
+            print(f"raftlog node: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 2
+    if args.keep_entries < 0:
+        print("raftlog node: --keep-entries must be at least 0", file=sys.stderr)
+        return 2
+    config = NodeConfig(
+        id=args.id,
+        members={n: f"{a.host}:{a.peer_port}" for n, a in peers.items()},
         data_dir=args.data_dir,
-        timing=timing,
+        election_timeout_s=(timing.election_min_s, timing.election_max_s),
+        heartbeat_s=timing.heartbeat_s,
+        tick_s=timing.tick_s,
         cluster_id=args.cluster_id,
         listen_host=args.host,
-        client_port=args.client_port,
         peer_port=args.peer_port,
+        client_port=args.client_port,
+        client_urls={n: f"http://{a.host}:{a.client_port}" for n, a in peers.items()},
+        snapshot_entries=args.snapshot_entries,
+        snapshot_bytes=args.snapshot_bytes,
+        keep_entries=args.keep_entries,
+        event_log=sys.stdout,
         log_level=LEVELS[args.log_level],
-        color={"auto": None, "always": True, "never": False}[args.color],
         log_format=args.log_format,
+        color={"auto": None, "always": True, "never": False}[args.color],
         first_campaign_at=args.first_election_at,
-        stop_with_parent=args.stop_with_parent,
         fault_injection=args.enable_fault_injection,
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
     )
-    return run_node(options)
+    return run_node(config, stop_with_parent=args.stop_with_parent)
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:

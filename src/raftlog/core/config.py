@@ -18,6 +18,12 @@ KNOWN_BUGS: frozenset[str] = frozenset(
         "truncate-on-stale",
         # Grant PreVotes without checking the candidate's log or whether a leader is alive.
         "no-prevote-check",
+        # Install any snapshot the leader sends, even one the node's log already holds
+        # (at or below its commit index): state goes back in time.
+        "snapshot-rollback",
+        # Compact the log up to the applied index instead of the snapshot's: entries
+        # between the two are only in memory, and a crash loses them.
+        "compact-past-snapshot",
     }
 )
 """Known bugs that can be injected for tests (``Config.bugs``). Off by default; they exist

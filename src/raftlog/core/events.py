@@ -225,6 +225,63 @@ class EntryCommitted(Event, frozen=True, kw_only=True):
         return f"{who} committed {show_data(self.data)} (index {self.index})"
 
 
+class SnapshotSent(Event, frozen=True, kw_only=True):
+    to: NodeId
+    index: int
+    snap_term: int
+
+    def describe(self) -> str:
+        return (
+            f"Follower node {self.to} needs compacted entries: sending snapshot "
+            f"{self.index}@{self.snap_term}"
+        )
+
+
+class SnapshotFailed(Event, frozen=True, kw_only=True):
+    level: ClassVar[Level] = Level.WARNING
+    to: NodeId
+    index: int
+
+    def describe(self) -> str:
+        return f"Sending snapshot {self.index} to node {self.to} failed; will retry"
+
+
+class SnapshotInstalled(Event, frozen=True, kw_only=True):
+    leader: NodeId
+    index: int
+    snap_term: int
+    old_last: int
+
+    def describe(self) -> str:
+        return (
+            f"Installed snapshot {self.index}@{self.snap_term} from leader {self.leader} "
+            f"(replacing a log that ended at {self.old_last})"
+        )
+
+
+class SnapshotIgnored(Event, frozen=True, kw_only=True):
+    level: ClassVar[Level] = Level.DEBUG
+    index: int
+    commit: int
+
+    def describe(self) -> str:
+        return f"Ignored snapshot {self.index}: already committed up to {self.commit}"
+
+
+class LogCompacted(Event, frozen=True, kw_only=True):
+    """Emitted by the embedder (the core does not compact its storage)."""
+
+    level: ClassVar[Level] = Level.DEBUG
+    snapshot_index: int
+    first_index: int
+
+    def describe(self) -> str:
+        return (
+            f"Snapshot at index {self.snapshot_index}; log compacted, now starts at "
+            f"{self.first_index}"
+        )
+
+
 class PeerOffline(Event, frozen=True, kw_only=True):
     level: ClassVar[Level] = Level.WARNING
     peer: NodeId

@@ -7,6 +7,10 @@ truncates into the durable part, ``_offset`` moves down: storage still holds the
 entries from there on, and the log reads the unstable ones instead until they are
 persisted (storage's append truncates the conflicting suffix).
 
+A snapshot received from the leader replaces the whole log at once: it is *pending* (held
+here, handed out in a Ready) until the caller has persisted it and calls
+``stable_snapshot_to``; meanwhile the log reads as starting right after it.
+
 Invariants: ``applied <= committed <= last_index()``; committed entries never change.
 """
 
@@ -17,7 +21,7 @@ from typing import NamedTuple
 
 from raftlog.core.errors import EntryUnavailable, LogCompacted, RaftError, UsageError
 from raftlog.core.storage import LogReader
-from raftlog.core.types import Entry
+from raftlog.core.types import Entry, SnapshotMeta
 
 ENTRY_OVERHEAD_BYTES = 16
 """Counted per entry on top of its data when sizing messages and Readies."""
@@ -50,18 +54,29 @@ def limit_size(entries: Sequence[Entry], max_bytes: int) -> Sequence[Entry]:
 
 
 class RaftLog:
-    __slots__ = ("_offset", "_storage", "_unstable", "applied", "committed")
+    __slots__ = ("_offset", "_snapshot", "_storage", "_unstable", "applied", "committed")
 
     def __init__(self, storage: LogReader) -> None:
         self._storage = storage
         self._unstable: list[Entry] = []
         self._offset = storage.last_index() + 1
-        self.committed = storage.first_index() - 1
-        self.applied = storage.first_index() - 1
+        self._snapshot: SnapshotMeta | None = None
+        # Everything a snapshot covers is committed (and applied, once the caller has
+        # restored its state machine from it).
+        start = max(storage.first_index() - 1, storage.snapshot().index)
+        self.committed = start
+        self.applied = start
 
     # -- reading ---------------------------------------------------------------------
 
+    @property
+    def pending_snapshot(self) -> SnapshotMeta | None:
+        """A snapshot that replaced this log and is not yet persisted."""
+        return self._snapshot
+
     def first_index(self) -> int:
+        if self._snapshot is not None:
+            return self._snapshot.index + 1
         return self._storage.first_index()
 
     def last_index(self) -> int:
@@ -70,11 +85,16 @@ class RaftLog:
         return self._offset - 1
 
     def persisted_index(self) -> int:
-        """The last index whose entry is durable *and* still part of this log."""
+        """The last index whose entry is durable *and* still part of this log (0 while a
+        snapshot that replaced the log is not yet persisted)."""
+        if self._snapshot is not None:
+            return 0
         return min(self._offset - 1, self._storage.last_index())
 
     def term(self, index: int) -> int | None:
         """The term of the entry at ``index``; 0 for index 0; None if not available."""
+        if self._snapshot is not None and index <= self._snapshot.index:
+            return self._snapshot.term if index == self._snapshot.index else None
         if index >= self._offset:
             pos = index - self._offset
             if pos < len(self._unstable):
@@ -120,6 +140,16 @@ class RaftLog:
             start = max(lo, self._offset) - self._offset
             out.extend(self._unstable[start : hi - self._offset])
         return list(limit_size(out, max_bytes))
+
+    def stored_snapshot(self) -> SnapshotMeta:
+        """The latest snapshot in storage (what a leader sends)."""
+        return self._storage.snapshot()
+
+    def snapshot_index(self) -> int:
+        """The index the latest snapshot (pending or stored) covers."""
+        if self._snapshot is not None:
+            return self._snapshot.index
+        return self._storage.snapshot().index
 
     def unstable_entries(self) -> tuple[Entry, ...]:
         return tuple(self._unstable)
@@ -229,6 +259,21 @@ class RaftLog:
             raise InvariantViolation(f"commit {index} is beyond the last index {self.last_index()}")
         self.committed = index
         return True
+
+    def restore(self, snapshot: SnapshotMeta) -> None:
+        """Replace the whole log with ``snapshot`` (§7): everything it covers is committed
+        and applied (the caller restores its state machine from it before applying
+        anything after it). The caller checks it is news (beyond the commit index)."""
+        self._snapshot = snapshot
+        self._unstable = []
+        self._offset = snapshot.index + 1
+        self.committed = snapshot.index
+        self.applied = snapshot.index
+
+    def stable_snapshot_to(self, index: int) -> None:
+        """The pending snapshot up to ``index`` is durable (ignored if superseded)."""
+        if self._snapshot is not None and self._snapshot.index == index:
+            self._snapshot = None
 
     def applied_to(self, index: int) -> None:
         if index < self.applied or index > self.committed:

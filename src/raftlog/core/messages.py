@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from raftlog.core.types import Entry, NodeId
+from raftlog.core.types import Entry, NodeId, SnapshotMeta
 
 
 class RequestVote(msgspec.Struct, frozen=True, tag="vote"):
@@ -163,6 +163,24 @@ class TimeoutNow(msgspec.Struct, frozen=True, tag="timeout_now"):
         return f"{self.src}->{self.dst} TimeoutNow term={self.term}"
 
 
+class InstallSnapshot(msgspec.Struct, frozen=True, tag="snapshot"):
+    """The leader's state up to ``snapshot.index`` replaces the follower's log (§7).
+
+    The core carries only the metadata: the bytes travel beside it (in the server, as
+    :class:`SnapshotChunk` messages that must all have arrived and been verified before
+    this message is stepped; in the simulator, attached to the delivery). Sent by a leader
+    whose follower needs entries it has compacted away; answered with an
+    AppendEntriesResponse whose ``match_index`` is what the follower then holds."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    snapshot: SnapshotMeta
+
+    def describe(self) -> str:
+        return f"{self.src}->{self.dst} InstallSnapshot term={self.term} {self.snapshot.describe()}"
+
+
 Message = (
     RequestVote
     | RequestVoteResponse
@@ -173,8 +191,9 @@ Message = (
     | Heartbeat
     | HeartbeatResponse
     | TimeoutNow
+    | InstallSnapshot
 )
-"""Every message a peer can send. Snapshots arrive with a later issue."""
+"""Every message the Raft core steps."""
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     RequestVote,
@@ -186,10 +205,63 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Heartbeat,
     HeartbeatResponse,
     TimeoutNow,
+    InstallSnapshot,
 )
 
 
-def message_problem(msg: Message) -> str | None:
+# -- snapshot data transfer (between servers; never stepped into the core) ---------------
+
+
+class SnapshotChunk(msgspec.Struct, frozen=True, tag="snap_chunk"):
+    """Bytes ``offset .. offset + len(data)`` of the snapshot file ``index``@``snap_term``,
+    ``size`` bytes in all, sent by the leader of ``term``. The receiver writes the chunk
+    only at the offset it has reached and answers every chunk with a :class:`SnapshotAck`
+    saying how far it got, so a transfer resumes where it broke off."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    index: int
+    snap_term: int
+    size: int
+    offset: int
+    data: bytes
+
+    def describe(self) -> str:
+        return (
+            f"{self.src}->{self.dst} SnapshotChunk term={self.term} snapshot={self.index}"
+            f"@{self.snap_term} bytes {self.offset}..{self.offset + len(self.data)} of {self.size}"
+        )
+
+
+class SnapshotAck(msgspec.Struct, frozen=True, tag="snap_ack"):
+    """The receiver of snapshot ``index``@``snap_term`` has its first ``received`` bytes.
+    ``error`` is set when it gave up on the file (it failed its checksum, or could not be
+    written): the sender stops and reports the failure."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    index: int
+    snap_term: int
+    received: int
+    error: str = ""
+
+    def describe(self) -> str:
+        trouble = f" error={self.error!r}" if self.error else ""
+        return (
+            f"{self.src}->{self.dst} SnapshotAck term={self.term} snapshot={self.index}"
+            f"@{self.snap_term} received={self.received}{trouble}"
+        )
+
+
+TransferMessage = SnapshotChunk | SnapshotAck
+
+WireMessage = Message | TransferMessage
+"""Everything a peer connection carries: Raft messages and snapshot data."""
+
+
+def message_problem(msg: WireMessage) -> str | None:
     """Why ``msg`` cannot be a message of a correct peer, or None if it can be.
 
     Structural checks only (the types are already enforced by decoding): what a garbled or
@@ -221,6 +293,20 @@ def message_problem(msg: Message) -> str | None:
         case Heartbeat():
             if msg.commit < 0:
                 return "negative commit"
+        case InstallSnapshot():
+            meta = msg.snapshot
+            if meta.index < 1 or meta.term < 1 or meta.term > msg.term:
+                return f"bad snapshot position {meta.index}@{meta.term}"
+            if not meta.conf.voters or any(v <= 0 for v in meta.conf.voters | meta.conf.learners):
+                return "bad snapshot membership"
+        case SnapshotChunk():
+            if min(msg.index, msg.snap_term, msg.size) < 1 or msg.offset < 0:
+                return "bad snapshot chunk position"
+            if msg.offset + len(msg.data) > msg.size:
+                return f"chunk ends at {msg.offset + len(msg.data)}, past the size {msg.size}"
+        case SnapshotAck():
+            if min(msg.index, msg.snap_term) < 1 or msg.received < 0:
+                return "bad snapshot ack"
         case _:
             pass
     return None

@@ -1,9 +1,10 @@
 """What a leader knows about each follower's log (§5.3: ``next_index``, ``match_index``).
 
 A follower is either being *probed* (the leader is looking for where their logs agree and
-sends one AppendEntries at a time) or *replicated* to (the logs agree up to ``match``; the
+sends one AppendEntries at a time), *replicated* to (the logs agree up to ``match``; the
 leader streams entries optimistically, with at most ``max_inflight`` unacknowledged
-messages in flight).
+messages in flight), or sent a *snapshot* (it needs entries the leader has compacted away;
+nothing else is sent until the snapshot is acknowledged or reported failed).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from raftlog.core.errors import UsageError
 class ProgressState(enum.Enum):
     PROBE = "probe"
     REPLICATE = "replicate"
+    SNAPSHOT = "snapshot"
 
 
 class Inflights:
@@ -73,8 +75,10 @@ class Progress:
         "match",
         "next",
         "offline",
+        "pending_snapshot",
         "probe_sent",
         "recent_active",
+        "snapshot_rounds",
         "state",
     )
 
@@ -90,10 +94,24 @@ class Progress:
         self.offline = False
         """Reported offline (no answer for a whole CheckQuorum round)."""
         self.inflights = Inflights(max_inflight)
+        self.pending_snapshot = 0
+        """In SNAPSHOT: the index of the snapshot sent (the follower is caught up to at
+        least it once it acknowledges)."""
+        self.snapshot_rounds = 0
+        """In SNAPSHOT: CheckQuorum rounds the snapshot has been out without an answer."""
 
     def become_probe(self) -> None:
         self.state = ProgressState.PROBE
         self.next = self.match + 1
+        self.probe_sent = False
+        self.pending_snapshot = 0
+        self.inflights.reset()
+
+    def become_snapshot(self, index: int) -> None:
+        """A snapshot up to ``index`` went out: wait for its answer."""
+        self.state = ProgressState.SNAPSHOT
+        self.pending_snapshot = index
+        self.snapshot_rounds = 0
         self.probe_sent = False
         self.inflights.reset()
 
@@ -101,6 +119,7 @@ class Progress:
         self.state = ProgressState.REPLICATE
         self.next = self.match + 1
         self.probe_sent = False
+        self.pending_snapshot = 0
         self.inflights.reset()
 
     def maybe_update(self, index: int) -> bool:
@@ -120,6 +139,8 @@ class Progress:
                 return False
             self.next = self.match + 1
             return True
+        if self.state is ProgressState.SNAPSHOT:
+            return False  # answers something sent before the snapshot
         if self.next - 1 != rejected:
             return False
         self.next = max(min(rejected, hint + 1), self.match + 1)
@@ -138,7 +159,10 @@ class Progress:
     def is_paused(self) -> bool:
         if self.state is ProgressState.PROBE:
             return self.probe_sent
+        if self.state is ProgressState.SNAPSHOT:
+            return True
         return self.inflights.full()
 
     def describe(self) -> str:
-        return f"match={self.match} next={self.next} {self.state.value}"
+        pending = f" pending={self.pending_snapshot}" if self.pending_snapshot else ""
+        return f"match={self.match} next={self.next} {self.state.value}{pending}"

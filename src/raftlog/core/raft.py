@@ -8,7 +8,9 @@ arrives as :meth:`Raft.tick`, peers' messages as :meth:`Raft.step`, client reque
 The Ready contract. The caller takes ``rd = raft.ready()`` whenever ``raft.has_ready()``
 and handles it **in this order**:
 
-1. append ``rd.entries`` to storage (truncating any conflicting suffix first) and save
+1. if ``rd.snapshot`` is set, replace the whole log with that snapshot (its bytes arrived
+   with the InstallSnapshot that produced it) and restore the state machine from it; then
+   append ``rd.entries`` to storage (truncating any conflicting suffix first) and save
    ``rd.hard_state`` if present, as one atomic write;
 2. make that write durable (fsync) if ``rd.must_sync``;
 3. send ``rd.persisted_messages`` (vote and append acknowledgements: they promise
@@ -39,6 +41,7 @@ from raftlog.core.messages import (
     AppendEntriesResponse,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     PreVote,
     PreVoteResponse,
@@ -57,8 +60,8 @@ from raftlog.core.types import (
     NodeId,
     ReadState,
     Role,
+    SnapshotMeta,
     SoftState,
-    entry_payload,
 )
 
 
@@ -67,6 +70,9 @@ class Ready(msgspec.Struct, frozen=True):
 
     hard_state: HardState | None
     """New hard state to persist with ``entries``; None if unchanged."""
+    snapshot: SnapshotMeta | None
+    """A snapshot from the leader that replaces the whole log (and the state machine's
+    state), to persist before ``entries``; None if none."""
     entries: tuple[Entry, ...]
     """Entries to append to storage (replacing any stored entry at or after the first)."""
     must_sync: bool
@@ -104,13 +110,20 @@ class Status(msgspec.Struct, frozen=True):
     applied: int
     last_index: int
     last_term: int
+    first_index: int
+    """The first entry still in the log (earlier ones are compacted into a snapshot)."""
+    snapshot_index: int
     voters: tuple[NodeId, ...]
     transferee: NodeId
     peers: tuple[PeerStatus, ...]
     """Per-follower replication state; empty unless leader."""
 
 
-_CLIENT_KINDS = (EntryKind.NORMAL, EntryKind.CLIENT)
+_CLIENT_KINDS = (EntryKind.NORMAL,)
+SNAPSHOT_ROUNDS = 2
+"""A snapshot unanswered for this many CheckQuorum rounds (of a minimum election timeout
+each) is given up, and sent again if the follower still needs it. The embedder normally
+reports the outcome sooner (``report_snapshot``); this is the net under a lost report."""
 
 _PERSISTED_KINDS: tuple[type, ...] = (RequestVote, RequestVoteResponse, AppendEntriesResponse)
 """Messages that promise durable state (a vote, a term, appended entries): sent only after
@@ -206,10 +219,10 @@ class Raft:
     def propose_many(
         self, items: Sequence[bytes], kind: EntryKind = EntryKind.NORMAL
     ) -> list[tuple[int, int]]:
-        """Append several client entries at once (one broadcast for all). ``kind`` is
-        NORMAL or CLIENT (data in a session envelope)."""
+        """Append several client entries at once (one broadcast for all). The data is
+        opaque to the core."""
         if kind not in _CLIENT_KINDS:
-            raise UsageError(f"clients propose NORMAL or CLIENT entries, not {kind.name}")
+            raise UsageError(f"clients propose NORMAL entries, not {kind.name}")
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader)
         if self._transferee != NO_NODE:
@@ -218,7 +231,7 @@ class Raft:
         entries = [Entry(first + i, self.term, kind, bytes(data)) for i, data in enumerate(items)]
         self._append(entries)
         for entry in entries:
-            self._emit(ev.ProposalReceived, index=entry.index, data=entry_payload(entry))
+            self._emit(ev.ProposalReceived, index=entry.index, data=entry.data)
         return [(e.index, e.term) for e in entries]
 
     def read_index(self, context: bytes) -> None:
@@ -259,6 +272,21 @@ class Raft:
         else:
             self._send_append(to)
 
+    def report_snapshot(self, to: NodeId, *, ok: bool) -> None:
+        """The embedder reports how sending a snapshot to ``to`` ended. On success the
+        follower is probed right after the snapshot; on failure, from what it is known
+        to hold (and sent a snapshot again if it still needs one, after a heartbeat)."""
+        pr = self._progress.get(to) if self.role is Role.LEADER else None
+        if pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        pending = pr.pending_snapshot
+        pr.become_probe()
+        if ok:
+            pr.next = max(pr.next, pending + 1)
+        else:
+            self._emit(ev.SnapshotFailed, to=to, index=pending)
+            pr.probe_sent = True  # wait for a heartbeat's answer before trying again
+
     def step(self, msg: Message) -> None:
         """Handle a message from a peer."""
         if msg.dst != self.id:
@@ -285,6 +313,11 @@ class Raft:
                     return
                 self._follow(msg.src)
                 self._handle_heartbeat(msg)
+            case InstallSnapshot():
+                if self.role is Role.LEADER:
+                    return
+                self._follow(msg.src)
+                self._handle_snapshot(msg)
             case TimeoutNow():
                 if self.role is Role.FOLLOWER:
                     self._campaign(transfer=True)
@@ -313,6 +346,7 @@ class Raft:
             or self._read_states
             or self._dropped_reads
             or self._broadcast_pending
+            or self.log.pending_snapshot is not None
             or self.log.has_unstable()
             or self.log.has_next_committed()
             or self.term != self._prev_hard.term
@@ -332,11 +366,16 @@ class Raft:
         hard = self._hard_state()
         soft = self._soft_state()
         entries = self.log.unstable_entries()
+        snapshot = self.log.pending_snapshot
         vote_changed = hard.vote != self._prev_hard.vote and "forget-vote" not in self._bugs
         rd = Ready(
             hard_state=hard if hard != self._prev_hard else None,
+            snapshot=snapshot,
             entries=entries,
-            must_sync=bool(entries) or hard.term != self._prev_hard.term or vote_changed,
+            must_sync=bool(entries)
+            or snapshot is not None
+            or hard.term != self._prev_hard.term
+            or vote_changed,
             messages=tuple(self._msgs),
             persisted_messages=tuple(self._msgs_after_persist),
             committed_entries=committed,
@@ -361,6 +400,8 @@ class Raft:
         self._in_progress = None
         if rd.hard_state is not None:
             self._prev_hard = rd.hard_state
+        if rd.snapshot is not None:
+            self.log.stable_snapshot_to(rd.snapshot.index)
         if rd.entries:
             last = rd.entries[-1]
             self.log.stable_to(last.index, last.term)
@@ -368,7 +409,8 @@ class Raft:
                 # The leader counts its own copy only once it is durable.
                 self._progress[self.id].maybe_update(self.log.persisted_index())
                 self._maybe_commit()
-        if rd.committed_entries:
+        if rd.committed_entries and rd.committed_entries[-1].index > self.log.applied:
+            # (A snapshot stepped in meanwhile may have moved applied past them.)
             self.log.applied_to(rd.committed_entries[-1].index)
 
     # == observation =================================================================
@@ -397,6 +439,8 @@ class Raft:
             applied=self.log.applied,
             last_index=self.log.last_index(),
             last_term=self.log.last_term(),
+            first_index=self.log.first_index(),
+            snapshot_index=self.log.snapshot_index(),
             voters=tuple(sorted(self.voters)),
             transferee=self._transferee,
             peers=peers,
@@ -672,6 +716,45 @@ class Raft:
         self.log.commit_to(min(msg.commit, self.log.last_index()))
         self._send(HeartbeatResponse(self.id, msg.src, self.term, msg.context))
 
+    def _handle_snapshot(self, msg: InstallSnapshot) -> None:
+        log = self.log
+        meta = msg.snapshot
+        rollback = "snapshot-rollback" in self._bugs
+        if meta.index <= log.committed and not rollback:
+            # Old news (a duplicate, or overtaken by appends): we hold all of it already.
+            self._emit(ev.SnapshotIgnored, index=meta.index, commit=log.committed)
+            self._send(
+                AppendEntriesResponse(
+                    self.id, msg.src, self.term, success=True, match_index=log.committed
+                )
+            )
+            return
+        if log.match_term(meta.index, meta.term) and not rollback:
+            # Our log already agrees with the leader's up to the snapshot: keep it.
+            log.commit_to(meta.index)
+            self._send(
+                AppendEntriesResponse(
+                    self.id, msg.src, self.term, success=True, match_index=meta.index
+                )
+            )
+            return
+        old_last = log.last_index()
+        log.restore(meta)
+        if meta.conf.voters:
+            self.voters = meta.conf.voters
+        self._commit_reported = max(self._commit_reported, meta.index)
+        self._emit(
+            ev.SnapshotInstalled,
+            leader=msg.src,
+            index=meta.index,
+            snap_term=meta.term,
+            old_last=old_last,
+        )
+        # A persisted kind: it goes out once the snapshot is durable.
+        self._send(
+            AppendEntriesResponse(self.id, msg.src, self.term, success=True, match_index=meta.index)
+        )
+
     # == replication: leader side ====================================================
 
     def _tick_leader(self) -> None:
@@ -704,6 +787,11 @@ class Raft:
                 pr.offline = True
                 self._emit(ev.PeerOffline, peer=node)
             pr.recent_active = False
+            if pr.state is ProgressState.SNAPSHOT:
+                pr.snapshot_rounds += 1
+                if pr.snapshot_rounds >= SNAPSHOT_ROUNDS:
+                    self._emit(ev.SnapshotFailed, to=node, index=pr.pending_snapshot)
+                    pr.become_probe()
         return active
 
     def _heard_from(self, node: NodeId) -> Progress | None:
@@ -739,8 +827,8 @@ class Raft:
             return False
         prev_index = pr.next - 1
         prev_term = self.log.term(prev_index)
-        if prev_term is None:
-            return False  # compacted: needs a snapshot (a later issue)
+        if prev_term is None or pr.next < self.log.first_index():
+            return self._send_snapshot(to)  # compacted: only a snapshot can catch it up
         entries = self.log.entries(
             pr.next, self._cfg.max_entries_per_msg, self._cfg.max_bytes_per_msg
         )
@@ -752,6 +840,18 @@ class Raft:
             )
         )
         pr.sent(entries[-1].index if entries else None)
+        return True
+
+    def _send_snapshot(self, to: NodeId) -> bool:
+        """The follower needs entries compacted away: send it the latest snapshot (§7).
+        Not to a follower that has not been answering: a snapshot is large."""
+        pr = self._progress[to]
+        meta = self.log.stored_snapshot()
+        if not pr.recent_active or meta.index == 0:
+            return False
+        self._send(InstallSnapshot(self.id, to, self.term, meta))
+        pr.become_snapshot(meta.index)
+        self._emit(ev.SnapshotSent, to=to, index=meta.index, snap_term=meta.term)
         return True
 
     def _broadcast_heartbeat(self, context: bytes) -> None:
@@ -780,7 +880,11 @@ class Raft:
         probe_answered = pr.state is ProgressState.PROBE and msg.match_index == pr.match
         if not (updated or probe_answered):
             return  # an old acknowledgement
-        if pr.state is ProgressState.PROBE:
+        if pr.state is ProgressState.SNAPSHOT:
+            if pr.match < pr.pending_snapshot:
+                return  # answers something sent before the snapshot
+            pr.become_replicate()
+        elif pr.state is ProgressState.PROBE:
             pr.become_replicate()
         else:
             pr.inflights.free_le(msg.match_index)
@@ -883,7 +987,7 @@ class Raft:
                     ev.EntryCommitted,
                     index=entry.index,
                     entry_term=entry.term,
-                    data=entry_payload(entry),
+                    data=entry.data,
                     by_leader=by_leader,
                 )
         if committed:

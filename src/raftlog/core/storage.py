@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from raftlog.core.types import ConfState, Entry, HardState
+from raftlog.core.types import ConfState, Entry, HardState, SnapshotMeta
 
 
 class LogReader(Protocol):
@@ -20,10 +20,19 @@ class LogReader(Protocol):
     answers for ``first_index() - 1`` (the last compacted entry, 0 for an empty log).
     Reads outside that range raise :class:`~raftlog.core.errors.LogCompacted` (below) or
     :class:`~raftlog.core.errors.EntryUnavailable` (above).
+
+    Compaction: entries up to some index are dropped once a snapshot covers them.
+    ``snapshot()`` describes the latest snapshot; its index is at least
+    ``first_index() - 1`` (a storage may keep entries the snapshot already covers, for
+    followers that are only a little behind).
     """
 
     def initial_state(self) -> tuple[HardState, ConfState | None]:
         """The durable hard state, and the membership if storage knows one."""
+        ...
+
+    def snapshot(self) -> SnapshotMeta:
+        """The latest snapshot (``index == 0``: none)."""
         ...
 
     def first_index(self) -> int: ...

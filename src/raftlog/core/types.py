@@ -27,49 +27,15 @@ class Role(enum.Enum):
 
 
 class EntryKind(enum.IntEnum):
-    """What a log entry carries."""
+    """What a log entry carries. (Value 3 was the session envelope of schema 1; sessions
+    now live in the node's command framing, outside the core.)"""
 
     NORMAL = 0
-    """Client data, handed to the state machine."""
+    """Data for the state machine (opaque to the core)."""
     NOOP = 1
     """The empty entry a new leader appends to commit entries of earlier terms (§5.4.2)."""
     CONF_CHANGE = 2
     """Reserved for membership changes (a later issue)."""
-    CLIENT = 3
-    """Client data in a session envelope (:class:`ClientCommand`): the state machine
-    applies a (client, seq) once, so a retried request is not applied twice."""
-
-
-class ClientCommand(msgspec.Struct, frozen=True, array_like=True):
-    """The payload of an ``EntryKind.CLIENT`` entry. ``seq`` numbers a client's requests
-    from 1; a client has at most one request outstanding (retries reuse its seq)."""
-
-    client: str
-    seq: int
-    data: bytes
-
-
-_command_encoder = msgspec.msgpack.Encoder()
-_command_decoder = msgspec.msgpack.Decoder(ClientCommand)
-
-
-def encode_command(command: ClientCommand) -> bytes:
-    return _command_encoder.encode(command)
-
-
-def decode_command(data: bytes) -> ClientCommand:
-    """Raises ``msgspec.DecodeError`` for bytes that are not a ClientCommand."""
-    return _command_decoder.decode(data)
-
-
-def entry_payload(entry: Entry) -> bytes:
-    """The client's own bytes: the data, or the data inside a session envelope."""
-    if entry.kind is EntryKind.CLIENT:
-        try:
-            return decode_command(entry.data).data
-        except msgspec.DecodeError:
-            return entry.data
-    return entry.data
 
 
 class Entry(msgspec.Struct, frozen=True, array_like=True):
@@ -85,7 +51,7 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
             return f"{self.index}@{self.term} no-op"
         if self.kind is EntryKind.CONF_CHANGE:
             return f"{self.index}@{self.term} conf-change"
-        return f"{self.index}@{self.term} {show_data(entry_payload(self))}"
+        return f"{self.index}@{self.term} {show_data(self.data)}"
 
 
 class HardState(msgspec.Struct, frozen=True):
@@ -123,6 +89,22 @@ class ConfState(msgspec.Struct, frozen=True):
 
     def describe(self) -> str:
         return f"voters={sorted(self.voters)} learners={sorted(self.learners)}"
+
+
+class SnapshotMeta(msgspec.Struct, frozen=True):
+    """What a snapshot covers: every entry up to ``index`` (whose term is ``term``) is
+    applied in it, and ``conf`` is the membership as of ``index``. ``index == 0``: no
+    snapshot."""
+
+    index: int = 0
+    term: int = 0
+    conf: ConfState = ConfState(frozenset())
+
+    def describe(self) -> str:
+        return f"snapshot {self.index}@{self.term} {self.conf.describe()}"
+
+
+NO_SNAPSHOT = SnapshotMeta()
 
 
 class ReadState(msgspec.Struct, frozen=True):

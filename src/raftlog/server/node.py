@@ -3,67 +3,112 @@
 The core task is the only code that touches the core. It waits for the next tick or the
 next request in its bounded inbox (peer messages, proposals, reads, transfers, status
 questions), feeds them to the core, and then handles every Ready in the contract's order
-(:mod:`raftlog.core.raft`): send what needs no durability, write entries and hard state
-(one transaction, in the storage's writer thread), send the acknowledgements, apply
-committed entries and answer their proposers, serve confirmed reads, advance.
+(:mod:`raftlog.core.raft`): send what needs no durability, write the installed snapshot,
+entries and hard state (one transaction, in the storage's writer thread), restore the
+state machine from an installed snapshot, send the acknowledgements, apply committed
+entries and answer their proposers, serve confirmed reads, advance. Between Readies it
+also compacts the log once a snapshot is durable.
+
+Applying an entry: the node decodes its framing (:mod:`raftlog.server.sessions`), lets a
+retried session request through once (the session table is the node's, not the core's,
+and travels in snapshots), and calls the state machine.
+
+Snapshots: when the log has grown by ``snapshot_entries`` entries (or ``snapshot_bytes``
+bytes) since the last snapshot, the node captures the state machine (on the loop), writes
+the file in a worker thread while it goes on, records the snapshot and compacts the log
+(keeping ``keep_entries`` for followers a little behind). A state machine that keeps its
+own state on disk (:class:`~raftlog.statemachine.PersistentStateMachine`) needs no file
+for that: the log is compacted up to what it has persisted, and a file is written only
+when a follower needs one. Files travel to followers in chunks
+(:mod:`raftlog.server.transfer`).
 
 Other tasks (the HTTP API, the transport) talk to it only through the inbox and through
-futures it resolves. A storage error stops the node: it never goes on with state it cannot
-trust.
+futures it resolves. A storage or state machine error stops the node: it never goes on
+with state it cannot trust.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
+
 from raftlog.core import events as ev
+from raftlog.core.compaction import plan_compaction
 from raftlog.core.config import KNOWN_BUGS, Config
 from raftlog.core.errors import NotLeader, RaftError, StorageError
 from raftlog.core.messages import (
     AppendEntriesResponse,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
+    SnapshotAck,
+    SnapshotChunk,
+    WireMessage,
     message_problem,
 )
 from raftlog.core.raft import Raft, Ready, Status
 from raftlog.core.storage import LogReader
 from raftlog.core.types import (
     NO_NODE,
-    ClientCommand,
+    ConfState,
     Entry,
     EntryKind,
     HardState,
     NodeId,
     Role,
+    SnapshotMeta,
+)
+from raftlog.server import snapfile
+from raftlog.server.eventlog import EventLog
+from raftlog.server.sessions import (
+    Command,
+    Duplicate,
+    SessionTable,
+    Stale,
+    command_payload,
+    decode_command,
     encode_command,
 )
-from raftlog.server.eventlog import EventLog
-from raftlog.server.statemachine import StateMachine
 from raftlog.server.timing import Timing
+from raftlog.server.transfer import CHUNK_BYTES, Outgoing, SnapshotReceiver, SnapshotSender
+from raftlog.statemachine import PersistentStateMachine, StateMachine
+from raftlog.storage.base import Checkpoint
 
 log = logging.getLogger("raftlog.server")
 
 
 class NodeStorage(LogReader, Protocol):
-    """What the node needs from its storage: the core's reads, plus an async write that
-    is durable when it returns."""
+    """What the node needs from its storage: the core's reads, the checkpoint, and async
+    writes that are durable when they return."""
+
+    def checkpoint(self) -> Checkpoint: ...
 
     async def save_async(
-        self, hard_state: HardState | None, entries: tuple[Entry, ...]
+        self,
+        hard_state: HardState | None,
+        entries: tuple[Entry, ...],
+        snapshot: Checkpoint | None = None,
     ) -> None: ...
+
+    async def compact_async(self, checkpoint: Checkpoint, upto: int) -> None: ...
 
 
 class NodeTransport(Protocol):
     async def start(self) -> None: ...
 
-    def send(self, msg: Message) -> bool: ...
+    def send(self, msg: WireMessage) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -90,6 +135,12 @@ LEASE_FRACTION = 0.5
 minimum election timeout: the rest covers the acknowledgements' travel time and clock
 drift (followers refuse votes for a whole minimum election timeout after hearing from it)."""
 
+SNAPSHOT_ENTRIES = 10_000
+SNAPSHOT_BYTES = 64 << 20
+KEEP_ENTRIES = 5_000
+"""Entries kept after a snapshot, so that a follower a little behind catches up from the
+log (etcd keeps 5,000 too)."""
+
 
 class LeadershipLost(RaftError):
     """The entry was not committed: another entry took its index (leadership changed)."""
@@ -111,8 +162,38 @@ class NodeStartError(RaftError):
     """The node could not start (e.g. its peer port is taken)."""
 
 
+class StaleSession(RaftError):
+    """A session request older than the client's latest: its answer is no longer known."""
+
+    def __init__(self, stale: Stale) -> None:
+        self.client, self.seq, self.latest = stale.client, stale.seq, stale.latest
+        super().__init__(
+            f"stale request: client {stale.client!r} is at seq {stale.latest}, not {stale.seq}"
+        )
+
+
+class StateMachineFailed(RaftError):
+    """The state machine raised while applying or restoring: the node stops."""
+
+
+class SnapshotFailed(StorageError):
+    """A snapshot file the node needs is missing or corrupt (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A proposal's outcome: where it was committed and what the state machine returned.
+    For a retried session request, ``duplicate`` is set and the rest are the first
+    attempt's."""
+
+    index: int
+    term: int
+    result: Any
+    duplicate: bool = False
+
+
 @dataclass
-class NodeConfig:
+class ServerConfig:
     node_id: NodeId
     voters: frozenset[NodeId]
     timing: Timing
@@ -125,6 +206,12 @@ class NodeConfig:
     first_campaign_at: float | None = None
     """Campaign at this wall-clock time (``time.time()``) if no leader was heard by then:
     pins the first election timeout, for demos that need two nodes to time out together."""
+    snapshot_entries: int = SNAPSHOT_ENTRIES
+    """Take a snapshot once this many entries were applied since the last one."""
+    snapshot_bytes: int = SNAPSHOT_BYTES
+    """... or once this many bytes of entries were."""
+    keep_entries: int = KEEP_ENTRIES
+    snapshot_chunk_bytes: int = CHUNK_BYTES
     bugs: frozenset[str] = field(default_factory=frozenset)
     seed: int | None = None
 
@@ -143,7 +230,7 @@ class NodeConfig:
 
 
 # Inbox items: (kind, payload, future or None).
-_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS = range(5)
+_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE = range(7)
 
 
 class RaftNode:
@@ -152,11 +239,13 @@ class RaftNode:
 
     def __init__(
         self,
-        config: NodeConfig,
+        config: ServerConfig,
         storage: NodeStorage,
-        transport_factory: Callable[[Callable[[Message], None]], NodeTransport],
+        transport_factory: Callable[[Callable[[WireMessage], None]], NodeTransport],
         state_machine: StateMachine,
         events: EventLog,
+        *,
+        snapshot_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.id = config.node_id
@@ -184,16 +273,42 @@ class RaftNode:
         self.leader = NO_NODE
         self.term = self._core.term
         self.commit = self._core.log.committed
-        self.applied = 0
+        self.applied = self._core.log.applied
         self.dropped_messages = 0
         self._heard_leader = False
         self.blocked: frozenset[NodeId] = frozenset()
         self.held: frozenset[NodeId] = frozenset()
-        self._held_messages: list[Message] = []
+        self._held_messages: list[WireMessage] = []
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
         self._acked: dict[NodeId, tuple[float, int]] = {}
         """When each peer last acknowledged us as leader, and in which term."""
+        # The state machine layer.
+        self.sessions = SessionTable()
+        self._persistent = isinstance(state_machine, PersistentStateMachine)
+        self._sm_through = 0
+        """Entries up to here are in the (persistent) state machine already: after a
+        restart they update the sessions only."""
+        self._describe: Callable[[bytes], bytes] | None = getattr(state_machine, "describe", None)
+        # Snapshots.
+        self._own_dir = snapshot_dir is None
+        self.snapshot_dir = snapshot_dir or Path(
+            tempfile.mkdtemp(prefix=f"raftlog-snap-{self.id}-")
+        )
+        self._bytes_since_snapshot = 0
+        self._checkpointing = False
+        self._pending_compaction: tuple[Checkpoint, int] | None = None
+        self._senders: dict[NodeId, SnapshotSender] = {}
+        self._send_cache: Outgoing | None = None
+        self._cache_lock = asyncio.Lock()
+        self._staged: dict[tuple[int, int], Path] = {}
+        self._receiver = SnapshotReceiver(
+            self.id, self.snapshot_dir, self._send_wire, self._snapshot_arrived
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._subscribers: set[asyncio.Queue[ev.Event]] = set()
+        self.snapshots_sent = 0
+        self.snapshots_installed = 0
 
     # == public API (any task) =======================================================
 
@@ -203,11 +318,19 @@ class RaftNode:
 
     async def run(self) -> None:
         """Run until stopped. Raises NodeStartError if the transport cannot start, and the
-        storage error that stopped the node, if any."""
+        storage (or state machine) error that stopped the node, if any."""
+        try:
+            await self._prepare_state_machine()
+        except (SnapshotFailed, StateMachineFailed) as exc:
+            self._stopped = True
+            self._note(logging.CRITICAL, f"Refusing to start: {exc}")
+            raise
         try:
             await self.transport.start()
         except OSError as exc:
+            self._stopped = True
             raise NodeStartError(f"cannot listen for peers: {exc}") from exc
+        self._spawn(self._receiver.run())
         try:
             await self._core_task()
             await self._flush_deferred()
@@ -215,7 +338,10 @@ class RaftNode:
             self._stopped = True
             self.role, self.leader = Role.FOLLOWER, NO_NODE
             self._fail_everything()
+            await self._stop_tasks()
             await self.transport.close()
+            if self._own_dir:
+                shutil.rmtree(self.snapshot_dir, ignore_errors=True)
         if self.fatal is not None:
             raise self.fatal
 
@@ -234,20 +360,16 @@ class RaftNode:
         *,
         client: str | None = None,
         seq: int | None = None,
-    ) -> tuple[int, int, Any]:
-        """Replicate ``data``; returns (index, term, state machine result) once committed
-        and applied here. With ``client`` and ``seq`` the entry travels in a session
-        envelope, so that the state machine applies a retried request once. Raises
-        NotLeader, ProposalDropped, LeadershipLost, RequestTimeout or OutcomeUnknown
-        (it may or may not commit), NodeStopped."""
-        if client is None:
-            payload: tuple[bytes, EntryKind] = (bytes(data), EntryKind.NORMAL)
-        else:
-            if seq is None or seq < 1:
-                raise ValueError("a session request needs seq >= 1")
-            command = ClientCommand(client, seq, bytes(data))
-            payload = (encode_command(command), EntryKind.CLIENT)
-        result: tuple[int, int, Any] = await self._ask(_PROPOSE, payload, timeout)
+    ) -> Committed:
+        """Replicate ``data`` (a command for the state machine); returns once it is
+        committed and applied here. With ``client`` and ``seq`` it goes in that client's
+        session, so that a retry is applied once (and answered with the first outcome).
+        Raises NotLeader, ProposalDropped, LeadershipLost, RequestTimeout or
+        OutcomeUnknown (it may or may not commit), StaleSession, NodeStopped."""
+        if client is not None and (seq is None or seq < 1):
+            raise ValueError("a session request needs seq >= 1")
+        payload = encode_command(bytes(data), client, seq or 0)
+        result: Committed = await self._ask(_PROPOSE, payload, timeout)
         return result
 
     async def read_barrier(self, timeout: float | None = None, *, lease: bool = False) -> int:
@@ -266,6 +388,24 @@ class RaftNode:
     async def status(self) -> Status:
         status: Status = await self._ask(_STATUS, None, 5.0)
         return status
+
+    async def subscribe(self, maxsize: int = 1000) -> AsyncIterator[ev.Event]:
+        """Every event from now on, as it happens (a slow reader loses the oldest ones
+        rather than slowing the node). Ends when the node stops."""
+        queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize)
+        self._subscribers.add(queue)
+        try:
+            while not self._stopped:
+                get = asyncio.ensure_future(queue.get())
+                stop = asyncio.ensure_future(self._stopping.wait())
+                done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                if get not in done:
+                    get.cancel()
+                    return
+                yield get.result()
+        finally:
+            self._subscribers.discard(queue)
 
     async def shutdown(self, *, transfer: bool = True) -> None:
         """Stop gracefully: a leader first hands leadership to its most up-to-date
@@ -286,7 +426,7 @@ class RaftNode:
                 self._note(logging.WARNING, f"Leadership transfer before stopping failed: {exc}")
         self.stop()
 
-    # == the inbox ===================================================================
+    # == test-only fault injection ===================================================
 
     def block_peers(self, peers: set[NodeId]) -> None:
         """Test-only fault injection: drop every message to or from ``peers`` (a network
@@ -299,22 +439,28 @@ class RaftNode:
         is no longer in ``peers`` are delivered now, in the order they arrived, all in one
         batch (the core steps them all before it sends anything)."""
         self.held = frozenset(peers)
-        keep: list[Message] = []
+        keep: list[WireMessage] = []
+        release: list[WireMessage] = []
         for msg in self._held_messages:
-            if msg.src in self.held:
-                keep.append(msg)
-                continue
-            try:
-                self._inbox.put_nowait((_MSG, msg, None))
-            except asyncio.QueueFull:
-                self.dropped_messages += 1
+            (keep if msg.src in self.held else release).append(msg)
         self._held_messages = keep
+        for msg in release:
+            self._deliver(msg)
+
+    # == the inbox ===================================================================
 
     def _send(self, msg: Message) -> None:
-        if msg.dst not in self.blocked:
-            self.transport.send(msg)
+        if isinstance(msg, InstallSnapshot):
+            self._start_snapshot_transfer(msg)
+            return
+        self._send_wire(msg)
 
-    def _on_message(self, msg: Message) -> None:
+    def _send_wire(self, msg: WireMessage) -> bool:
+        if msg.dst in self.blocked:
+            return False
+        return self.transport.send(msg)
+
+    def _on_message(self, msg: WireMessage) -> None:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
         if msg.src in self.blocked:
             return
@@ -324,10 +470,27 @@ class RaftNode:
             else:
                 self.dropped_messages += 1
             return
+        self._deliver(msg)
+
+    def _deliver(self, msg: WireMessage) -> None:
+        if isinstance(msg, SnapshotChunk | SnapshotAck):
+            problem = message_problem(msg)
+            if problem is not None or msg.dst != self.id:
+                self.dropped_messages += 1
+                log.warning("dropped a bad message from node %s: %s", msg.src, problem)
+            elif isinstance(msg, SnapshotChunk):
+                self._receiver.on_chunk(msg)
+            elif (sender := self._senders.get(msg.src)) is not None:
+                sender.on_ack(msg)
+            return
         try:
             self._inbox.put_nowait((_MSG, msg, None))
         except asyncio.QueueFull:
             self.dropped_messages += 1
+
+    def _wake(self, kind: int = _WAKE, payload: Any = None) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a full inbox wakes the task anyway
+            self._inbox.put_nowait((kind, payload, None))
 
     async def _ask(self, kind: int, payload: Any, timeout: float | None) -> Any:
         if self._stopped or self._stopping.is_set():
@@ -384,6 +547,8 @@ class RaftNode:
                         self._core.tick()
                 next_tick += missed * tick_s
             await self._process_ready()
+            if self.fatal is None and self._pending_compaction is not None:
+                await self._compact()
             if self.fatal is not None:
                 return
 
@@ -404,13 +569,18 @@ class RaftNode:
                 self._acked[payload.src] = (self._now, payload.term)
             core.step(payload)
             return
+        if kind == _REPORT:
+            peer, ok = payload
+            core.report_snapshot(peer, ok=ok)
+            return
+        if kind == _WAKE:
+            return
         assert future is not None
         if future.done():
             return  # the asker gave up
         try:
             if kind == _PROPOSE:
-                data, entry_kind = payload
-                index, term = core.propose(data, entry_kind)
+                index, term = core.propose(payload)
                 self._fail_proposals_from(index)  # older entries there were truncated away
                 self._proposals[index] = (term, future)
             elif kind == _READ:
@@ -466,12 +636,15 @@ class RaftNode:
             rd = core.ready()
             try:
                 await self._handle_ready(rd)
-            except StorageError as exc:
+            except (StorageError, StateMachineFailed) as exc:
                 self.fatal = exc
-                self._note(logging.CRITICAL, f"Storage failed, stopping the node: {exc}")
+                what = "Storage" if isinstance(exc, StorageError) else "The state machine"
+                self._note(logging.CRITICAL, f"{what} failed, stopping the node: {exc}")
                 self._stopping.set()
                 return
             core.advance(rd)
+        if self.fatal is None:
+            self._maybe_checkpoint()
 
     async def _handle_ready(self, rd: Ready) -> None:
         send = self._send
@@ -482,15 +655,20 @@ class RaftNode:
                 send(msg)
             if rd.persisted_messages and (rd.entries or rd.must_sync):
                 await asyncio.sleep(_BUGGY_WRITE_DELAY_S)
+        installed = self._installing(rd.snapshot) if rd.snapshot is not None else None
         if rd.entries or rd.must_sync:  # 1-2. one durable write
-            await self.storage.save_async(rd.hard_state or self._deferred_hard_state, rd.entries)
+            await self.storage.save_async(
+                rd.hard_state or self._deferred_hard_state, rd.entries, installed
+            )
             self._deferred_hard_state = None
         elif rd.hard_state is not None:
             # Only the commit index moved: it can be relearned, so it rides along with
             # the next durable write instead of costing an fsync of its own.
             self._deferred_hard_state = rd.hard_state
+        if installed is not None:  # the state machine takes the snapshot's state
+            await self._restore(installed)
         for event in rd.events:  # logged once durable: a vote on screen is a vote on disk
-            self.events.event(event)
+            self._publish(event)
             if isinstance(event, ev.LogTruncated):
                 self._fail_proposals_from(event.from_index)
         if "ack-before-fsync" not in self.config.bugs:
@@ -503,7 +681,8 @@ class RaftNode:
                 self._heard_leader = True
         self.term = self._core.term
         for entry in rd.committed_entries:  # 4. apply, in order, once
-            self._apply(entry)
+            if entry.index > self.applied:
+                self._apply(entry)
         self.commit = self._core.log.committed
         for read in rd.read_states:
             future = self._reads.pop(read.context, None)
@@ -516,10 +695,19 @@ class RaftNode:
         if self._confirmed:
             self._serve_reads()
 
+    # == applying ====================================================================
+
     def _apply(self, entry: Entry) -> None:
         result: Any = None
-        if entry.kind is EntryKind.NORMAL or entry.kind is EntryKind.CLIENT:
-            result = self.state_machine.apply(entry)
+        if entry.kind is EntryKind.NORMAL:
+            command = decode_command(entry.data)
+            try:
+                result = self._apply_command(entry, command)
+            except Exception as exc:
+                raise StateMachineFailed(
+                    f"applying entry {entry.index} raised {type(exc).__name__}: {exc}"
+                ) from exc
+            self._bytes_since_snapshot += len(entry.data)
         self.applied = entry.index
         pending = self._proposals.pop(entry.index, None)
         if pending is None:
@@ -527,12 +715,29 @@ class RaftNode:
         term, future = pending
         if future.done():
             return
-        if term == entry.term:
-            future.set_result((entry.index, entry.term, result))
-        else:
+        if term != entry.term:
             future.set_exception(
                 LeadershipLost(f"entry {entry.index} went to another leader's entry")
             )
+        elif isinstance(result, Duplicate):
+            future.set_result(Committed(result.index, result.term, result.result, True))
+        elif isinstance(result, Stale):
+            future.set_exception(StaleSession(result))
+        else:
+            future.set_result(Committed(entry.index, entry.term, result))
+
+    def _apply_command(self, entry: Entry, command: Command) -> Any:
+        known = entry.index <= self._sm_through  # the persistent state machine has it
+        if command.client is None:
+            return (
+                None if known else self.state_machine.apply(entry.index, entry.term, command.data)
+            )
+        answer = self.sessions.check(command, entry.index)
+        if answer is not None:
+            return answer
+        result = None if known else self.state_machine.apply(entry.index, entry.term, command.data)
+        self.sessions.record(command, entry.index, entry.term, result)
+        return result
 
     def _serve_reads(self) -> None:
         still = []
@@ -552,6 +757,273 @@ class RaftNode:
                 future.set_exception(
                     LeadershipLost(f"entry {lost} was replaced by another leader's entry")
                 )
+
+    # == snapshots: start-up, install ================================================
+
+    async def _prepare_state_machine(self) -> None:
+        """Bring the state machine to the latest checkpoint: restore it from the
+        snapshot file, unless it keeps its own state and already holds that much."""
+        snapfile.remove_temporaries(self.snapshot_dir)
+        checkpoint = self.storage.checkpoint()
+        meta = checkpoint.meta
+        held = self._persisted_index()
+        if meta.index > held:
+            if not checkpoint.file:
+                raise SnapshotFailed(
+                    f"the log is compacted up to a snapshot at {meta.index}, but no snapshot "
+                    f"file was kept and the state machine holds only up to {held}"
+                )
+            await self._restore(checkpoint, verified=False)
+        else:
+            self.sessions.load(checkpoint.sessions)
+            self._sm_through = held
+        self.applied = max(self.applied, meta.index)
+
+    def _persisted_index(self) -> int:
+        if not isinstance(self.state_machine, PersistentStateMachine):
+            return 0
+        return self.state_machine.persisted_index()
+
+    def _installing(self, meta: SnapshotMeta) -> Checkpoint:
+        path = self._staged.get((meta.index, meta.term))
+        if path is None:
+            raise SnapshotFailed(f"snapshot {meta.index}@{meta.term} was never received")
+        try:
+            header = snapfile.read_header(path)
+        except snapfile.SnapshotFileError as exc:
+            raise SnapshotFailed(str(exc)) from exc
+        return Checkpoint(meta, path.name, header.sessions)
+
+    async def _restore(self, checkpoint: Checkpoint, *, verified: bool = True) -> None:
+        """Replace the state machine's state (and the sessions) with a snapshot file's."""
+        path = self.snapshot_dir / checkpoint.file
+        try:
+            header = await asyncio.to_thread(
+                snapfile.open_body, path, self.state_machine.restore, verified=verified
+            )
+        except snapfile.SnapshotFileError as exc:
+            raise SnapshotFailed(str(exc)) from exc
+        except Exception as exc:
+            raise StateMachineFailed(f"restoring from {path} raised {exc!r}") from exc
+        meta = checkpoint.meta
+        if (header.index, header.term) != (meta.index, meta.term):
+            raise SnapshotFailed(
+                f"{path} holds snapshot {header.index}@{header.term}, not {meta.index}@{meta.term}"
+            )
+        self.sessions.load(header.sessions)
+        self._sm_through = 0
+        self.applied = meta.index
+        self._bytes_since_snapshot = 0
+        self.snapshots_installed += 1
+        for key in [k for k in self._staged if k[0] <= meta.index]:
+            del self._staged[key]
+        self._prune_files()
+
+    async def _snapshot_arrived(
+        self, src: NodeId, term: int, meta: SnapshotMeta, path: Path
+    ) -> None:
+        """A whole snapshot file arrived and was verified: let the core decide."""
+        self._staged[(meta.index, meta.term)] = path
+        self._deliver(InstallSnapshot(src, self.id, term, meta))
+
+    # == snapshots: taking them, compacting ==========================================
+
+    def _maybe_checkpoint(self) -> None:
+        cfg = self.config
+        if self._checkpointing or self._stopping.is_set():
+            return
+        since = self.applied - self.storage.snapshot().index
+        if since <= 0:
+            return
+        if since < cfg.snapshot_entries and self._bytes_since_snapshot < cfg.snapshot_bytes:
+            return
+        self._checkpointing = True
+        self._spawn(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            captured = self.applied
+            term = self._core.log.term(captured)
+            if term is None:
+                return
+            meta = SnapshotMeta(captured, term, ConfState(self._core.voters))
+            sessions = self.sessions.encode()
+            file = ""
+            if self._persistent:
+                # The state machine's own store holds it: wait until it is on disk.
+                while self._persisted_index() < captured and not self._stopping.is_set():
+                    await asyncio.sleep(self.config.timing.tick_s)
+            else:
+                path = await self._write_snapshot(meta, sessions)
+                file = path.name
+            plan = plan_compaction(
+                captured=captured,
+                applied=self.applied,
+                keep_entries=self.config.keep_entries,
+                first_index=self._core.log.first_index(),
+                bugs=self.config.bugs,
+            )
+            if plan.snapshot_index != captured:  # only with the injected bug
+                skewed = self._core.log.term(plan.snapshot_index)
+                if skewed is None:
+                    return
+                meta = SnapshotMeta(plan.snapshot_index, skewed, meta.conf)
+                if file:
+                    renamed = self.snapshot_dir / snapfile.file_name(meta.index, meta.term)
+                    (self.snapshot_dir / file).replace(renamed)
+                    file = renamed.name
+            self._pending_compaction = (Checkpoint(meta, file, sessions), plan.compact_to)
+            self._bytes_since_snapshot = 0
+            self._wake()
+        except (OSError, snapfile.SnapshotFileError) as exc:
+            self._note(logging.WARNING, f"Taking a snapshot failed (will retry): {exc}")
+        finally:
+            if self._pending_compaction is None:
+                self._checkpointing = False
+
+    async def _write_snapshot(self, meta: SnapshotMeta, sessions: bytes) -> Path:
+        """Capture the state machine now (on the loop) and write the file in a thread."""
+        snap = self.state_machine.snapshot()
+        try:
+            return await asyncio.to_thread(
+                snapfile.write, self.snapshot_dir, snapfile.header_for(meta, sessions), snap.write
+            )
+        finally:
+            snap.release()
+
+    async def _compact(self) -> None:
+        """Record the snapshot and compact the log (in the core task, between Readies)."""
+        assert self._pending_compaction is not None
+        checkpoint, upto = self._pending_compaction
+        self._pending_compaction = None
+        self._checkpointing = False
+        log_ = self._core.log
+        if checkpoint.meta.index <= self.storage.snapshot().index:
+            self._prune_files()  # a newer snapshot (from the leader) came meanwhile
+            return
+        # Never past what is durable in the log (a leader may hold unstable entries).
+        upto = max(0, min(upto, log_.persisted_index(), self.storage.last_index()))
+        try:
+            await self.storage.compact_async(checkpoint, upto)
+        except StorageError as exc:
+            self.fatal = exc
+            self._note(logging.CRITICAL, f"Storage failed, stopping the node: {exc}")
+            self._stopping.set()
+            return
+        self._publish(
+            ev.LogCompacted(
+                node=self.id,
+                role=self.role,
+                term=self.term,
+                snapshot_index=checkpoint.meta.index,
+                first_index=self.storage.first_index(),
+            )
+        )
+        self._prune_files()
+
+    def _prune_files(self) -> None:
+        """Keep the checkpoint's file, files being sent or staged; delete the rest."""
+        keep = {self.storage.checkpoint().file}
+        keep |= {s.outgoing.path.name for s in self._senders.values()}
+        keep |= {p.name for p in self._staged.values()}
+        if self._send_cache is not None:
+            keep.add(self._send_cache.path.name)
+        for _index, _term, path in snapfile.list_snapshots(self.snapshot_dir):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    # == snapshots: sending ==========================================================
+
+    def _start_snapshot_transfer(self, msg: InstallSnapshot) -> None:
+        if msg.dst in self._senders or msg.dst in self.blocked:
+            return  # one transfer per follower at a time
+        self._spawn(self._send_snapshot(msg))
+
+    async def _send_snapshot(self, msg: InstallSnapshot) -> None:
+        ok = False
+        try:
+            outgoing = await self._outgoing(msg.snapshot.index)
+            sender = SnapshotSender(
+                self.id,
+                msg.dst,
+                msg.term,
+                outgoing,
+                self._send_wire,
+                chunk_bytes=self.config.snapshot_chunk_bytes,
+                ack_timeout_s=max(1.0, 2 * self.config.timing.election_max_s),
+            )
+            self._senders[msg.dst] = sender
+            self._note(
+                logging.INFO,
+                f"Sending snapshot {outgoing.meta.index}@{outgoing.meta.term} "
+                f"({sender.size} bytes) to node {msg.dst}",
+            )
+            ok = await sender.run()
+            if ok:
+                self.snapshots_sent += 1
+        except (OSError, snapfile.SnapshotFileError, StateMachineFailed) as exc:
+            self._note(logging.WARNING, f"Cannot send a snapshot to node {msg.dst}: {exc}")
+        finally:
+            self._senders.pop(msg.dst, None)
+        self._wake(_REPORT, (msg.dst, ok))
+
+    async def _outgoing(self, at_least: int) -> Outgoing:
+        """A snapshot file covering at least ``at_least``: the checkpoint's, or one made
+        now from the state machine (one that keeps its own state has no checkpoint file)."""
+        checkpoint = self.storage.checkpoint()
+        if checkpoint.file and checkpoint.meta.index >= at_least:
+            return Outgoing(checkpoint.meta, self.snapshot_dir / checkpoint.file)
+        async with self._cache_lock:
+            cache = self._send_cache
+            if cache is not None and cache.meta.index >= at_least and cache.path.exists():
+                return cache
+            captured = self.applied
+            term = self._core.log.term(captured)
+            if term is None:
+                raise OSError(f"no term known for the applied index {captured}")
+            meta = SnapshotMeta(captured, term, ConfState(self._core.voters))
+            try:
+                path = await self._write_snapshot(meta, self.sessions.encode())
+            except Exception as exc:
+                raise StateMachineFailed(f"writing a snapshot raised {exc!r}") from exc
+            self._send_cache = Outgoing(meta, path)
+            self._prune_files()
+            return self._send_cache
+
+    # == tasks, events, stopping =====================================================
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("background task failed: %r", exc)
+
+    async def _stop_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _publish(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ProposalReceived | ev.EntryCommitted):
+            event = msgspec.structs.replace(event, data=self._display(event.data))
+        self.events.event(event)
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()  # the oldest goes: a slow reader never slows the node
+            queue.put_nowait(event)
+
+    def _display(self, data: bytes) -> bytes:
+        payload = command_payload(data)
+        if self._describe is not None:
+            with contextlib.suppress(Exception):
+                return self._describe(payload)
+        return payload
 
     def _fail_everything(self) -> None:
         """The node stops: every waiting caller gets an answer. Proposals already in the

@@ -37,11 +37,23 @@ from raftlog.check.logcheck import LogOp, check_log_history
 from raftlog.core.config import Config
 from raftlog.core.errors import NotLeader, ProposalDropped
 from raftlog.core.events import Event
-from raftlog.core.messages import AppendEntriesResponse, Message, RequestVoteResponse
+from raftlog.core.messages import (
+    AppendEntriesResponse,
+    InstallSnapshot,
+    Message,
+    RequestVoteResponse,
+)
 from raftlog.core.raft import Ready
 from raftlog.core.types import NO_NODE, Entry, NodeId, ReadState, Role
 from raftlog.sim.invariants import SafetyChecker, Violation
-from raftlog.sim.node import ApplyOrderError, CrashPoint, SimNode
+from raftlog.sim.node import (
+    ApplyOrderError,
+    Capture,
+    CrashPoint,
+    SimNode,
+    SnapshotPolicy,
+    snapshot_file_name,
+)
 
 TICK_MS = 10
 ALL_FAULTS: tuple[str, ...] = (
@@ -130,6 +142,14 @@ class SimResult:
         return self.violation is None
 
 
+@dataclass(frozen=True)
+class _SnapshotDelivery:
+    """An InstallSnapshot in flight, with the bytes of the snapshot it announces."""
+
+    msg: InstallSnapshot
+    data: bytes
+
+
 # -- the event queue ------------------------------------------------------------------
 
 _TICK, _DELIVER, _CLIENT_REQ, _CLIENT_RESP, _CLIENT_TIMEOUT, _CLIENT_NEXT, _CALL = range(7)
@@ -197,6 +217,15 @@ class Cluster:
         heartbeat_ticks = rng.choice((1, 2, 3))
         max_inflight_msgs = rng.choice((1, 2, 4, 64))
         max_entries_per_msg = rng.choice((1, 1, 2, 3, 8, 64))
+        # Snapshots (drawn from their own generator, so that the rest of a seed's run
+        # keeps its draws): none in some runs; in others every few entries, keeping a
+        # few entries for followers a little behind, so that InstallSnapshot is common.
+        snap_rng = random.Random(seed * 7919 + 17)
+        self.snapshot_policy = SnapshotPolicy(
+            entries=snap_rng.choice((0, 3, 5, 8, 20, 50)),
+            keep_entries=snap_rng.choice((0, 0, 1, 2, 5)),
+        )
+        self._snap_rng = snap_rng
         self.nodes: dict[NodeId, SimNode] = {}
         for node_id in ids:
             config = Config(
@@ -209,7 +238,13 @@ class Cluster:
                 max_entries_per_msg=max_entries_per_msg,
                 bugs=options.bugs,
             )
-            node = SimNode(node_id, config, random.Random(rng.getrandbits(64)), self)
+            node = SimNode(
+                node_id,
+                config,
+                random.Random(rng.getrandbits(64)),
+                self,
+                snapshots=self.snapshot_policy,
+            )
             self.nodes[node_id] = node
             self.checker.restarted(node_id, node.raft)
             self._schedule(rng.randint(0, TICK_MS - 1), _TICK, node_id)
@@ -315,12 +350,19 @@ class Cluster:
     def _log_shape(self, node: SimNode, at: int = 0) -> tuple[int, int, int | None]:
         """(last index, last term, term at index ``at``) of the log the node would run
         with: its memory if alive, its disk if not."""
+        covered = self.checker.committed[at][0] if at in self.checker.committed else None
         if node.alive:
             log = node.raft.log
-            return log.last_index(), log.last_term(), log.term(at)
+            term_at = log.term(at)
+            if term_at is None and at < log.first_index():
+                term_at = covered  # compacted into a snapshot: it holds the entry
+            return log.last_index(), log.last_term(), term_at
         disk = node.disk.durable
         last = disk.last_index()
-        term_at = disk.term(at) if at <= last else None
+        if at < disk.first_index() - 1:
+            term_at = covered
+        else:
+            term_at = disk.term(at) if at <= last else None
         return last, disk.term(last), term_at
 
     # == nodes =======================================================================
@@ -336,17 +378,28 @@ class Cluster:
         node.raft.tick()
         self._after(node)
 
-    def _on_deliver(self, msg: Message) -> None:
+    def _on_deliver(self, payload: Message | _SnapshotDelivery) -> None:
+        msg = payload.msg if isinstance(payload, _SnapshotDelivery) else payload
         node = self.nodes[msg.dst]
         if not node.alive or (msg.src, msg.dst) in self.cut:
             self._trace_add("lost", msg)
             return
         if node.paused:
-            self._held[msg.dst].append((_DELIVER, msg))
+            self._held[msg.dst].append((_DELIVER, payload))
             return
         self._trace_add("recv", msg)
+        if isinstance(payload, _SnapshotDelivery):
+            node.stage(payload.msg.snapshot, payload.data)
+            if self._snap_rng.random() < 0.5:  # the sender hears that the transfer worked
+                self.call_later(1, functools.partial(self._report, msg.src, msg.dst, True))
         node.raft.step(msg)
         self._after(node)
+
+    def _report(self, sender: NodeId, to: NodeId, ok: bool) -> None:
+        node = self.nodes[sender]
+        if node.alive and not node.paused:
+            node.raft.report_snapshot(to, ok=ok)
+            self._after(node)
 
     # NodeObserver --------------------------------------------------------------------
 
@@ -355,20 +408,24 @@ class Cluster:
             self.checker.acknowledged(node.id, node.raft, msg.term, msg.match_index)
         elif isinstance(msg, RequestVoteResponse) and msg.granted:
             self.checker.voted(node.id, msg.term, msg.dst)
+        payload: Message | _SnapshotDelivery = msg
+        if isinstance(msg, InstallSnapshot):
+            name = snapshot_file_name(msg.snapshot.index, msg.snapshot.term)
+            payload = _SnapshotDelivery(msg, node.disk.files[name])
         link = (msg.src, msg.dst)
-        if link in self.cut:
-            self._trace_add("cut", msg)
-            return
         rng = self.rng
-        if self.drop_rate and rng.random() < self.drop_rate:
-            self._trace_add("drop", msg)
+        if link in self.cut or (self.drop_rate and rng.random() < self.drop_rate):
+            self._trace_add("cut" if link in self.cut else "drop", msg)
+            if isinstance(msg, InstallSnapshot) and self._snap_rng.random() < 0.5:
+                # The transfer failed, and the sender hears of it.
+                self.call_later(2, functools.partial(self._report, msg.src, msg.dst, False))
             return
         copies = 2 if self.dup_rate and rng.random() < self.dup_rate else 1
         for _ in range(copies):
             delay = rng.randint(1, 4)
             if self.max_delay_ms:
                 delay += rng.randint(0, self.max_delay_ms)
-            self._schedule(delay, _DELIVER, msg)
+            self._schedule(delay, _DELIVER, payload)
 
     def ready(self, node: SimNode, rd: Ready) -> None:
         for event in rd.events:
@@ -399,6 +456,23 @@ class Cluster:
         request = self._pending_reads[node.id].pop(context, None)
         if request is not None:
             self._respond(request, _Response(request.op_id, request.client, "fail"))
+
+    def snapshot_started(self, node: SimNode, capture: Capture) -> None:
+        # The file is written in the background while the node goes on.
+        delay = self._snap_rng.randint(0, 40)
+        self.call_later(delay, functools.partial(self._finish_snapshot, node, capture))
+
+    def _finish_snapshot(self, node: SimNode, capture: Capture) -> None:
+        node.finish_snapshot(capture)
+        self.note(
+            f"node {node.id} snapshot at {capture.meta.index}; log starts at "
+            f"{node.disk.volatile.first_index()}"
+        )
+        self._logs_changed = True
+        self._after(node)
+
+    def restored(self, node: SimNode, index: int) -> None:
+        self.checker.restored(node.id, index, node.state_machine)
 
     def crashed(self, node: SimNode, point: CrashPoint | None, lost_writes: int) -> None:
         where = f" ({point.value})" if point else ""

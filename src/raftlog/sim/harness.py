@@ -19,7 +19,7 @@ from raftlog.core.errors import RaftError
 from raftlog.core.messages import Heartbeat, HeartbeatResponse, Message
 from raftlog.core.raft import Ready, Status
 from raftlog.core.types import Entry, EntryKind, NodeId, ReadState, show_data
-from raftlog.sim.node import CrashPoint, SimNode
+from raftlog.sim.node import Capture, CrashPoint, SimNode
 
 _HEARTBEAT_EVENTS = (ev.HeartbeatSent, ev.HeartbeatReceived)
 _HEARTBEAT_MESSAGES = (Heartbeat, HeartbeatResponse)
@@ -108,6 +108,16 @@ class Harness:
 
     def crashed(self, node: SimNode, point: CrashPoint | None, lost_writes: int) -> None:
         self.lines.append(f"node {node.id} crashed ({lost_writes} unsynced writes lost)")
+
+    def snapshot_started(self, node: SimNode, capture: Capture) -> None:
+        node.finish_snapshot(capture)  # written at once: scripts see no background work
+        self.lines.append(
+            f"node {node.id} snapshot at {capture.meta.index}; log starts at "
+            f"{node.disk.volatile.first_index()}"
+        )
+
+    def restored(self, node: SimNode, index: int) -> None:
+        self.lines.append(f"node {node.id} state restored from snapshot at {index}")
 
     # -- driving ---------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ every step of a simulation.
 - Leader Completeness: a leader holds every entry committed in an earlier term; and, so
   that a violation shows before it happens, no node that lacks the latest committed entry
   has a log at least as up-to-date as a majority's (it could win an election without it).
-- State Machine Safety: no two nodes apply different entries at one index.
+- State Machine Safety: no two nodes apply different entries at one index; a state
+  restored from a snapshot is exactly the committed entries up to its index.
 - Monotonic state: term and commit never fall (in memory within one process life, and on
   disk across crashes); the commit index never points past the end of the log; entries
   are applied strictly in order.
@@ -153,6 +154,34 @@ class SafetyChecker:
     def applied(self, node: NodeId, raft: Raft, entry: Entry) -> None:
         self._commit_seen(node, entry, raft.term, "State Machine Safety")
 
+    def restored(self, node: NodeId, index: int, state: list[bytes]) -> None:
+        """``node``'s state machine now holds ``state``, said to be the data of the
+        committed NORMAL entries up to ``index``."""
+        if index > self.top_committed:
+            raise Violation(
+                "State Machine Safety",
+                f"node {node} restored a snapshot at {index}, beyond anything committed "
+                f"({self.top_committed})",
+            )
+        if any(i not in self.committed for i in range(1, index + 1)):
+            return  # not every entry was seen committed: nothing to compare with
+        expected = [
+            self.committed[i][2]
+            for i in range(1, index + 1)
+            if self.committed[i][1] is EntryKind.NORMAL
+        ]
+        if state != expected:
+            at = next(
+                (k for k, (a, b) in enumerate(zip(state, expected, strict=False)) if a != b),
+                min(len(state), len(expected)),
+            )
+            raise Violation(
+                "State Machine Safety",
+                f"node {node} restored a snapshot at index {index} whose state differs from "
+                f"the committed log: {len(state)} items, expected {len(expected)}; first "
+                f"difference at item {at}",
+            )
+
     def after_step(self, node: NodeId, raft: Raft, durable_term: int, durable_commit: int) -> None:
         watch = self._watch.setdefault(node, _NodeWatch())
         log = raft.log
@@ -183,15 +212,18 @@ class SafetyChecker:
                 f"node {node} lost committed entries: commit {log.committed}, last index {last}",
             )
         acked_term, acked_index, acked_entry_term = watch.acked
-        if acked_term == raft.term and log.term(acked_index) != acked_entry_term:
+        covered = acked_index < log.first_index()  # in a snapshot from this term's leader
+        if acked_term == raft.term and not covered and log.term(acked_index) != acked_entry_term:
             raise Violation(
                 "Durable before acknowledged",
                 f"node {node} acknowledged entries up to {acked_index}@{acked_entry_term} "
                 f"in term {acked_term}, and no longer holds them (last index {last})",
             )
         if log.committed > watch.commit:
-            for entry in log.entries(watch.commit + 1, log.committed - watch.commit, 1 << 62):
-                self._commit_seen(node, entry, raft.term, "State Machine Safety")
+            start = max(watch.commit + 1, log.first_index())  # a snapshot covers the rest
+            if log.committed >= start:
+                for entry in log.entries(start, log.committed - start + 1, 1 << 62):
+                    self._commit_seen(node, entry, raft.term, "State Machine Safety")
         watch.term = raft.term
         watch.commit = log.committed
         watch.durable_term = durable_term
@@ -236,7 +268,10 @@ class SafetyChecker:
             self.committed[entry.index] = (known[0], known[1], known[2], term)
 
     def _check_completeness(self, node: NodeId, raft: Raft) -> None:
+        first = raft.log.first_index()
         for index, (term, _kind, data, commit_term) in self.committed.items():
+            if index < first - 1:
+                continue  # compacted into the leader's snapshot, which holds it
             if commit_term < raft.term and raft.log.term(index) != term:
                 raise Violation(
                     "Leader Completeness",

@@ -3,7 +3,7 @@ SQLite (imported on first use: the simulator needs only the in-memory one)."""
 
 from typing import TYPE_CHECKING, Any
 
-from raftlog.storage.base import Storage
+from raftlog.storage.base import Checkpoint, Storage
 from raftlog.storage.errors import (
     StorageCorrupt,
     StorageFailed,
@@ -27,6 +27,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Checkpoint",
     "MemoryStorage",
     "SQLiteStorage",
     "Storage",

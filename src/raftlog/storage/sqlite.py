@@ -1,17 +1,25 @@
 """Durable storage on SQLite (the standard library's ``sqlite3``).
 
-Layout: one database ``DATA_DIR/raftlog.db`` (WAL mode, ``synchronous=FULL``) with three
+Layout: one database ``DATA_DIR/raftlog.db`` (WAL mode, ``synchronous=FULL``) with four
 tables, and a lock file ``DATA_DIR/raftlog.lock``:
 
 - ``meta``: one row, ``schema_version``, ``cluster_id``, ``node_id``;
 - ``hard_state``: one row, ``term``, ``vote``, ``commit_index``;
-- ``log``: ``idx INTEGER PRIMARY KEY, term, kind, data BLOB``, one row per entry.
+- ``checkpoint``: one row: the latest snapshot (``idx``, ``term``, membership, its file
+  name, the client sessions as of it) and the last compacted entry (``log_start_idx``,
+  ``log_start_term``);
+- ``log``: ``idx INTEGER PRIMARY KEY, term, kind, data BLOB``, one row per entry after
+  ``log_start_idx``.
 
 Decisions (see also the class docstring):
 
-- **Reads never touch the disk.** Everything is loaded and validated at open into an
-  in-memory mirror (a :class:`~raftlog.storage.memory.MemoryStorage`, so reads have exactly
-  its semantics and errors); the core reads it synchronously on the event loop.
+- **Reads never touch the disk.** The log that is not yet compacted is loaded and
+  validated at open into an in-memory mirror (a
+  :class:`~raftlog.storage.memory.MemoryStorage`, so reads have exactly its semantics and
+  errors); the core reads it synchronously on the event loop. Its size is bounded by the
+  node's snapshot thresholds (entries and bytes between snapshots, plus the entries kept
+  for followers), not by the history: etcd keeps its uncompacted log in memory the same
+  way.
 - **Every write runs on one dedicated writer thread**, which owns all use of the
   connection. ``save_async`` awaits it without blocking the event loop; the blocking
   ``save`` submits to the same thread and waits, so writes are totally ordered whichever
@@ -42,16 +50,18 @@ import concurrent.futures
 import contextlib
 import fcntl
 import itertools
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from raftlog.core.errors import StorageError, UsageError
-from raftlog.core.types import ConfState, Entry, EntryKind, HardState
+from raftlog.core.types import ConfState, Entry, EntryKind, HardState, NodeId, SnapshotMeta
+from raftlog.storage.base import Checkpoint
 from raftlog.storage.errors import (
     StorageCorrupt,
     StorageFailed,
@@ -63,14 +73,15 @@ from raftlog.storage.memory import MemoryStorage
 
 __all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 1
-"""Version 1: meta, hard_state, log. (Snapshots and membership will bump it.)"""
+SCHEMA_VERSION = 2
+"""Version 2: meta, hard_state, checkpoint, log (version 1 had no checkpoint, and kept
+client sessions in entries of kind 3)."""
 DB_NAME = "raftlog.db"
 LOCK_NAME = "raftlog.lock"
 
 _MAX_INT = 2**63 - 1  # SQLite INTEGER is a signed 64-bit integer
 _KINDS = frozenset(int(kind) for kind in EntryKind)
-_TABLES = frozenset({"meta", "hard_state", "log"})
+_TABLES = frozenset({"meta", "hard_state", "checkpoint", "log"})
 _SCHEMA = (
     """CREATE TABLE meta (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -83,6 +94,17 @@ _SCHEMA = (
         term INTEGER NOT NULL,
         vote INTEGER NOT NULL,
         commit_index INTEGER NOT NULL
+    )""",
+    """CREATE TABLE checkpoint (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        idx INTEGER NOT NULL,
+        term INTEGER NOT NULL,
+        voters TEXT NOT NULL,
+        learners TEXT NOT NULL,
+        file TEXT NOT NULL,
+        sessions BLOB NOT NULL,
+        log_start_idx INTEGER NOT NULL,
+        log_start_term INTEGER NOT NULL
     )""",
     """CREATE TABLE log (
         idx INTEGER PRIMARY KEY,
@@ -135,6 +157,8 @@ class SQLiteStorage:
         node_id: int,
         hard_state: HardState,
         entries: Sequence[Entry],
+        checkpoint: Checkpoint,
+        log_start: tuple[int, int],
         check_invariants: bool,
     ) -> None:
         """Internal: use :meth:`open`."""
@@ -145,7 +169,9 @@ class SQLiteStorage:
         self._cluster_id = cluster_id
         self._node_id = node_id
         self._check_invariants = check_invariants
-        self._mirror = MemoryStorage(hard_state, entries)
+        self._mirror = MemoryStorage(
+            hard_state, entries, checkpoint=checkpoint, log_start=log_start
+        )
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"raftlog-sqlite-{node_id}"
         )
@@ -181,7 +207,7 @@ class SQLiteStorage:
         _make_directory(directory)
         lock_fd = _lock_directory(directory)
         try:
-            conn, hard_state, entries = _open_database(
+            conn, loaded = _open_database(
                 directory / DB_NAME, cluster_id, node_id, check_invariants
             )
         except BaseException:
@@ -193,8 +219,10 @@ class SQLiteStorage:
             lock_fd=lock_fd,
             cluster_id=cluster_id,
             node_id=node_id,
-            hard_state=hard_state,
-            entries=entries,
+            hard_state=loaded.hard_state,
+            entries=loaded.entries,
+            checkpoint=loaded.checkpoint,
+            log_start=loaded.log_start,
             check_invariants=check_invariants,
         )
 
@@ -236,6 +264,12 @@ class SQLiteStorage:
     def initial_state(self) -> tuple[HardState, ConfState | None]:
         return self._mirror.initial_state()
 
+    def snapshot(self) -> SnapshotMeta:
+        return self._mirror.snapshot()
+
+    def checkpoint(self) -> Checkpoint:
+        return self._mirror.checkpoint()
+
     def first_index(self) -> int:
         return self._mirror.first_index()
 
@@ -250,15 +284,21 @@ class SQLiteStorage:
 
     # -- writes ------------------------------------------------------------------------
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
-        """Write ``entries`` (replacing every stored entry from the first of them) and
-        ``hard_state`` in one transaction; returns once it is durable. Blocks the calling
-        thread (the write itself runs on the writer thread)."""
+    def save(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Checkpoint | None = None,
+    ) -> None:
+        """Write ``snapshot`` (replacing the whole log), ``entries`` (replacing every
+        stored entry from the first of them) and ``hard_state`` in one transaction;
+        returns once it is durable. Blocks the calling thread (the write itself runs on
+        the writer thread)."""
         batch = tuple(entries)
-        if not self._begin_write(hard_state, batch):
+        if not self._begin_write(hard_state, batch, snapshot):
             return
         try:
-            future = self._executor.submit(self._write, hard_state, batch)
+            future = self._executor.submit(self._write, hard_state, batch, snapshot)
             try:
                 future.result()
             except StorageFailed:
@@ -274,16 +314,66 @@ class SQLiteStorage:
                     failure.__cause__ = exc
                     self._failed = failure
                 raise
-            self._mirror.save(hard_state, batch)
+            self._mirror.save(hard_state, batch, snapshot)
         finally:
             self._write_lock.release()
 
-    async def save_async(self, hard_state: HardState | None, entries: Sequence[Entry]) -> None:
+    async def save_async(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Checkpoint | None = None,
+    ) -> None:
         """:meth:`save` for the event loop: the transaction runs on the writer thread, the
         loop keeps running, and the mirror is updated on the loop once the write returned."""
         batch = tuple(entries)
-        if not self._begin_write(hard_state, batch):
+        if not self._begin_write(hard_state, batch, snapshot):
             return
+        await self._run_write(
+            lambda: self._write(hard_state, batch, snapshot),
+            lambda: self._mirror.save(hard_state, batch, snapshot),
+        )
+
+    def compact(self, checkpoint: Checkpoint, upto: int) -> None:
+        """Record ``checkpoint`` and drop the entries up to ``upto`` (which it must cover),
+        in one transaction; blocking."""
+        self._begin_compact(checkpoint, upto)
+        try:
+            term = self._mirror.term(upto) if upto > self._mirror.log_start()[0] else 0
+            self._executor.submit(self._write_compact, checkpoint, upto, term).result()
+            self._mirror.compact(checkpoint, upto)
+        finally:
+            self._write_lock.release()
+
+    async def compact_async(self, checkpoint: Checkpoint, upto: int) -> None:
+        """:meth:`compact` for the event loop (the transaction runs on the writer thread)."""
+        self._begin_compact(checkpoint, upto)
+        term = self._mirror.term(upto) if upto > self._mirror.log_start()[0] else 0
+        await self._run_write(
+            lambda: self._write_compact(checkpoint, upto, term),
+            lambda: self._mirror.compact(checkpoint, upto),
+        )
+
+    def _begin_compact(self, checkpoint: Checkpoint, upto: int) -> None:
+        if not self._write_lock.acquire(blocking=False):
+            raise UsageError("a save is already in progress: saves must not overlap")
+        try:
+            self._check_writable()
+            current = self._mirror.checkpoint().meta.index
+            if checkpoint.meta.index < current:
+                raise UsageError(f"checkpoint {checkpoint.meta.index} is older than {current}")
+            if upto > checkpoint.meta.index or upto > self._mirror.last_index():
+                raise UsageError(
+                    f"cannot compact to {upto}: snapshot ends at {checkpoint.meta.index}, "
+                    f"log at {self._mirror.last_index()}"
+                )
+        except BaseException:
+            self._write_lock.release()
+            raise
+
+    async def _run_write(self, write: Any, update_mirror: Any) -> None:
+        """Run ``write`` on the writer thread; on success run ``update_mirror`` on the
+        loop (even if our awaiter was cancelled meanwhile); release the write lock."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -291,7 +381,7 @@ class SQLiteStorage:
             try:
                 error = write.exception()
                 if error is None:
-                    self._mirror.save(hard_state, batch)
+                    update_mirror()
             finally:
                 self._write_lock.release()
             if not on_loop or done.done():  # loop gone, or our awaiter was cancelled
@@ -308,7 +398,7 @@ class SQLiteStorage:
                 finish(write, on_loop=False)
 
         try:
-            future = self._executor.submit(self._write, hard_state, batch)
+            future = self._executor.submit(write)
         except BaseException:
             self._write_lock.release()
             raise
@@ -377,26 +467,41 @@ class SQLiteStorage:
         if self._closed:
             raise UsageError(f"{self._path}: the storage is closed")
 
-    def _begin_write(self, hard_state: HardState | None, batch: tuple[Entry, ...]) -> bool:
+    def _begin_write(
+        self, hard_state: HardState | None, batch: tuple[Entry, ...], snapshot: Checkpoint | None
+    ) -> bool:
         """Take the write lock and validate. False (lock released) if there is nothing to
         write; True (lock held) if the caller must write and then release it."""
         if not self._write_lock.acquire(blocking=False):
             raise UsageError("a save is already in progress: saves must not overlap")
         try:
             self._check_writable()
-            self._validate(hard_state, batch)
+            self._validate(hard_state, batch, snapshot)
         except BaseException:
             self._write_lock.release()
             raise
-        if not batch and (hard_state is None or hard_state == self._mirror.initial_state()[0]):
+        if (
+            snapshot is None
+            and not batch
+            and (hard_state is None or hard_state == self._mirror.initial_state()[0])
+        ):
             self._write_lock.release()
             return False
         return True
 
-    def _validate(self, hard_state: HardState | None, batch: tuple[Entry, ...]) -> None:
+    def _validate(
+        self, hard_state: HardState | None, batch: tuple[Entry, ...], snapshot: Checkpoint | None
+    ) -> None:
         """Raise UsageError, before anything is written, for a save that is not a valid
         continuation of the mirror (same rules as MemoryStorage, plus the invariants)."""
         mirror = self._mirror
+        if snapshot is not None:
+            meta = snapshot.meta
+            if not (1 <= meta.index <= _MAX_INT and 1 <= meta.term <= _MAX_INT):
+                raise UsageError(f"cannot install a snapshot at {meta.index}@{meta.term}")
+            mirror = MemoryStorage(
+                mirror.initial_state()[0], checkpoint=snapshot, log_start=(meta.index, meta.term)
+            )
         last = mirror.last_index()
         if batch:
             first = batch[0].index
@@ -404,7 +509,9 @@ class SQLiteStorage:
                 if b.index != a.index + 1:
                     raise UsageError(f"entries are not contiguous: {a.index} then {b.index}")
             if first < mirror.first_index():
-                raise UsageError(f"cannot append at {first}: the log starts at 1")
+                raise UsageError(
+                    f"cannot append at {first}: the log starts at {mirror.first_index()}"
+                )
             if first > last + 1:
                 raise UsageError(f"gap: appending {first} after last index {last}")
             for e in batch:
@@ -449,25 +556,43 @@ class SQLiteStorage:
                 f"term {new_last_term}"
             )
 
-    def _write(self, hard_state: HardState | None, batch: tuple[Entry, ...]) -> None:
+    def _write_compact(self, checkpoint: Checkpoint, upto: int, term: int) -> None:
+        """One transaction: the new checkpoint, and the log up to ``upto`` dropped."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            _set_checkpoint(conn, checkpoint)
+            if term:
+                conn.execute("DELETE FROM log WHERE idx <= ?", (upto,))
+                conn.execute(
+                    "UPDATE checkpoint SET log_start_idx = ?, log_start_term = ? WHERE id = 1",
+                    (upto, term),
+                )
+
+        self._transaction(body)
+
+    def _write(
+        self, hard_state: HardState | None, batch: tuple[Entry, ...], snapshot: Checkpoint | None
+    ) -> None:
         """One transaction. Runs on the writer thread only."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            if snapshot is not None:
+                conn.execute("DELETE FROM log")
+                _set_checkpoint(conn, snapshot)
+                conn.execute(
+                    "UPDATE checkpoint SET log_start_idx = ?, log_start_term = ? WHERE id = 1",
+                    (snapshot.meta.index, snapshot.meta.term),
+                )
+            self._write_body(conn, hard_state, batch)
+
+        self._transaction(body)
+
+    def _transaction(self, body: Any) -> None:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if batch:
-                    conn.execute("DELETE FROM log WHERE idx >= ?", (batch[0].index,))
-                    conn.executemany(
-                        "INSERT INTO log (idx, term, kind, data) VALUES (?, ?, ?, ?)",
-                        [(e.index, e.term, int(e.kind), e.data) for e in batch],
-                    )
-                if hard_state is not None:
-                    cursor = conn.execute(
-                        "UPDATE hard_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1",
-                        (hard_state.term, int(hard_state.vote), hard_state.commit),
-                    )
-                    if cursor.rowcount != 1:
-                        raise StorageCorrupt(f"{self._path}: the hard_state row is missing")
+                body(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -478,6 +603,23 @@ class SQLiteStorage:
             failure = StorageFailed(f"{self._path}: write failed: {exc}; refusing further writes")
             self._failed = failure
             raise failure from exc
+
+    def _write_body(
+        self, conn: sqlite3.Connection, hard_state: HardState | None, batch: tuple[Entry, ...]
+    ) -> None:
+        if batch:
+            conn.execute("DELETE FROM log WHERE idx >= ?", (batch[0].index,))
+            conn.executemany(
+                "INSERT INTO log (idx, term, kind, data) VALUES (?, ?, ?, ?)",
+                [(e.index, e.term, int(e.kind), e.data) for e in batch],
+            )
+        if hard_state is not None:
+            cursor = conn.execute(
+                "UPDATE hard_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1",
+                (hard_state.term, int(hard_state.vote), hard_state.commit),
+            )
+            if cursor.rowcount != 1:
+                raise StorageCorrupt(f"{self._path}: the hard_state row is missing")
 
     def _close_connection(self) -> None:
         try:
@@ -546,9 +688,16 @@ def _sqlite_failure(path: Path, exc: sqlite3.Error) -> StorageError:
     return StorageError(f"{path}: cannot open the database: {exc}")
 
 
+class _Loaded(NamedTuple):
+    hard_state: HardState
+    entries: list[Entry]
+    checkpoint: Checkpoint
+    log_start: tuple[int, int]
+
+
 def _open_database(
     path: Path, cluster_id: str, node_id: int, check_invariants: bool
-) -> tuple[sqlite3.Connection, HardState, list[Entry]]:
+) -> tuple[sqlite3.Connection, _Loaded]:
     try:
         # isolation_level=None: no implicit transactions, we say BEGIN/COMMIT ourselves.
         # check_same_thread=False: opened here, then used only by the writer thread.
@@ -556,28 +705,28 @@ def _open_database(
     except sqlite3.Error as exc:
         raise _sqlite_failure(path, exc) from exc
     try:
-        hard_state, entries = _prepare(conn, path, cluster_id, node_id, check_invariants)
+        loaded = _prepare(conn, path, cluster_id, node_id, check_invariants)
     except sqlite3.Error as exc:
         conn.close()
         raise _sqlite_failure(path, exc) from exc
     except BaseException:
         conn.close()
         raise
-    return conn, hard_state, entries
+    return conn, loaded
 
 
 def _prepare(
     conn: sqlite3.Connection, path: Path, cluster_id: str, node_id: int, check_invariants: bool
-) -> tuple[HardState, list[Entry]]:
+) -> _Loaded:
     """Check the database is ours (before changing anything in it), switch it to WAL,
     create the schema if it is empty, then load and validate everything."""
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" in tables:
+        _check_meta(conn, path, cluster_id, node_id)
     if tables and tables != _TABLES:
         raise StorageCorrupt(
             f"{path}: not a raftlog database: tables {sorted(tables)}, expected {sorted(_TABLES)}"
         )
-    if tables:
-        _check_meta(conn, path, cluster_id, node_id)
     (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
     if str(mode).lower() != "wal":
         raise StorageError(f"{path}: cannot switch the database to WAL mode (got {mode!r})")
@@ -593,6 +742,10 @@ def _prepare(
             )
             conn.execute(
                 "INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, 0, 0, 0)"
+            )
+            conn.execute(
+                "INSERT INTO checkpoint (id, idx, term, voters, learners, file, sessions, "
+                "log_start_idx, log_start_term) VALUES (1, 0, 0, '[]', '[]', '', x'', 0, 0)"
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -610,7 +763,9 @@ def _check_meta(conn: sqlite3.Connection, path: Path, cluster_id: str, node_id: 
     version, stored_cluster, stored_node = rows[0]
     if version != SCHEMA_VERSION:
         raise StorageCorrupt(
-            f"{path}: schema version {version!r}; this raftlog reads version {SCHEMA_VERSION}"
+            f"{path}: schema version {version!r}; this raftlog reads version "
+            f"{SCHEMA_VERSION} (a data directory of an older raftlog: start this node on a "
+            "new one and let it catch up from the cluster)"
         )
     if not isinstance(stored_cluster, str) or not _is_int(stored_node):
         raise StorageCorrupt(
@@ -632,9 +787,60 @@ def _is_int(value: Any) -> bool:
     return type(value) is int and 0 <= value <= _MAX_INT
 
 
-def _load(
-    conn: sqlite3.Connection, path: Path, check_invariants: bool
-) -> tuple[HardState, list[Entry]]:
+def _set_checkpoint(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
+    meta = checkpoint.meta
+    cursor = conn.execute(
+        "UPDATE checkpoint SET idx = ?, term = ?, voters = ?, learners = ?, file = ?, "
+        "sessions = ? WHERE id = 1",
+        (
+            meta.index,
+            meta.term,
+            json.dumps(sorted(int(v) for v in meta.conf.voters)),
+            json.dumps(sorted(int(v) for v in meta.conf.learners)),
+            checkpoint.file,
+            checkpoint.sessions,
+        ),
+    )
+    if cursor.rowcount != 1:
+        raise StorageCorrupt("the checkpoint row is missing")
+
+
+def _load_checkpoint(conn: sqlite3.Connection, corrupt: Any) -> tuple[Checkpoint, tuple[int, int]]:
+    rows = conn.execute(
+        "SELECT idx, term, voters, learners, file, sessions, log_start_idx, log_start_term "
+        "FROM checkpoint"
+    ).fetchall()
+    if len(rows) != 1:
+        raise corrupt(f"the checkpoint table has {len(rows)} rows, expected 1")
+    idx, term, voters, learners, file, sessions, start_idx, start_term = rows[0]
+    if not all(_is_int(v) for v in (idx, term, start_idx, start_term)):
+        raise corrupt(
+            f"invalid checkpoint position {idx!r}@{term!r} / {start_idx!r}@{start_term!r}"
+        )
+    try:
+        voter_ids = json.loads(voters)
+        learner_ids = json.loads(learners)
+        if not all(_is_int(v) and v > 0 for v in [*voter_ids, *learner_ids]):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise corrupt(f"invalid checkpoint membership {voters!r} / {learners!r}") from None
+    if not isinstance(file, str) or type(sessions) is not bytes:
+        raise corrupt("invalid checkpoint file name or sessions")
+    if start_idx > idx:
+        raise corrupt(f"the log is compacted to {start_idx}, past the snapshot at {idx}")
+    if idx and (not term or not voter_ids):
+        raise corrupt(f"the snapshot at {idx} has term {term} and voters {voter_ids}")
+    meta = SnapshotMeta(
+        idx,
+        term,
+        ConfState(
+            frozenset(NodeId(v) for v in voter_ids), frozenset(NodeId(v) for v in learner_ids)
+        ),
+    )
+    return Checkpoint(meta, file, sessions), (start_idx, start_term)
+
+
+def _load(conn: sqlite3.Connection, path: Path, check_invariants: bool) -> _Loaded:
     def corrupt(what: str) -> StorageCorrupt:
         return StorageCorrupt(f"{path}: {what}")
 
@@ -645,16 +851,18 @@ def _load(
     if not (_is_int(term) and _is_int(vote) and _is_int(commit)):
         raise corrupt(f"invalid hard state: term={term!r} vote={vote!r} commit={commit!r}")
     hard_state = HardState(term=term, vote=vote, commit=commit)
+    checkpoint, log_start = _load_checkpoint(conn, corrupt)
+    start_idx, start_term = log_start
 
     entries: list[Entry] = []
-    last_term = 0
+    last_term = start_term
     for idx, e_term, kind, data in conn.execute(
         "SELECT idx, term, kind, data FROM log ORDER BY idx"
     ):
-        expected = len(entries) + 1
+        expected = start_idx + len(entries) + 1
         if idx != expected:
-            if expected == 1:
-                raise corrupt(f"the log starts at index {idx}, expected 1")
+            if not entries:
+                raise corrupt(f"the log starts at index {idx}, expected {expected}")
             raise corrupt(f"gap in the log: entry {expected - 1} is followed by entry {idx}")
         if not _is_int(e_term) or e_term < 1:
             raise corrupt(f"entry {idx} has an invalid term {e_term!r}")
@@ -670,14 +878,15 @@ def _load(
         entries.append(Entry(idx, e_term, EntryKind(kind), data))
         last_term = e_term
 
+    last_index = start_idx + len(entries)
     if check_invariants:
-        if hard_state.commit > len(entries):
+        if hard_state.commit > last_index:
             raise corrupt(
-                f"the commit index {hard_state.commit} is beyond the last index {len(entries)}"
+                f"the commit index {hard_state.commit} is beyond the last index {last_index}"
             )
         if hard_state.term < last_term:
             raise corrupt(
                 f"the hard state's term {hard_state.term} is lower than the last entry's "
-                f"term {last_term} (entry {len(entries)})"
+                f"term {last_term} (entry {last_index})"
             )
-    return hard_state, entries
+    return _Loaded(hard_state, entries, checkpoint, log_start)

@@ -20,10 +20,10 @@ from typing import Protocol
 
 import msgspec
 
-from raftlog.core.messages import Message
+from raftlog.core.messages import WireMessage
 from raftlog.core.types import NodeId
 
-MessageHandler = Callable[[Message], None]
+MessageHandler = Callable[[WireMessage], None]
 """The inbound callback, ``on_message(msg)``.
 
 Called on the transport's event loop (never from another thread), once per received
@@ -88,7 +88,7 @@ class Transport(Protocol):
         """
         ...
 
-    def send(self, msg: Message) -> bool:
+    def send(self, msg: WireMessage) -> bool:
         """Queue ``msg`` for ``msg.dst``; never blocks and never raises for network trouble.
 
         Returns True if the message was queued (it may still be lost later), False if it

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from raftlog.core.messages import Message
+from raftlog.core.messages import WireMessage
 from raftlog.core.types import NodeId
 from raftlog.transport.base import MessageHandler, PeerInfo, TransportError
 
@@ -66,7 +66,7 @@ class MemoryNetwork:
         self.queue_size = queue_size
         self.encode = encode
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(Message)
+        self._decoder = msgspec.msgpack.Decoder(WireMessage)
         self._open: dict[NodeId, MemoryTransport] = {}
         self._known: set[NodeId] = set()
         self._cut: set[tuple[NodeId, NodeId]] = set()
@@ -224,7 +224,7 @@ class MemoryTransport:
             raise TransportError("transport already started")
         self.started = True
 
-    def send(self, msg: Message) -> bool:
+    def send(self, msg: WireMessage) -> bool:
         """Queue ``msg`` for delivery on a later turn of the event loop (see
         :meth:`raftlog.transport.base.Transport.send`). Must run on the loop."""
         if msg.src != self._node_id:
@@ -253,7 +253,7 @@ class MemoryTransport:
     def _arrive_encoded(self, link: _Link, wire: bytes) -> None:
         self._arrive(link, self._network._decoder.decode(wire))
 
-    def _arrive(self, link: _Link, msg: Message) -> None:
+    def _arrive(self, link: _Link, msg: WireMessage) -> None:
         link.in_flight -= 1
         network = self._network
         receiver = network._receiver(msg.dst)
@@ -263,7 +263,7 @@ class MemoryTransport:
         link.sent += 1
         receiver._deliver(msg)
 
-    def _deliver(self, msg: Message) -> None:
+    def _deliver(self, msg: WireMessage) -> None:
         self._received[msg.src] = self._received.get(msg.src, 0) + 1
         try:
             self._on_message(msg)

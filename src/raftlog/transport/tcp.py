@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from raftlog.core.messages import Message
+from raftlog.core.messages import WireMessage
 from raftlog.core.types import NodeId
 from raftlog.transport.base import MessageHandler, PeerInfo, TransportError
 from raftlog.transport.wire import (
@@ -119,11 +119,11 @@ class _Outbox:
     __slots__ = ("items", "limit", "waiter")
 
     def __init__(self, limit: int) -> None:
-        self.items: deque[Message] = deque()
+        self.items: deque[WireMessage] = deque()
         self.limit = limit
         self.waiter: asyncio.Future[None] | None = None
 
-    def put(self, msg: Message) -> bool:
+    def put(self, msg: WireMessage) -> bool:
         if len(self.items) >= self.limit:
             return False
         self.items.append(msg)
@@ -210,7 +210,7 @@ class TcpTransport:
             for node_id, (host, port) in sorted(config.peers.items())
         }
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(Message)
+        self._decoder = msgspec.msgpack.Decoder(WireMessage)
         self._handshake_decoder = msgspec.msgpack.Decoder(Handshake)
         self._hello = encode_frame(
             self._encoder.encode(Hello(config.cluster_id, config.node_id, PROTOCOL_VERSION))
@@ -264,7 +264,7 @@ class TcpTransport:
         for peer in self._peers.values():
             self._spawn(self._peer_loop(peer), f"raftlog-send-{self.node_id}-{peer.node_id}")
 
-    def send(self, msg: Message) -> bool:
+    def send(self, msg: WireMessage) -> bool:
         """Queue ``msg`` for its peer; see :meth:`raftlog.transport.base.Transport.send`."""
         if msg.src != self.config.node_id:
             raise ValueError(f"message from {msg.src} sent through node {self.config.node_id}")
@@ -507,7 +507,7 @@ class TcpTransport:
                     if end - pos - 4 < size:
                         break
                     try:
-                        msg: Message = decode(view[pos + 4 : pos + 4 + size])
+                        msg: WireMessage = decode(view[pos + 4 : pos + 4 + size])
                     except msgspec.DecodeError as exc:
                         raise ProtocolError("bad_frame", f"undecodable message: {exc}") from None
                     pos += 4 + size

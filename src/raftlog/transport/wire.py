@@ -3,8 +3,9 @@
 A connection carries frames ``u32 big-endian length | msgpack payload``. The first frame
 each way is the handshake: the dialer sends a :class:`Hello`, the acceptor answers with its
 own :class:`Hello`, or with a :class:`Refused` giving the reason and then closes. After
-that, every frame is one :data:`raftlog.core.messages.Message`, from the dialer to the
-acceptor only. Payloads are decoded by msgspec into typed structs (never pickle).
+that, every frame is one :data:`raftlog.core.messages.WireMessage` (a Raft message or a
+piece of a snapshot), from the dialer to the acceptor only. Payloads are decoded by
+msgspec into typed structs (never pickle).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import struct
 
 import msgspec
 
-PROTOCOL_VERSION = 1
-"""Bumped when the frames or the messages change incompatibly."""
+PROTOCOL_VERSION = 2
+"""Bumped when the frames or the messages change incompatibly (2: snapshots)."""
 
 HEADER = struct.Struct(">I")
 """The frame header: the payload's length in bytes."""

@@ -1,0 +1,104 @@
+"""Running one node as a process (``raftlog node``): a :class:`raftlog.Node` with the
+replicated log and the client API, stopped by SIGTERM or Ctrl-C.
+
+Exit codes: 0 stopped cleanly; 1 crashed on an unexpected error; 3 the data directory was
+refused, storage failed, or a snapshot could not be used; 4 a port could not be bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from raftlog.core.errors import StorageError
+from raftlog.core.types import Role
+from raftlog.node import Node, NodeConfig
+from raftlog.server.node import NodeStartError, StateMachineFailed
+
+EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND = 0, 1, 2, 3, 4
+
+
+async def serve(config: NodeConfig, *, stop_with_parent: int | None = None) -> int:
+    node = Node(config)
+    try:
+        await node.start()
+    except StorageError as exc:
+        _say(node, config, f"Refusing to start: {exc}")
+        return EXIT_STORAGE
+    except NodeStartError as exc:
+        _say(node, config, f"Cannot start: {exc}")
+        return EXIT_BIND
+    raft = node.raft
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal(signum: int) -> None:
+        if stopping:
+            raft.stop()  # a second signal: stop at once
+            return
+        raft.events.note(
+            logging.INFO, raft.role, raft.term, f"Got {signal.Signals(signum).name}, stopping"
+        )
+        stopping.append(loop.create_task(raft.shutdown(transfer=True)))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, on_signal, signum)
+    if stop_with_parent is not None:
+        stopping.append(loop.create_task(_stop_with_parent(node, stop_with_parent)))
+    code = EXIT_OK
+    try:
+        await node.wait()
+    except (StorageError, StateMachineFailed) as exc:
+        raft.events.note(logging.CRITICAL, raft.role, raft.term, f"Stopped: {exc}")
+        code = EXIT_STORAGE
+    except NodeStartError as exc:
+        raft.events.note(logging.ERROR, raft.role, raft.term, f"Cannot start: {exc}")
+        code = EXIT_BIND
+    except Exception as exc:  # an unexpected bug: say so loudly, exit non-zero
+        raft.events.note(
+            logging.CRITICAL, raft.role, raft.term, f"Crashed: {type(exc).__name__}: {exc}"
+        )
+        logging.getLogger("raftlog.server").exception("node crashed")
+        code = EXIT_CRASH
+    finally:
+        for task in stopping:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    if code == EXIT_OK:
+        raft.events.note(logging.INFO, raft.role, raft.term, "Node stopped")
+    return code
+
+
+def _say(node: Node, config: NodeConfig, text: str) -> None:
+    """A line in the event log's format before the node's own log exists."""
+    from raftlog.server.eventlog import EventLog  # noqa: PLC0415
+
+    events = getattr(node, "events_log", None) or EventLog(
+        node.id, stream=config.event_log or sys.stdout, fmt=config.log_format, color=config.color
+    )
+    events.note(logging.ERROR, Role.FOLLOWER, 0, text)
+
+
+async def _stop_with_parent(node: Node, parent: int) -> None:
+    """Stop (gracefully) once the parent is gone: this process was re-parented."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    await node.raft.shutdown(transfer=True)
+
+
+def run_node(config: NodeConfig, *, stop_with_parent: int | None = None) -> int:
+    try:
+        return asyncio.run(serve(config, stop_with_parent=stop_with_parent))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sys.stdout.flush()

@@ -1,0 +1,544 @@
+"""``raftlog.Node``: a Raft node embedded in a Python program, and the one place where a
+node is assembled from its parts (storage, transport, the core's task, snapshots, the
+optional client API). ``raftlog node`` builds its nodes here too.
+
+::
+
+    import raftlog
+
+    class Counter:                       # a state machine (see raftlog.statemachine)
+        def __init__(self): self.value = 0
+        def apply(self, index, term, data): self.value += int(data); return self.value
+        def snapshot(self): return raftlog.BytesSnapshot(str(self.value).encode())
+        def restore(self, source): self.value = int(source.read())
+
+    config = raftlog.NodeConfig(
+        id=1,
+        members={1: "127.0.0.1:7001", 2: "127.0.0.1:7002", 3: "127.0.0.1:7003"},
+        data_dir="/var/lib/counter/1",
+        state_machine=Counter(),
+    )
+    async with raftlog.Node(config) as node:
+        total = await node.apply(b"5")           # on the leader: waits for the commit
+        value = await node.read(lambda sm: sm.value)  # linearizable
+
+Errors (all :class:`raftlog.RaftError`): :class:`raftlog.NotLeader` (``leader_hint``
+names the leader), :class:`raftlog.OutcomeUnknown` / :class:`raftlog.RequestTimeout` (the
+command may or may not be applied), :class:`raftlog.LeadershipLost` (it was not),
+:class:`raftlog.NodeStopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO, TypeVar
+
+from aiohttp import web
+
+from raftlog.api.http import ApiConfig, ClientApi
+from raftlog.core import events as ev
+from raftlog.core.errors import StorageError, UsageError
+from raftlog.core.messages import WireMessage
+from raftlog.core.types import NodeId, Role
+from raftlog.server.eventlog import EventLog, EventLogHandler
+from raftlog.server.node import (
+    KEEP_ENTRIES,
+    SNAPSHOT_BYTES,
+    SNAPSHOT_ENTRIES,
+    Committed,
+    NodeStartError,
+    RaftNode,
+    ServerConfig,
+)
+from raftlog.server.replicated_log import ReplicatedLog
+from raftlog.server.timing import Timing
+from raftlog.statemachine import StateMachine
+from raftlog.storage.memory import MemoryStorage
+from raftlog.storage.sqlite import SQLiteStorage
+from raftlog.transport.tcp import TcpConfig, TcpTransport
+
+T = TypeVar("T")
+READ_LEVELS = ("linearizable", "lease", "local")
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    host: str
+    peer_port: int
+    client_port: int
+
+
+def parse_peers(text: str, default_client_port: int) -> dict[NodeId, PeerAddress]:
+    """``1=node_1:4321,2=node_2:4321`` (optionally ``ID=HOST:PEER_PORT:CLIENT_PORT``)."""
+    peers: dict[NodeId, PeerAddress] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        ident, eq, address = item.partition("=")
+        parts = address.rsplit(":", 2) if address.count(":") >= 2 else address.rsplit(":", 1)
+        try:
+            if not eq or len(parts) < 2:
+                raise ValueError
+            node = NodeId(int(ident))
+            host = parts[0]
+            peer_port = int(parts[1])
+            client_port = int(parts[2]) if len(parts) == 3 else default_client_port
+        except ValueError:
+            raise ValueError(
+                f"bad peer {item!r}: expected ID=HOST:PEER_PORT[:CLIENT_PORT], e.g. 1=node_1:4321"
+            ) from None
+        if node <= 0:
+            raise ValueError(f"bad peer {item!r}: node ids are positive integers")
+        if node in peers:
+            raise ValueError(f"node {node} is listed twice in --peers")
+        peers[node] = PeerAddress(host, peer_port, client_port)
+    if not peers:
+        raise ValueError("--peers lists no node")
+    return peers
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, not {address!r}")
+    return host, int(port)
+
+
+@dataclass
+class NodeConfig:
+    """Everything a node is built from. Only ``id`` and ``members`` are required."""
+
+    id: int
+    members: Mapping[int, str]
+    """Every member's peer address, ``"host:port"``, this node's included."""
+    data_dir: str | Path | None = None
+    """Where the node keeps its log, snapshots and (for the replicated log) records. None:
+    in memory, gone when the process ends (tests, demos)."""
+    state_machine: StateMachine | None = None
+    """The replicated state machine; None: the replicated log of strings (raftlog's own)."""
+    election_timeout_s: tuple[float, float] = (0.15, 0.3)
+    heartbeat_s: float = 0.05
+    tick_s: float | None = None
+    """The core's clock period (default: a tenth of the minimum election timeout, at most
+    10 ms)."""
+    cluster_id: str = "raftlog"
+    listen_host: str | None = None
+    """Address to listen on for peers (and clients); default: this member's host."""
+    peer_port: int | None = None
+    """Port to listen on for peers; default: the port in this member's address."""
+    client_port: int | None = None
+    """Serve the client API (HTTP/JSON, XML-RPC) on this port; None: no client API."""
+    client_urls: Mapping[int, str] | None = None
+    """Each member's client URL, for forwarding requests to the leader (default:
+    ``http://HOST:client_port`` with the members' hosts)."""
+    snapshot_entries: int = SNAPSHOT_ENTRIES
+    snapshot_bytes: int = SNAPSHOT_BYTES
+    keep_entries: int = KEEP_ENTRIES
+    event_log: TextIO | None = None
+    """Print the event log (the lab's lines) to this stream; None: do not print (the
+    events are still available from :meth:`Node.events`)."""
+    log_level: int = logging.INFO
+    log_format: str = "text"
+    color: bool | None = False
+    commit_timeout_s: float | None = None
+    """How long the client API waits for a commit (default: max(5 s, two election
+    timeouts))."""
+    first_campaign_at: float | None = None
+    fault_injection: bool = False
+    hold_from: frozenset[int] = frozenset()
+    bugs: frozenset[str] = field(default_factory=frozenset)
+    seed: int | None = None
+
+    def timing(self) -> Timing:
+        low, high = self.election_timeout_s
+        tick = self.tick_s if self.tick_s is not None else min(0.01, low / 10)
+        return Timing(low, high, self.heartbeat_s, tick)
+
+    def check(self) -> None:
+        """Raise ValueError naming what is wrong."""
+        if self.id not in self.members:
+            raise ValueError(f"node {self.id} is not among the members {sorted(self.members)}")
+        if any(type(m) is not int or m <= 0 for m in self.members):
+            raise ValueError(f"member ids are positive integers: {sorted(self.members)}")
+        for address in self.members.values():
+            _split_address(address)
+        self.timing()
+        for name in ("snapshot_entries", "snapshot_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.keep_entries < 0:
+            raise ValueError("keep_entries must be at least 0")
+
+
+class Node:
+    """An asyncio Raft node (see the module docstring). ``await start()``, use it,
+    ``await stop()``; or ``async with Node(config) as node``."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        config.check()
+        self.config = config
+        self.id = NodeId(config.id)
+        self._raft: RaftNode | None = None
+        self._storage: SQLiteStorage | MemoryStorage | None = None
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._bridge: EventLogHandler | None = None
+        self._owned_sm: ReplicatedLog | None = None
+        self.state_machine: StateMachine | None = config.state_machine
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the storage, restore the state machine, start talking to the peers (and
+        serving clients); return once the node runs. Raises StorageError (the data
+        directory is refused or unusable), NodeStartError (a port cannot be bound)."""
+        if self._task is not None:
+            raise UsageError("the node is already started")
+        cfg = self.config
+        me = self.id
+        timing = cfg.timing()
+        events = EventLog(
+            me,
+            stream=cfg.event_log or io.StringIO(),
+            level=cfg.log_level if cfg.event_log is not None else logging.CRITICAL + 1,
+            fmt=cfg.log_format,
+            color=cfg.color,
+        )
+        self.events_log = events
+        data_dir = Path(cfg.data_dir) if cfg.data_dir is not None else None
+        storage: SQLiteStorage | MemoryStorage
+        if data_dir is not None:
+            storage = await asyncio.to_thread(
+                SQLiteStorage.open, data_dir, cluster_id=cfg.cluster_id, node_id=int(me)
+            )
+        else:
+            storage = MemoryStorage()
+        self._storage = storage
+        sm = cfg.state_machine
+        if sm is None:
+            try:
+                sm = self._owned_sm = ReplicatedLog(data_dir)
+            except Exception as exc:
+                await self._close_storage()
+                raise StorageError(f"cannot open the replicated log's records: {exc}") from exc
+            self.state_machine = sm
+        members = {NodeId(i): _split_address(a) for i, a in cfg.members.items()}
+        host, peer_port = members[me]
+        peer_port = cfg.peer_port or peer_port
+        listen = cfg.listen_host or host
+        server_config = ServerConfig(
+            node_id=me,
+            voters=frozenset(members),
+            timing=timing,
+            cluster_id=cfg.cluster_id,
+            first_campaign_at=cfg.first_campaign_at,
+            snapshot_entries=cfg.snapshot_entries,
+            snapshot_bytes=cfg.snapshot_bytes,
+            keep_entries=cfg.keep_entries,
+            bugs=cfg.bugs,
+            seed=cfg.seed,
+        )
+
+        def transport(on_message: Callable[[WireMessage], None]) -> TcpTransport:
+            return TcpTransport(
+                TcpConfig(
+                    cluster_id=cfg.cluster_id,
+                    node_id=me,
+                    host=listen,
+                    port=peer_port,
+                    peers={n: a for n, a in members.items() if n != me},
+                    # Retry a lost peer at least twice per minimum election timeout.
+                    backoff_max=min(2.0, max(0.02, timing.election_min_s / 3)),
+                    backoff_min=min(0.05, max(0.005, timing.election_min_s / 30)),
+                ),
+                on_message=on_message,
+            )
+
+        raft = RaftNode(
+            server_config,
+            storage,
+            transport,
+            sm,
+            events,
+            snapshot_dir=data_dir / "snapshots" if data_dir is not None else None,
+        )
+        if cfg.hold_from:
+            raft.hold_peers({NodeId(i) for i in cfg.hold_from})
+        self._raft = raft
+        if cfg.event_log is not None:
+            library_log = logging.getLogger("raftlog")
+            self._bridge = EventLogHandler(events, lambda: (raft.role, raft.term))
+            library_log.addHandler(self._bridge)
+            library_log.setLevel(cfg.log_level)
+            library_log.propagate = False
+        if cfg.client_port is not None:
+            try:
+                await self._serve_clients(raft, listen, members, timing)
+            except OSError as exc:
+                events.note(
+                    logging.ERROR,
+                    Role.FOLLOWER,
+                    raft.term,
+                    f"Cannot listen for clients on port {cfg.client_port}: {exc}",
+                )
+                await self._cleanup()
+                raise NodeStartError(f"cannot listen for clients: {exc}") from exc
+        events.note(
+            logging.INFO,
+            Role.FOLLOWER,
+            raft.term,
+            (
+                f"Serving clients on {listen}:{cfg.client_port} (HTTP/JSON and XML-RPC), "
+                if cfg.client_port is not None
+                else ""
+            )
+            + f"peers on {listen}:{peer_port}; {timing.describe()}",
+        )
+        self._task = asyncio.get_running_loop().create_task(raft.run())
+        # Give the node a moment to fail fast (a taken peer port, a refused snapshot).
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        if self._task.done():
+            await self._finish()
+
+    async def _serve_clients(
+        self,
+        raft: RaftNode,
+        listen: str,
+        members: Mapping[NodeId, tuple[str, int]],
+        timing: Timing,
+    ) -> None:
+        cfg = self.config
+        assert cfg.client_port is not None
+        urls = {NodeId(i): u for i, u in (cfg.client_urls or {}).items()} or {
+            n: f"http://{h}:{cfg.client_port}" for n, (h, _p) in members.items()
+        }
+        api = ClientApi(
+            raft,
+            ApiConfig(
+                client_urls=urls,
+                commit_timeout_s=cfg.commit_timeout_s or max(5.0, 2 * timing.election_max_s),
+                fault_injection=cfg.fault_injection,
+            ),
+        )
+        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, listen, cfg.client_port)
+        await site.start()
+
+    async def stop(self, *, transfer: bool = True) -> None:
+        """Stop (a leader first hands leadership over, unless ``transfer`` is False)."""
+        if self._raft is not None and self._task is not None and not self._task.done():
+            await self._raft.shutdown(transfer=transfer)
+        await self._finish()
+
+    async def wait(self) -> None:
+        """Wait until the node stops (by :meth:`stop`, or because it failed: then the
+        error is raised)."""
+        await self._finish()
+
+    async def _finish(self) -> None:
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._bridge is not None:
+            logging.getLogger("raftlog").removeHandler(self._bridge)
+            self._bridge = None
+        if self._owned_sm is not None:
+            await asyncio.to_thread(self._owned_sm.close)
+            self._owned_sm = None
+        await self._close_storage()
+
+    async def _close_storage(self) -> None:
+        if isinstance(self._storage, SQLiteStorage):
+            await self._storage.aclose()
+        self._storage = None
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- using it --------------------------------------------------------------------
+
+    @property
+    def raft(self) -> RaftNode:
+        if self._raft is None:
+            raise UsageError("the node is not started")
+        return self._raft
+
+    @property
+    def is_leader(self) -> bool:
+        return self._raft is not None and self._raft.is_leader
+
+    @property
+    def leader(self) -> int | None:
+        """The leader this node knows of (None: none)."""
+        return int(self.raft.leader) or None
+
+    @property
+    def term(self) -> int:
+        return self.raft.term
+
+    @property
+    def applied(self) -> int:
+        return self.raft.applied
+
+    async def apply(
+        self,
+        data: bytes,
+        *,
+        timeout: float | None = None,
+        client: str | None = None,
+        seq: int | None = None,
+    ) -> Any:
+        """Replicate a command and return the state machine's result once it is
+        committed and applied here. Only the leader takes commands (NotLeader otherwise,
+        naming the leader). With ``client``/``seq``, a retry is applied once."""
+        return (await self.apply_detailed(data, timeout=timeout, client=client, seq=seq)).result
+
+    async def apply_detailed(
+        self,
+        data: bytes,
+        *,
+        timeout: float | None = None,
+        client: str | None = None,
+        seq: int | None = None,
+    ) -> Committed:
+        """:meth:`apply`, returning the index and term too."""
+        return await self.raft.propose(bytes(data), timeout, client=client, seq=seq)
+
+    async def barrier(self, consistency: str = "linearizable", timeout: float | None = None) -> int:
+        """Wait until this node's state machine may be read at ``consistency``; returns
+        the applied index the read sees. ``linearizable`` (leader only: confirms its
+        leadership first), ``lease`` (leader only, no round trip while its lease holds),
+        ``local`` (any node, at once, possibly stale)."""
+        if consistency not in READ_LEVELS:
+            raise ValueError(f"consistency must be one of {READ_LEVELS}, not {consistency!r}")
+        if consistency == "local":
+            return self.raft.applied
+        return await self.raft.read_barrier(timeout, lease=consistency == "lease")
+
+    async def read(
+        self,
+        query: Callable[[Any], T],
+        *,
+        consistency: str = "linearizable",
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``query(state_machine)`` on the event loop once a read at ``consistency``
+        may be served (see :meth:`barrier`)."""
+        await self.barrier(consistency, timeout)
+        return query(self.state_machine)
+
+    async def status(self) -> dict[str, Any]:
+        s = await self.raft.status()
+        return {
+            "id": int(s.id),
+            "state": s.role.value,
+            "term": s.term,
+            "leader": int(s.leader) or None,
+            "commit": s.commit,
+            "applied": self.raft.applied,
+            "first_index": s.first_index,
+            "last_index": s.last_index,
+            "snapshot_index": s.snapshot_index,
+            "voters": [int(v) for v in s.voters],
+        }
+
+    async def transfer_leadership(self, to: int, timeout: float | None = None) -> None:
+        await self.raft.transfer_leadership(NodeId(to), timeout)
+
+    def events(self, maxsize: int = 1000) -> AsyncIterator[ev.Event]:
+        """The node's events from now on (elections, votes, commits, snapshots...), as
+        typed values with ``describe()``. A slow reader loses the oldest."""
+        return self.raft.subscribe(maxsize)
+
+
+class BlockingNode:
+    """:class:`Node` for programs without asyncio: the node runs on an event loop in a
+    background thread; every method blocks until it is done."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self._node = Node(config)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"raftlog-node-{config.id}", daemon=True
+        )
+        self._thread.start()
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout)
+
+    @property
+    def node(self) -> Node:
+        return self._node
+
+    def start(self) -> None:
+        self._call(self._node.start())
+
+    def stop(self, *, transfer: bool = True) -> None:
+        try:
+            self._call(self._node.stop(transfer=transfer))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def apply(self, data: bytes, *, timeout: float | None = None) -> Any:
+        return self._call(self._node.apply(data, timeout=timeout))
+
+    def read(
+        self,
+        query: Callable[[Any], T],
+        *,
+        consistency: str = "linearizable",
+        timeout: float | None = None,
+    ) -> T:
+        async def run() -> T:
+            return await self._node.read(query, consistency=consistency, timeout=timeout)
+
+        return self._call(run())
+
+    def status(self) -> dict[str, Any]:
+        return self._call(self._node.status())
+
+    @property
+    def is_leader(self) -> bool:
+        return self._node.is_leader
+
+    @property
+    def leader(self) -> int | None:
+        return self._node.leader
+
+    def __enter__(self) -> BlockingNode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["BlockingNode", "Node", "NodeConfig", "PeerAddress", "parse_peers"]
