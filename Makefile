@@ -7,13 +7,14 @@ PY     := $(VENV)/bin/python
 # pytest-xdist workers: the default suite is sized for a 2-core machine.
 JOBS   ?= auto
 
-.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench chaos clean
+.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos clean
 
 help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
 	@echo "make test      create .venv, install with test extras, lint, typecheck, run the suite"
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
-	@echo "make bench     simulator runs/s and steps/s; a local cluster's appends/s, latency, failover"
+	@echo "make bench     simulator runs/s; a local cluster's appends/s, latency, failover; growth; catch-up"
+	@echo "make soak      the snapshot process test with 200,000 appends"
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
 
 $(VENV)/.installed: pyproject.toml
@@ -58,6 +59,12 @@ sim-long: venv
 bench: venv
 	$(PY) -m raftlog sim --seeds 1000 --nodes 3 --faults all
 	$(PY) -m raftlog bench
+	$(PY) -m raftlog bench --what growth --entries 10000,100000,1000000
+	$(PY) -m raftlog bench --what catchup --entries 100000
+
+# The snapshot process test at full size (the default suite runs it with 30,000 appends).
+soak: venv-test
+	RAFTLOG_SNAPSHOT_APPENDS=200000 $(PY) -m pytest -s tests/process/test_snapshots.py
 
 # Longer chaos runs than the default suite's 60 s one (results and reports in chaos-out/).
 chaos: venv

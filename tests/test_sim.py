@@ -58,6 +58,13 @@ BUGS = {
     "forget-vote": {"One vote per term", "Election Safety"},
     "truncate-on-stale": {"Durable before acknowledged", "Log Matching"},
     "no-prevote-check": {"PreVote/CheckQuorum stability"},
+    "snapshot-rollback": {
+        "Durable before acknowledged",
+        "Monotonic commit",
+        "Log Matching",
+        "State Machine Safety",
+    },
+    "compact-past-snapshot": {"State Machine Safety", "Apply order"},
 }
 
 

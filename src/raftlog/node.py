@@ -35,7 +35,7 @@ import concurrent.futures
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +44,6 @@ from typing import Any, TextIO, TypeVar
 from aiohttp import web
 
 from raftlog.api.http import ApiConfig, ClientApi
-from raftlog.core import events as ev
 from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.messages import WireMessage
 from raftlog.core.types import NodeId, Role
@@ -54,6 +53,7 @@ from raftlog.server.node import (
     SNAPSHOT_BYTES,
     SNAPSHOT_ENTRIES,
     Committed,
+    EventStream,
     NodeStartError,
     RaftNode,
     ServerConfig,
@@ -470,9 +470,10 @@ class Node:
     async def transfer_leadership(self, to: int, timeout: float | None = None) -> None:
         await self.raft.transfer_leadership(NodeId(to), timeout)
 
-    def events(self, maxsize: int = 1000) -> AsyncIterator[ev.Event]:
-        """The node's events from now on (elections, votes, commits, snapshots...), as
-        typed values with ``describe()``. A slow reader loses the oldest."""
+    def events(self, maxsize: int = 1000) -> EventStream:
+        """The node's events from this call on (elections, votes, commits, snapshots...),
+        as typed values with ``describe()``: ``async for event in node.events()``. A slow
+        reader loses the oldest; the stream ends when the node stops (or ``close()``)."""
         return self.raft.subscribe(maxsize)
 
 

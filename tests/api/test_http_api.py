@@ -18,6 +18,7 @@ from raftlog.server.eventlog import EventLog
 from raftlog.server.node import RaftNode, ServerConfig
 from raftlog.server.replicated_log import ReplicatedLog
 from raftlog.server.timing import Timing
+from raftlog.statemachine import BytesSnapshot
 from raftlog.storage.memory import MemoryStorage
 from raftlog.transport.memory import MemoryNetwork
 
@@ -26,10 +27,10 @@ TIMING = Timing(0.05, 0.1, 0.01, 0.005)
 
 @asynccontextmanager
 async def one_node(
-    *, fault_injection: bool = False
+    *, fault_injection: bool = False, sm: Any = None
 ) -> AsyncIterator[tuple[TestClient[Any, Any], RaftNode]]:
     net = MemoryNetwork()
-    sm = ReplicatedLog()
+    sm = sm if sm is not None else ReplicatedLog()
     config = ServerConfig(node_id=NodeId(1), voters=frozenset({NodeId(1)}), timing=TIMING, seed=1)
     node = RaftNode(
         config,
@@ -198,5 +199,80 @@ def test_the_test_only_partition_endpoint_checks_its_input() -> None:
                 assert r.status == 400, bad
                 assert "expected" in (await r.json())["error"]
             assert node.held == {2, 3} and node.blocked == {3}  # nothing changed
+
+    run(main)
+
+
+def test_trim_drops_old_entries_and_reads_before_them_are_gone() -> None:
+    async def main() -> None:
+        async with one_node() as (client, _node):
+            indexes = []
+            for k in range(10):
+                r = await client.post("/v1/log", json={"data": f"v{k}"})
+                indexes.append((await r.json())["index"])
+            r = await client.post("/v1/log/trim", json={"keep_last": 3})
+            assert r.status == 200
+            first = (await r.json())["first_index"]
+            assert first == indexes[7]
+            doc = await (await client.get("/v1/log")).json()  # no "from": the first kept
+            assert [e["data"] for e in doc["entries"]] == ["v7", "v8", "v9"]
+            assert doc["first_index"] == first
+            r = await client.get(f"/v1/log?from={indexes[0]}")
+            assert r.status == 410
+            gone = await r.json()
+            assert gone["first_index"] == first and f"before {first} were trimmed" in gone["error"]
+            r = await client.post("/v1/log/trim", json={"before": indexes[9]})
+            assert (await r.json())["first_index"] == indexes[9]
+            r = await client.post("/v1/log/trim", json={"older_than_s": 0})
+            assert r.status == 200  # everything is older than now: all of it goes
+            assert (await (await client.get("/v1/log")).json())["entries"] == []
+            for bad in (
+                {},
+                {"before": -1},
+                {"keep_last": 1.5},
+                {"x": 1},
+                [1],
+                {"before": 1, "keep_last": 2},
+            ):
+                r = await client.post("/v1/log/trim", json=bad)
+                assert r.status == 400, bad
+
+    run(main)
+
+
+class Counter:
+    """A state machine of a program's own behind the same client API."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def apply(self, index: int, term: int, data: bytes) -> Any:
+        if data == b"binary":
+            return b"\xff\x00"
+        self.total += int(data)
+        return {"total": self.total, "index": index}
+
+    def snapshot(self) -> BytesSnapshot:
+        return BytesSnapshot(str(self.total).encode())
+
+    def restore(self, source: Any) -> None:
+        self.total = int(source.read())
+
+
+def test_a_custom_state_machine_takes_commands_and_answers_with_its_results() -> None:
+    async def main() -> None:
+        async with one_node(sm=Counter()) as (client, _node):
+            r = await client.post("/v1/log", json={"data": "5"})
+            doc = await r.json()
+            assert r.status == 200 and doc["result"] == {"total": 5, "index": doc["index"]}
+            r = await client.post("/v1/log", json={"data": "37", "client_id": "c", "seq": 1})
+            assert (await r.json())["result"]["total"] == 42
+            r = await client.post("/v1/log", json={"data": "37", "client_id": "c", "seq": 1})
+            again = await r.json()  # a retry: applied once, the first answer again
+            assert again["duplicate"] is True and again["result"]["total"] == 42
+            r = await client.post("/v1/log", json={"data": "binary"})
+            assert (await r.json())["result"] == {"base64": "/wA="}
+            r = await client.get("/v1/log")
+            assert r.status == 404 and "not the replicated log" in (await r.json())["error"]
 
     run(main)

@@ -60,6 +60,20 @@ def test_commands_get_past_a_dead_endpoint_and_follow_the_leader() -> None:
             bad = await asyncio.to_thread(_raftlog, "log", "--limit", "1000000", env=env)
             assert bad.returncode == 1 and "read failed: HTTP 400" in bad.stderr
 
+            # Retention: keep the last two entries; older reads say where the log starts.
+            for text in ("A", "B", "C"):
+                await asyncio.to_thread(_raftlog, "append", text, env=env)
+            trimmed = await asyncio.to_thread(_raftlog, "log", "trim", "--keep-last", "2", env=env)
+            assert trimmed.returncode == 0, trimmed.stderr
+            first = int(trimmed.stdout.split()[-1])
+            kept = await asyncio.to_thread(_raftlog, "log", env=env)
+            assert [line.split(None, 2)[2] for line in kept.stdout.splitlines()[:-1]] == ["B", "C"]
+            gone = await asyncio.to_thread(_raftlog, "log", "--from", "1", env=env)
+            assert gone.returncode == 1
+            assert f"entries before {first} were trimmed" in gone.stderr
+            no_arg = await asyncio.to_thread(_raftlog, "log", "trim", env=env)
+            assert no_arg.returncode == 2 and "one of the arguments" in no_arg.stderr
+
     run(main(), timeout=120)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -15,9 +17,10 @@ from raftlog.core.errors import NotLeader, StorageError
 from raftlog.core.messages import AppendEntries, Message
 from raftlog.core.types import Entry, HardState, NodeId
 from raftlog.server.eventlog import EventLog
-from raftlog.server.node import LeadershipLost, RaftNode, ServerConfig
+from raftlog.server.node import LeadershipLost, RaftNode, ServerConfig, SnapshotFailed
 from raftlog.server.replicated_log import ReplicatedLog
 from raftlog.server.timing import Timing
+from raftlog.statemachine import BytesSnapshot
 from raftlog.storage.memory import MemoryStorage
 from raftlog.testing.contract import ContractRecorder, watch_core
 from raftlog.transport.memory import MemoryNetwork
@@ -46,19 +49,39 @@ async def eventually(probe: Callable[[], Any], timeout: float = 5.0, what: str =
 
 
 class Cluster:
-    def __init__(self, n: int = 3, storage_factory: Callable[[int], Any] | None = None) -> None:
+    def __init__(
+        self,
+        n: int = 3,
+        storage_factory: Callable[[int], Any] | None = None,
+        *,
+        sm_factory: Callable[[NodeId], Any] = lambda _i: ReplicatedLog(),
+        snapshot_dir: Path | None = None,
+        **config: Any,
+    ) -> None:
         self.net = MemoryNetwork()
         self.ids = [NodeId(i) for i in range(1, n + 1)]
         self.storage = {i: (storage_factory or (lambda _i: MemoryStorage()))(i) for i in self.ids}
-        self.sms = {i: ReplicatedLog() for i in self.ids}
+        self.sm_factory = sm_factory
+        self.sms = {i: sm_factory(i) for i in self.ids}
         self.out = {i: io.StringIO() for i in self.ids}
         self.nodes: dict[NodeId, RaftNode] = {}
         self.tasks: dict[NodeId, asyncio.Task[None]] = {}
+        self.snapshot_dir = snapshot_dir
+        self.config = config
 
     def make(self, i: NodeId) -> RaftNode:
-        config = ServerConfig(node_id=i, voters=frozenset(self.ids), timing=TIMING, seed=int(i))
+        config = ServerConfig(
+            node_id=i, voters=frozenset(self.ids), timing=TIMING, seed=int(i), **self.config
+        )
         events = EventLog(i, stream=self.out[i], level=logging.DEBUG)
-        return RaftNode(config, self.storage[i], self.net.factory(i), self.sms[i], events)
+        return RaftNode(
+            config,
+            self.storage[i],
+            self.net.factory(i),
+            self.sms[i],
+            events,
+            snapshot_dir=self.snapshot_dir / f"node-{i}" if self.snapshot_dir else None,
+        )
 
     def start(self, i: NodeId) -> RaftNode:
         node = self.nodes[i] = self.make(i)
@@ -360,6 +383,159 @@ def test_held_messages_wait_and_then_arrive_in_order() -> None:
                 what="the released messages to be applied in order",
             )
             assert not c.nodes[held]._held_messages
+        finally:
+            await c.close()
+
+    run(main())
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+class ListMachine:
+    """An in-memory state machine (no persisted index): a list of commands, snapshotted
+    as JSON. Its state is rebuilt at start from the latest snapshot and the log."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def apply(self, index: int, term: int, data: bytes) -> int:
+        self.items.append(data.decode())
+        return len(self.items)
+
+    def snapshot(self) -> BytesSnapshot:
+        return BytesSnapshot(json.dumps(self.items).encode())
+
+    def restore(self, source: BinaryIO) -> None:
+        self.items = json.loads(source.read())
+
+
+def test_the_log_is_compacted_after_each_snapshot(tmp_path: Path) -> None:
+    async def main() -> None:
+        c = Cluster(
+            sm_factory=lambda _i: ListMachine(),
+            snapshot_dir=tmp_path,
+            snapshot_entries=20,
+            keep_entries=5,
+        )
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            for k in range(70):
+                await leader.propose(f"v{k}".encode(), timeout=5)
+            storage = c.storage[leader.id]
+            await eventually(lambda: storage.snapshot().index >= 60, what="a snapshot at 60+")
+            # Entries up to the snapshot minus the kept ones are gone from the log.
+            assert storage.first_index() == storage.snapshot().index - 5 + 1
+            files = list((tmp_path / f"node-{leader.id}").glob("snap-*.snap"))
+            assert [f.name for f in files] == [storage.checkpoint().file]
+            assert "log compacted, now starts at" in c.out[leader.id].getvalue()
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Path) -> None:
+    """With a state machine rebuilt from snapshots, and with the replicated log (which
+    keeps its own state: the leader writes a snapshot file only when one is needed)."""
+
+    async def main(sm_factory: Callable[[NodeId], Any], name: str) -> None:
+        c = Cluster(
+            sm_factory=sm_factory,
+            snapshot_dir=tmp_path / name,
+            snapshot_entries=20,
+            keep_entries=3,
+            snapshot_chunk_bytes=64,  # many chunks, even for a small state
+        )
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            behind = next(i for i in c.ids if i != leader.id)
+            await c.stop(behind)
+            for k in range(100):
+                await leader.propose(f"v{k}".encode(), timeout=5)
+            storage = c.storage[leader.id]
+            await eventually(lambda: storage.first_index() > 30, what="compaction")
+            node = c.start(behind)
+            expected = [f"v{k}" for k in range(100)]
+            await eventually(
+                lambda: _contents(c.sms[behind]) == expected, 10, "the follower's state"
+            )
+            assert node.snapshots_installed >= 1
+            assert leader.snapshots_sent >= 1
+            assert "Installed snapshot" in c.out[behind].getvalue()
+            # The follower's log starts after the snapshot, and replication goes on.
+            assert c.storage[behind].snapshot().index > 30
+            await leader.propose(b"after", timeout=5)
+            await eventually(lambda: _contents(c.sms[behind])[-1:] == ["after"])
+        finally:
+            await c.close()
+
+    run(main(lambda _i: ListMachine(), "in-memory"))
+    run(main(lambda _i: ReplicatedLog(), "replicated-log"))
+
+
+def _contents(sm: Any) -> list[str]:
+    if isinstance(sm, ListMachine):
+        return sm.items
+    return [d.decode() for d in records(sm)]
+
+
+def test_a_restarted_node_rebuilds_its_state_from_snapshot_and_log(tmp_path: Path) -> None:
+    async def main() -> None:
+        c = Cluster(
+            sm_factory=lambda _i: ListMachine(),
+            snapshot_dir=tmp_path,
+            snapshot_entries=10,
+            keep_entries=2,
+        )
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            for k in range(35):
+                await leader.propose(f"v{k}".encode(), timeout=5)
+            other = next(i for i in c.ids if i != leader.id)
+            await eventually(lambda: c.storage[other].snapshot().index >= 30, what="snapshot")
+            await eventually(lambda: len(c.sms[other].items) == 35, what="applied")
+            await c.stop(other)
+            c.sms[other] = ListMachine()  # a new process: its memory is gone
+            c.start(other)
+            await eventually(
+                lambda: c.sms[other].items == [f"v{k}" for k in range(35)], what="rebuilt"
+            )
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_a_corrupt_snapshot_file_stops_the_node_naming_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        c = Cluster(
+            sm_factory=lambda _i: ListMachine(),
+            snapshot_dir=tmp_path,
+            snapshot_entries=10,
+            keep_entries=0,
+        )
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            for k in range(25):
+                await leader.propose(f"v{k}".encode(), timeout=5)
+            other = next(i for i in c.ids if i != leader.id)
+            await eventually(lambda: c.storage[other].snapshot().index >= 20, what="snapshot")
+            await c.stop(other)
+            path = tmp_path / f"node-{other}" / c.storage[other].checkpoint().file
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            path.write_bytes(bytes(data))
+            c.sms[other] = ListMachine()
+            c.start(other)
+            with pytest.raises(SnapshotFailed, match="checksum mismatch"):
+                await asyncio.wait_for(c.tasks[other], 5)
+            assert str(path) in c.out[other].getvalue()
+            assert c.sms[other].items == []  # nothing half-applied
         finally:
             await c.close()
 

@@ -10,14 +10,26 @@ import sys
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure a local cluster: appends/s, latency, failover time",
+        help="measure a local cluster: appends/s, latency, failover, growth, catch-up",
         description=(
-            "Start a local cluster (fast timings unless --lab), run CLIENTS concurrent HTTP "
-            "clients appending to the leader for SECONDS, then kill -9 the leader FAILOVERS "
-            "times and measure the time until an append commits again. Numbers depend on "
-            "the machine and its load: compare runs made side by side."
+            "--what throughput (the default): start a local cluster (fast timings unless "
+            "--lab), run CLIENTS concurrent HTTP clients appending to the leader for SECONDS, "
+            "then kill -9 the leader FAILOVERS times and measure the time until an append "
+            "commits again. --what growth: append in steps (--entries 10000,100000,1000000) "
+            "and at each step record every node's memory, its files, and how long a "
+            "restarted follower takes to serve and to catch up. --what catchup: a follower "
+            "down while --entries entries are appended, then its catch-up time, with "
+            "snapshots and without. Numbers depend on the machine and its load: compare "
+            "runs made side by side."
         ),
     )
+    p.add_argument("--what", choices=("throughput", "growth", "catchup"), default="throughput")
+    p.add_argument(
+        "--entries",
+        default=None,
+        help="growth: steps, e.g. 10000,100000,1000000; catchup: one count (default 100000)",
+    )
+    p.add_argument("--snapshot-entries", type=int, default=10_000, help="growth: threshold")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--seconds", type=float, default=10.0)
@@ -29,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from raftlog.local.bench import run_bench  # noqa: PLC0415
 
+    if args.what != "throughput":
+        return run_growth_or_catchup(args)
     if args.nodes < 1 or args.clients < 1 or args.seconds <= 0:
         print("raftlog bench: --nodes, --clients and --seconds must be positive", file=sys.stderr)
         return 2
@@ -46,4 +60,25 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     print(result.table())
+    return 0
+
+
+def run_growth_or_catchup(args: argparse.Namespace) -> int:
+    from raftlog.local import bench_growth  # noqa: PLC0415
+
+    try:
+        counts = [int(x) for x in (args.entries or "").split(",") if x.strip()]
+    except ValueError:
+        print(f"raftlog bench: --entries takes numbers, not {args.entries!r}", file=sys.stderr)
+        return 2
+    if any(n < 1 for n in counts):
+        print("raftlog bench: --entries must be positive", file=sys.stderr)
+        return 2
+    if args.what == "growth":
+        steps = sorted(counts or [10_000, 100_000])
+        growth = asyncio.run(bench_growth.run_growth(steps, snapshot_entries=args.snapshot_entries))
+        print(growth.table())
+        return 0
+    rows = asyncio.run(bench_growth.run_catchup(counts[0] if counts else 100_000))
+    print(bench_growth.catchup_table(rows))
     return 0

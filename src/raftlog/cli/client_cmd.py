@@ -92,12 +92,34 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             "the leader after confirming leadership."
         ),
     )
-    p.add_argument("--from", dest="start", type=int, default=1, help="first index")
+    p.add_argument("--from", dest="start", type=int, default=None, help="first index")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--consistency", choices=("linearizable", "local"), default="linearizable")
     p.add_argument("--json", action="store_true", help="print the JSON document")
     _add_cluster_option(p)
     p.set_defaults(handler=run_log)
+    log_sub = p.add_subparsers(dest="log_command", metavar="{trim}")
+    t = log_sub.add_parser(
+        "trim",
+        help="retention: drop old entries",
+        description=(
+            "Drop entries from the head of the replicated log (retention), on every node: "
+            "before an index, all but the last N, or those older than a duration. The "
+            "leader turns the last two into an index of its log when it takes the request. "
+            "Reads before the first index kept then answer 410 (gone), naming it."
+        ),
+    )
+    which = t.add_mutually_exclusive_group(required=True)
+    which.add_argument("--before", type=int, metavar="INDEX", help="drop entries before INDEX")
+    which.add_argument("--keep-last", type=int, metavar="N", help="keep only the last N entries")
+    which.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="DURATION",
+        help="drop entries appended longer ago than DURATION (e.g. 90s, 30m, 12h, 7d)",
+    )
+    _add_cluster_option(t)
+    t.set_defaults(handler=run_trim)
 
     p = sub.add_parser(
         "status",
@@ -107,6 +129,47 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--json", action="store_true")
     _add_cluster_option(p, retries=False)
     p.set_defaults(handler=run_status)
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration like 90s, 30m, 12h, 7d: {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a duration is not negative")
+    return value
+
+
+def run_trim(args: argparse.Namespace) -> int:
+    from raftlog.client import BadRequest, ClientError  # noqa: PLC0415
+
+    for name in ("before", "keep_last"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            print(f"raftlog log trim: --{name.replace('_', '-')} must be >= 0", file=sys.stderr)
+            return 2
+
+    async def trim() -> int:
+        async with _client(args) as client:
+            return await client.trim(
+                before=args.before, keep_last=args.keep_last, older_than_s=args.older_than
+            )
+
+    try:
+        first = asyncio.run(trim())
+    except BadRequest as exc:
+        print(f"trim failed: HTTP {exc.status}: {exc.message}", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        print(f"trim failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"the log now starts at index {first}")
+    return 0
 
 
 def _client(args: argparse.Namespace, *, retry_for: float | None = None) -> AsyncClient:
@@ -165,16 +228,25 @@ def _render(data: bytes) -> str:
 
 
 def run_log(args: argparse.Namespace) -> int:
-    from raftlog.client import BadRequest, ReadResult, Unavailable  # noqa: PLC0415
+    from raftlog.client import BadRequest, EntriesTrimmed, ReadResult, Unavailable  # noqa: PLC0415
 
     async def read() -> ReadResult:
         async with _client(args) as client:
+            if args.start is None:  # from the first entry the log keeps
+                return await client.read(limit=args.limit, consistency=args.consistency)
             return await client.read(
                 start=args.start, limit=args.limit, consistency=args.consistency
             )
 
     try:
         result = asyncio.run(read())
+    except EntriesTrimmed as exc:
+        print(
+            f"entries before {exc.first_index} were trimmed (retention): use --from "
+            f"{exc.first_index}",
+            file=sys.stderr,
+        )
+        return 1
     except BadRequest as exc:
         print(f"read failed: HTTP {exc.status}: {exc.doc}", file=sys.stderr)
         return 1

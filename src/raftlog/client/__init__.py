@@ -33,6 +33,7 @@ from raftlog.client.aio import Client as AsyncClient
 from raftlog.client.errors import (
     BadRequest,
     ClientError,
+    EntriesTrimmed,
     NoLeader,
     OutcomeUnknown,
     StaleRequest,
@@ -47,6 +48,7 @@ __all__ = [
     "Client",
     "ClientError",
     "Consistency",
+    "EntriesTrimmed",
     "MemberStatus",
     "NoLeader",
     "NodeStatus",

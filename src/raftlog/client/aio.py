@@ -52,6 +52,7 @@ import yarl
 from raftlog.client.errors import (
     BadRequest,
     ClientError,
+    EntriesTrimmed,
     NoLeader,
     OutcomeUnknown,
     StaleRequest,
@@ -259,6 +260,10 @@ def _parse_read(doc: Any) -> ReadResult:
     )
 
 
+def _parse_trim(doc: Any) -> int:
+    return _int(_object(doc), "first_index")
+
+
 def _parse_status(endpoint: str, doc: Any) -> NodeStatus:
     d = _object(doc)
     voters = d.get("voters", [])
@@ -422,15 +427,23 @@ class Client:
             return await self._call("POST", "/v1/log", body, _parse_append, write=True, seq=seq)
 
     async def read(
-        self, *, start: int = 1, limit: int = 1000, consistency: Consistency = "linearizable"
+        self,
+        *,
+        start: int | None = None,
+        limit: int = 1000,
+        consistency: Consistency = "linearizable",
     ) -> ReadResult:
-        """Read up to ``limit`` entries from index ``start``. ``linearizable``: the leader
+        """Read up to ``limit`` entries from index ``start`` (default: the first entry the
+        log keeps; an index before it raises EntriesTrimmed). ``linearizable``: the leader
         confirms its leadership first (reflects every append committed before the call);
         ``lease``: the leader trusts its lease (no round trip; relies on bounded clock
         drift); ``local``: the first seed that answers (not the leader first: local reads
         are there to spare it), from its own applied log (may be stale; ``staleness`` says
         how much)."""
-        query = urlencode({"from": start, "limit": limit, "consistency": consistency})
+        params: dict[str, Any] = {"limit": limit, "consistency": consistency}
+        if start is not None:
+            params["from"] = start
+        query = urlencode(params)
         result = await self._call(
             "GET",
             f"/v1/log?{query}",
@@ -443,17 +456,46 @@ class Client:
             self._leader = result.node  # linearizable and lease reads are served by it
         return result
 
+    async def trim(
+        self,
+        *,
+        before: int | None = None,
+        keep_last: int | None = None,
+        older_than_s: float | None = None,
+    ) -> int:
+        """Retention: drop the entries before index ``before``, or all but the last
+        ``keep_last``, or those appended more than ``older_than_s`` seconds ago (exactly
+        one). Returns the first index the log keeps. Safe to retry (trimming twice to the
+        same point is trimming once)."""
+        given = {
+            k: v
+            for k, v in (
+                ("before", before),
+                ("keep_last", keep_last),
+                ("older_than_s", older_than_s),
+            )
+            if v is not None
+        }
+        if len(given) != 1:
+            raise ValueError("give exactly one of before, keep_last, older_than_s")
+        return await self._call("POST", "/v1/log/trim", given, _parse_trim, write=True)
+
     async def read_all(
-        self, *, start: int = 1, consistency: Consistency = "linearizable", page: int = 1000
+        self,
+        *,
+        start: int | None = None,
+        consistency: Consistency = "linearizable",
+        page: int = 1000,
     ) -> list[Record]:
-        """Every entry from ``start`` on, page after page (following ``next``)."""
+        """Every entry from ``start`` (default: the first kept) on, page after page
+        (following ``next``)."""
         out: list[Record] = []
         while True:
             result = await self.read(start=start, limit=page, consistency=consistency)
             out.extend(result.entries)
             if result.next is None:
                 return out
-            if result.next <= start:
+            if start is not None and result.next <= start:
                 raise ClientError(f"the server's next ({result.next}) does not move on")
             start = result.next
 
@@ -630,6 +672,8 @@ class Client:
                 raise _Failed(f"malformed answer: {exc}", maybe_done=True) from None
         if status == 409 and message.startswith("stale request"):
             raise StaleRequest(message, status=status, doc=doc)
+        if status == 410 and isinstance(doc, dict) and isinstance(doc.get("first_index"), int):
+            raise EntriesTrimmed(status, message, doc, doc["first_index"])
         if status in (503, 409, 408, 429):  # not done: no leader, leadership lost, busy
             raise _Failed(f"HTTP {status}: {message}", maybe_done=False, hint=_hint(doc))
         if status >= 500:  # 504 outcome unknown, or a failure we cannot tell

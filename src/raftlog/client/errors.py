@@ -15,7 +15,9 @@
     ├── StaleRequest            409: the seq is older than the latest this client_id sent (two
     │                           clients share a client_id?): a bug, not retried
     └── BadRequest              any other 4xx (400 bad input, 413 too large, ...), with the
-                                server's message: not retried
+        │                       server's message: not retried
+        └── EntriesTrimmed      410: the read started before the first entry the log still
+                                keeps (retention); ``first_index`` says where it starts
 
 ``OutcomeUnknown`` is deliberately *not* an ``Unavailable``: code that catches
 ``Unavailable`` may assume that nothing happened, which is false for an unknown outcome.
@@ -96,9 +98,19 @@ class BadRequest(ClientError):
         self.doc = doc
 
 
+class EntriesTrimmed(BadRequest):
+    """410: the entries asked for were trimmed away (retention). Read from
+    ``first_index`` instead."""
+
+    def __init__(self, status: int, message: str, doc: Any, first_index: int) -> None:
+        super().__init__(status, message, doc)
+        self.first_index = first_index
+
+
 __all__ = [
     "BadRequest",
     "ClientError",
+    "EntriesTrimmed",
     "NoLeader",
     "OutcomeUnknown",
     "StaleRequest",

@@ -116,14 +116,33 @@ class Client:
         return self._run(lambda: self._client.append(data, seq=seq))
 
     def read(
-        self, *, start: int = 1, limit: int = 1000, consistency: Consistency = "linearizable"
+        self,
+        *,
+        start: int | None = None,
+        limit: int = 1000,
+        consistency: Consistency = "linearizable",
     ) -> ReadResult:
         return self._run(
             lambda: self._client.read(start=start, limit=limit, consistency=consistency)
         )
 
+    def trim(
+        self,
+        *,
+        before: int | None = None,
+        keep_last: int | None = None,
+        older_than_s: float | None = None,
+    ) -> int:
+        return self._run(
+            lambda: self._client.trim(before=before, keep_last=keep_last, older_than_s=older_than_s)
+        )
+
     def read_all(
-        self, *, start: int = 1, consistency: Consistency = "linearizable", page: int = 1000
+        self,
+        *,
+        start: int | None = None,
+        consistency: Consistency = "linearizable",
+        page: int = 1000,
     ) -> list[Record]:
         return self._run(
             lambda: self._client.read_all(start=start, consistency=consistency, page=page)

@@ -236,8 +236,10 @@ class SnapshotChunk(msgspec.Struct, frozen=True, tag="snap_chunk"):
 
 class SnapshotAck(msgspec.Struct, frozen=True, tag="snap_ack"):
     """The receiver of snapshot ``index``@``snap_term`` has its first ``received`` bytes.
-    ``error`` is set when it gave up on the file (it failed its checksum, or could not be
-    written): the sender stops and reports the failure."""
+    ``gap`` says a chunk beyond them arrived (one before it was lost): the sender goes
+    back to ``received`` at once. ``error`` is set when the receiver gave up on the file
+    (it failed its checksum, or could not be written): the sender stops and reports the
+    failure."""
 
     src: NodeId
     dst: NodeId
@@ -245,6 +247,7 @@ class SnapshotAck(msgspec.Struct, frozen=True, tag="snap_ack"):
     index: int
     snap_term: int
     received: int
+    gap: bool = False
     error: str = ""
 
     def describe(self) -> str:

@@ -37,7 +37,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -178,6 +178,40 @@ class StateMachineFailed(RaftError):
 
 class SnapshotFailed(StorageError):
     """A snapshot file the node needs is missing or corrupt (the message names it)."""
+
+
+class EventStream:
+    """An async iterator of a node's events (see :meth:`RaftNode.subscribe`)."""
+
+    def __init__(self, node: RaftNode, maxsize: int) -> None:
+        self._node = node
+        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        if self._node._stopped:
+            self.close()
+            raise StopAsyncIteration
+        get = asyncio.ensure_future(self.queue.get())
+        stop = asyncio.ensure_future(self._node._stopping.wait())
+        try:
+            await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not get.done():
+                get.cancel()
+        if get.done() and not get.cancelled():
+            return get.result()
+        self.close()
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._node._subscribers.discard(self.queue)
 
 
 @dataclass(frozen=True)
@@ -389,23 +423,13 @@ class RaftNode:
         status: Status = await self._ask(_STATUS, None, 5.0)
         return status
 
-    async def subscribe(self, maxsize: int = 1000) -> AsyncIterator[ev.Event]:
-        """Every event from now on, as it happens (a slow reader loses the oldest ones
-        rather than slowing the node). Ends when the node stops."""
-        queue: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize)
-        self._subscribers.add(queue)
-        try:
-            while not self._stopped:
-                get = asyncio.ensure_future(queue.get())
-                stop = asyncio.ensure_future(self._stopping.wait())
-                done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                if get not in done:
-                    get.cancel()
-                    return
-                yield get.result()
-        finally:
-            self._subscribers.discard(queue)
+    def subscribe(self, maxsize: int = 1000) -> EventStream:
+        """Every event from now on (from this call, not from the first ``anext``), as
+        it happens; a slow reader loses the oldest ones rather than slowing the node.
+        The stream ends when the node stops."""
+        stream = EventStream(self, maxsize)
+        self._subscribers.add(stream.queue)
+        return stream
 
     async def shutdown(self, *, transfer: bool = True) -> None:
         """Stop gracefully: a leader first hands leadership to its most up-to-date

@@ -8,10 +8,12 @@ messages over the same peer connections, with bounded memory on both sides:
   ``window`` chunks unacknowledged;
 - the receiver appends each chunk to a temporary file at the offset it has reached, and
   answers every chunk with a :class:`~raftlog.core.messages.SnapshotAck` saying how far it
-  got. A chunk at any other offset is not written; the ack tells the sender where to go
-  on from. So a transfer survives lost messages and broken connections: when no ack comes
-  for a while the sender starts again from the last acknowledged offset, and the receiver
-  keeps its partial file (the same snapshot) in the meantime;
+  got. A chunk at any other offset is not written; an ack for a chunk beyond the gap says
+  so, and the sender goes back to the offset the receiver has reached at once (go-back-N).
+  So a transfer survives lost messages and broken connections: when no ack comes for a
+  while the sender starts again from the last acknowledged offset, and the receiver keeps
+  its partial file (the same snapshot) in the meantime. A transfer that makes no progress
+  for ``MAX_SILENCES`` ack timeouts is given up;
 - once the receiver has every byte it fsyncs the file, verifies it (checksum and header,
   :func:`raftlog.server.snapfile.verify`), moves it to its final name, and only then hands
   the ``InstallSnapshot`` to its core; a file that fails verification is deleted and the
@@ -79,7 +81,10 @@ class SnapshotSender:
         self.size = outgoing.path.stat().st_size
         self.acked = 0
         self.error = ""
+        self.resent = 0
         self._progress = asyncio.Event()
+        self._rewind_to: int | None = None
+        self._rewound: int | None = None
 
     def on_ack(self, ack: SnapshotAck) -> None:
         meta = self.outgoing.meta
@@ -89,30 +94,37 @@ class SnapshotSender:
             self.error = ack.error
         # A receiver that restarted may have less than it said before: follow it.
         self.acked = min(ack.received, self.size)
+        if ack.gap and ack.received != self._rewound:
+            self._rewind_to = ack.received  # once per gap, not once per chunk after it
         self._progress.set()
 
     async def run(self) -> bool:
         meta = self.outgoing.meta
+        loop = asyncio.get_running_loop()
         sent_to = 0
-        silences = 0
+        last_progress = loop.time()
+        give_up_s = MAX_SILENCES * self._ack_timeout
         with open(self.outgoing.path, "rb") as f:
             while self.acked < self.size and not self.error:
-                if silences:
-                    sent_to = self.acked  # resume from what the peer has
+                if self._rewind_to is not None:
+                    self.resent += max(0, sent_to - self._rewind_to)
+                    sent_to = self._rewound = self._rewind_to
+                    self._rewind_to = None
                 while sent_to < self.size and sent_to < self.acked + self._window * self._chunk:
                     length = min(self._chunk, self.size - sent_to)
                     data = await asyncio.to_thread(_read_at, f, sent_to, length)
-                    chunk = SnapshotChunk(
-                        self.me,
-                        self.peer,
-                        self.term,
-                        meta.index,
-                        meta.term,
-                        self.size,
-                        sent_to,
-                        data,
+                    self._send(
+                        SnapshotChunk(
+                            self.me,
+                            self.peer,
+                            self.term,
+                            meta.index,
+                            meta.term,
+                            self.size,
+                            sent_to,
+                            data,
+                        )
                     )
-                    self._send(chunk)
                     sent_to += length
                 self._progress.clear()
                 before = self.acked
@@ -120,14 +132,15 @@ class SnapshotSender:
                     async with asyncio.timeout(self._ack_timeout):
                         await self._progress.wait()
                 except TimeoutError:
-                    pass
-                if self.acked > before or self.error:
-                    silences = 0
-                else:
-                    silences += 1
-                    if silences >= MAX_SILENCES:
-                        self.error = f"no answer for {silences * self._ack_timeout:g} s"
-                        break
+                    # Nothing came back: resume from what the peer is known to have.
+                    self.resent += max(0, sent_to - self.acked)
+                    sent_to = self.acked
+                    self._rewound = None
+                if self.acked > before:
+                    last_progress = loop.time()
+                elif loop.time() - last_progress > give_up_s:
+                    self.error = f"no progress for {give_up_s:g} s"
+                    break
         if self.error:
             log.warning("snapshot %s to node %s failed: %s", meta.index, self.peer, self.error)
             return False
@@ -189,7 +202,7 @@ class SnapshotReceiver:
         key = (chunk.src, chunk.index, chunk.snap_term, chunk.size)
         if key != self._current:
             if chunk.offset != 0:
-                self._ack(chunk, 0)  # we hold nothing of this one: start from the top
+                self._ack(chunk, 0, gap=True)  # we hold nothing of this one: from the top
                 return
             self._discard()
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -200,7 +213,7 @@ class SnapshotReceiver:
             await asyncio.to_thread(_write, self._file, chunk.data)
             self._received += len(chunk.data)
         if self._received < chunk.size:
-            self._ack(chunk, self._received)
+            self._ack(chunk, self._received, gap=chunk.offset > self._received)
             return
         if chunk.offset + len(chunk.data) != chunk.size:
             self._ack(chunk, self._received)  # a duplicate of an earlier chunk
@@ -231,10 +244,19 @@ class SnapshotReceiver:
         await self._on_complete(chunk.src, chunk.term, header.meta(), final)
         self._ack(chunk, chunk.size)
 
-    def _ack(self, chunk: SnapshotChunk, received: int, error: str = "") -> None:
+    def _ack(
+        self, chunk: SnapshotChunk, received: int, error: str = "", *, gap: bool = False
+    ) -> None:
         self._send(
             SnapshotAck(
-                self.me, chunk.src, chunk.term, chunk.index, chunk.snap_term, received, error
+                self.me,
+                chunk.src,
+                chunk.term,
+                chunk.index,
+                chunk.snap_term,
+                received,
+                gap=gap,
+                error=error,
             )
         )
 
