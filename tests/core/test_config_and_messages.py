@@ -37,14 +37,17 @@ from raftlog.core.types import (
     HardState,
     NodeId,
     ReadState,
+    Member,
     Role,
     SnapshotMeta,
     SoftState,
+    decode_conf,
+    encode_conf,
     show_data,
 )
 from raftlog.storage.memory import MemoryStorage
 
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
+N1, N2, N3, N4 = NodeId(1), NodeId(2), NodeId(3), NodeId(4)
 VOTERS = frozenset({N1, N2, N3})
 
 # -- Config -----------------------------------------------------------------------------
@@ -230,7 +233,11 @@ def test_message_describe(msg: Message, line: str) -> None:
     [
         (Entry(5, 2, EntryKind.NORMAL, b"SET 5"), "5@2 'SET 5'"),
         (Entry(4, 2, EntryKind.NOOP), "4@2 no-op"),
-        (Entry(6, 3, EntryKind.CONF_CHANGE, b"x"), "6@3 conf-change"),
+        (
+            Entry(6, 3, EntryKind.CONF_CHANGE, encode_conf(ConfState(VOTERS, frozenset({N4})))),
+            "6@3 conf voters=[1, 2, 3] learners=[4]",
+        ),
+        (Entry(6, 3, EntryKind.CONF_CHANGE, b"x"), "6@3 conf <undecodable>"),
         (Entry(7, 3, EntryKind.NORMAL, b"\xff\x00"), "7@3 <2 bytes 0xff00>"),
         (Entry(8, 3), "8@3 ''"),
     ],
@@ -250,7 +257,11 @@ def test_state_describe_lines() -> None:
     assert HardState(3, N2, 7).describe() == "term=3 vote=2 commit=7"
     assert HardState() == HardState(0, NO_NODE, 0)
     assert SoftState(N1, Role.LEADER).describe() == "leader=1 role=Leader"
-    assert ConfState(VOTERS).describe() == "voters=[1, 2, 3] learners=[]"
+    assert ConfState(VOTERS).describe() == "voters=[1, 2, 3]"
+    conf = ConfState(VOTERS, frozenset({N4}), (Member(N4, "h:1", "http://h:2"),))
+    assert conf.describe() == "voters=[1, 2, 3] learners=[4]"
+    assert conf.member(N4) == Member(N4, "h:1", "http://h:2") and conf.member(N1) is None
+    assert decode_conf(encode_conf(conf)) == conf
     assert ReadState(4, b"r") == ReadState(4, b"r")
 
 
@@ -354,6 +365,7 @@ SAMPLE_VALUES: dict[Any, Any] = {
     str: "a reason",
     NodeId: N2,
     Role: Role.CANDIDATE,
+    tuple[NodeId, ...]: (N1, N2),
 }
 
 

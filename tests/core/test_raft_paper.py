@@ -1463,13 +1463,18 @@ def test_ready_caller_may_step_between_ready_and_advance() -> None:
     assert out.committed == [ent(2, 1, b"x")]
 
 
-def test_step_ignores_non_members_and_refuses_misaddressed_messages() -> None:
-    """Only the cluster's voters take part: a message from a non-member changes nothing
-    (not even the term); a message addressed to another node is a caller error."""
+def test_4_1_requests_from_outside_the_configuration_are_served_answers_do_not_count() -> None:
+    """§4.1: a server processes requests without consulting its configuration (the
+    leader of a configuration it has not seen yet must be able to reach it); but only
+    voters' votes count. A message addressed to another node is a caller error."""
     node = Node(1)
-    out = node.step(heartbeat(9, 1, 7), vote_req(9, 1, 7, 5, 5))
-    assert not out.messages
-    assert (node.raft.term, node.raft.leader, node.raft.vote) == (0, NO_NODE, NO_NODE)
+    node.step(heartbeat(9, 1, 7))
+    assert (node.raft.term, node.raft.leader) == (7, NodeId(9))
+    candidate = Node(1)
+    candidate.campaign()
+    candidate.step(RequestVoteResponse(NodeId(9), NodeId(1), candidate.raft.term, granted=True))
+    candidate.step(RequestVoteResponse(NodeId(8), NodeId(1), candidate.raft.term, granted=True))
+    assert candidate.raft.role is Role.CANDIDATE  # two outsiders' votes are not a majority
     with pytest.raises(UsageError):
         node.raft.step(heartbeat(2, 3, 1))
 

@@ -17,7 +17,15 @@ from raftlog.core.errors import NotLeader, StorageError
 from raftlog.core.messages import AppendEntries, Message
 from raftlog.core.types import Entry, HardState, NodeId
 from raftlog.server.eventlog import EventLog
-from raftlog.server.node import LeadershipLost, RaftNode, ServerConfig, SnapshotFailed
+from raftlog.server.node import (
+    LeadershipLost,
+    NodeStopped,
+    OutcomeUnknown,
+    RaftNode,
+    RequestTimeout,
+    ServerConfig,
+    SnapshotFailed,
+)
 from raftlog.server.replicated_log import ReplicatedLog
 from raftlog.server.timing import Timing
 from raftlog.statemachine import BytesSnapshot
@@ -26,6 +34,9 @@ from raftlog.testing.contract import ContractRecorder, watch_core
 from raftlog.transport.memory import MemoryNetwork
 
 TIMING = Timing(election_min_s=0.15, election_max_s=0.3, heartbeat_s=0.03, tick_s=0.005)
+STEADY = Timing(election_min_s=0.6, election_max_s=1.2, heartbeat_s=0.05, tick_s=0.01)
+"""For tests about something else than elections: a busy machine that stalls a process for
+a few hundred milliseconds does not start one."""
 
 
 def records(sm: ReplicatedLog) -> list[bytes]:
@@ -56,8 +67,10 @@ class Cluster:
         *,
         sm_factory: Callable[[NodeId], Any] = lambda _i: ReplicatedLog(),
         snapshot_dir: Path | None = None,
+        timing: Timing = TIMING,
         **config: Any,
     ) -> None:
+        self.timing = timing
         self.net = MemoryNetwork()
         self.ids = [NodeId(i) for i in range(1, n + 1)]
         self.storage = {i: (storage_factory or (lambda _i: MemoryStorage()))(i) for i in self.ids}
@@ -71,7 +84,7 @@ class Cluster:
 
     def make(self, i: NodeId) -> RaftNode:
         config = ServerConfig(
-            node_id=i, voters=frozenset(self.ids), timing=TIMING, seed=int(i), **self.config
+            node_id=i, voters=frozenset(self.ids), timing=self.timing, seed=int(i), **self.config
         )
         events = EventLog(i, stream=self.out[i], level=logging.DEBUG)
         return RaftNode(
@@ -102,6 +115,18 @@ class Cluster:
             task = self.tasks[i]
             if not task.done():
                 await task
+
+    async def propose(self, data: bytes, seq: int) -> None:
+        """Propose through whichever node leads, retrying (in one client session, so a
+        retry is applied once) until it commits."""
+        for _attempt in range(100):
+            leader = await self.leader()
+            try:
+                await leader.propose(data, timeout=5, client="test", seq=seq)
+                return
+            except (NotLeader, LeadershipLost, RequestTimeout, OutcomeUnknown, NodeStopped):
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"{data!r} never committed")
 
     async def leader(self, among: list[NodeId] | None = None) -> RaftNode:
         def find() -> RaftNode | None:
@@ -415,6 +440,7 @@ def test_the_log_is_compacted_after_each_snapshot(tmp_path: Path) -> None:
         c = Cluster(
             sm_factory=lambda _i: ListMachine(),
             snapshot_dir=tmp_path,
+            timing=STEADY,
             snapshot_entries=20,
             keep_entries=5,
         )
@@ -422,7 +448,8 @@ def test_the_log_is_compacted_after_each_snapshot(tmp_path: Path) -> None:
         try:
             leader = await c.leader()
             for k in range(70):
-                await leader.propose(f"v{k}".encode(), timeout=5)
+                await c.propose(f"v{k}".encode(), k + 1)
+            leader = await c.leader()
             storage = c.storage[leader.id]
             await eventually(lambda: storage.snapshot().index >= 60, what="a snapshot at 60+")
             # Entries up to the snapshot minus the kept ones are gone from the log.
@@ -444,6 +471,7 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Pa
         c = Cluster(
             sm_factory=sm_factory,
             snapshot_dir=tmp_path / name,
+            timing=STEADY,
             snapshot_entries=20,
             keep_entries=3,
             snapshot_chunk_bytes=64,  # many chunks, even for a small state
@@ -454,7 +482,8 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Pa
             behind = next(i for i in c.ids if i != leader.id)
             await c.stop(behind)
             for k in range(100):
-                await leader.propose(f"v{k}".encode(), timeout=5)
+                await c.propose(f"v{k}".encode(), k + 1)
+            leader = await c.leader()
             storage = c.storage[leader.id]
             await eventually(lambda: storage.first_index() > 30, what="compaction")
             node = c.start(behind)
@@ -467,7 +496,7 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Pa
             assert "Installed snapshot" in c.out[behind].getvalue()
             # The follower's log starts after the snapshot, and replication goes on.
             assert c.storage[behind].snapshot().index > 30
-            await leader.propose(b"after", timeout=5)
+            await c.propose(b"after", 101)
             await eventually(lambda: _contents(c.sms[behind])[-1:] == ["after"])
         finally:
             await c.close()
@@ -487,6 +516,7 @@ def test_a_restarted_node_rebuilds_its_state_from_snapshot_and_log(tmp_path: Pat
         c = Cluster(
             sm_factory=lambda _i: ListMachine(),
             snapshot_dir=tmp_path,
+            timing=STEADY,
             snapshot_entries=10,
             keep_entries=2,
         )
@@ -494,7 +524,8 @@ def test_a_restarted_node_rebuilds_its_state_from_snapshot_and_log(tmp_path: Pat
         try:
             leader = await c.leader()
             for k in range(35):
-                await leader.propose(f"v{k}".encode(), timeout=5)
+                await c.propose(f"v{k}".encode(), k + 1)
+            leader = await c.leader()
             other = next(i for i in c.ids if i != leader.id)
             await eventually(lambda: c.storage[other].snapshot().index >= 30, what="snapshot")
             await eventually(lambda: len(c.sms[other].items) == 35, what="applied")
@@ -515,6 +546,7 @@ def test_a_corrupt_snapshot_file_stops_the_node_naming_it(tmp_path: Path) -> Non
         c = Cluster(
             sm_factory=lambda _i: ListMachine(),
             snapshot_dir=tmp_path,
+            timing=STEADY,
             snapshot_entries=10,
             keep_entries=0,
         )
@@ -522,7 +554,8 @@ def test_a_corrupt_snapshot_file_stops_the_node_naming_it(tmp_path: Path) -> Non
         try:
             leader = await c.leader()
             for k in range(25):
-                await leader.propose(f"v{k}".encode(), timeout=5)
+                await c.propose(f"v{k}".encode(), k + 1)
+            leader = await c.leader()
             other = next(i for i in c.ids if i != leader.id)
             await eventually(lambda: c.storage[other].snapshot().index >= 20, what="snapshot")
             await c.stop(other)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from raftlog.core.errors import EntryUnavailable, LogCompacted, StorageError, UsageError
-from raftlog.core.types import Entry, EntryKind, HardState, NodeId
+from raftlog.core.types import ConfState, Entry, EntryKind, HardState, NodeId, encode_conf
 from raftlog.storage import (
     SQLiteStorage,
     StorageCorrupt,
@@ -206,14 +206,16 @@ CORRUPTIONS = [
     (
         "log-starts-late",
         [
-            "UPDATE checkpoint SET idx = 3, term = 1, voters = '[1]'",
+            "UPDATE checkpoint SET idx = 3, term = 1, conf = x'"
+            + encode_conf(ConfState(frozenset({NodeId(1)}))).hex()
+            + "'",
             "DELETE FROM log WHERE idx = 1",
         ],
         "the log starts at index 2, expected 1",
     ),
     (
         "bad-membership",
-        ["UPDATE checkpoint SET voters = 'not json'"],
+        ["UPDATE checkpoint SET conf = x'0102'"],
         "invalid checkpoint membership",
     ),
     (

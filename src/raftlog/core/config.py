@@ -21,9 +21,17 @@ KNOWN_BUGS: frozenset[str] = frozenset(
         # Install any snapshot the leader sends, even one the node's log already holds
         # (at or below its commit index): state goes back in time.
         "snapshot-rollback",
-        # Compact the log up to the applied index instead of the snapshot's: entries
-        # between the two are only in memory, and a crash loses them.
+        # Record a snapshot at the index applied when its file was written instead of the
+        # index it was captured at, and compact the log to it: entries the file does not
+        # hold are gone after a restart.
         "compact-past-snapshot",
+        # Accept a configuration change before the leader has committed an entry of its
+        # own term (the single-server change bug: a new leader may not know of an
+        # uncommitted change of its predecessor's, and two majorities can disagree).
+        "config-before-noop",
+        # Accept a configuration change while another is still uncommitted (two
+        # single-server changes in flight add up to a two-server change).
+        "two-changes-in-flight",
     }
 )
 """Known bugs that can be injected for tests (``Config.bugs``). Off by default; they exist
@@ -40,6 +48,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
 
     id: NodeId
     voters: frozenset[NodeId]
+    """The initial voters (when storage holds no configuration). Empty for a node that
+    joins an existing cluster: it learns its configuration from the leader."""
+    learners: frozenset[NodeId] = frozenset()
     election_timeout_min_ticks: int = 10
     election_timeout_max_ticks: int = 20
     heartbeat_ticks: int = 1
@@ -53,6 +64,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     max_entries_per_msg: int = 1024
     max_bytes_per_msg: int = 1 << 20
     max_committed_bytes_per_ready: int = 64 << 20
+    promote_max_lag: int = 1000
+    """A learner is promoted to voter only once its log is within this many entries of
+    the leader's commit index (and it has answered recently)."""
     bugs: frozenset[str] = frozenset()
     """Known bugs to inject (see KNOWN_BUGS). Test-only."""
 
@@ -62,8 +76,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"node id must be a positive integer, not {self.id}")
         if any(v <= 0 for v in self.voters):
             raise ConfigError(f"voter ids must be positive integers: {sorted(self.voters)}")
-        if self.id not in self.voters:
+        if self.voters and self.id not in self.voters | self.learners:
             raise ConfigError(f"node {self.id} is not among the voters {sorted(self.voters)}")
+        if self.voters & self.learners:
+            raise ConfigError(
+                f"nodes {sorted(self.voters & self.learners)} are voters and learners"
+            )
         if self.heartbeat_ticks < 1:
             raise ConfigError("heartbeat_ticks must be at least 1")
         if self.election_timeout_min_ticks <= self.heartbeat_ticks:

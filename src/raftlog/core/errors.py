@@ -8,6 +8,8 @@
     │                        without advance()): a bug in the caller, not a runtime outcome
     ├── NotLeader            an operation only a leader can serve; carries leader_hint
     ├── ProposalDropped      the leader refused a proposal (e.g. transfer in progress)
+    ├── ConfChangeRefused    the leader refused a configuration change; ``reason`` says
+    │                        why (change in progress, not caught up, would lose quorum...)
     └── StorageError         the storage could not serve a read
         ├── LogCompacted     the entry was compacted into a snapshot
         └── EntryUnavailable the entry is beyond the end of the log
@@ -48,6 +50,14 @@ class ProposalDropped(RaftError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"proposal dropped: {reason}")
+
+
+class ConfChangeRefused(RaftError):
+    """The leader will not make this configuration change now; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class StorageError(RaftError):

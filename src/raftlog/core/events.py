@@ -282,6 +282,46 @@ class LogCompacted(Event, frozen=True, kw_only=True):
         )
 
 
+class ConfChangeProposed(Event, frozen=True, kw_only=True):
+    voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...]
+    index: int
+
+    def describe(self) -> str:
+        learners = f", learners {list(self.learners)}" if self.learners else ""
+        return (
+            f"Membership change proposed at index {self.index}: voters {list(self.voters)}"
+            f"{learners}"
+        )
+
+
+class ConfChanged(Event, frozen=True, kw_only=True):
+    voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...]
+    index: int
+
+    def describe(self) -> str:
+        learners = f", learners {list(self.learners)}" if self.learners else ""
+        return f"Membership changed: voters {list(self.voters)}{learners} (from index {self.index})"
+
+
+class NodeRemoved(Event, frozen=True, kw_only=True):
+    level: ClassVar[Level] = Level.WARNING
+    index: int
+
+    def describe(self) -> str:
+        return f"This node is no longer a member (configuration at index {self.index})"
+
+
+class LeaderRemoved(Event, frozen=True, kw_only=True):
+    index: int
+    successor: NodeId
+
+    def describe(self) -> str:
+        after = f"; node {self.successor} campaigns now" if self.successor else ""
+        return f"Removed from the cluster (index {self.index} committed): stepping down{after}"
+
+
 class PeerOffline(Event, frozen=True, kw_only=True):
     level: ClassVar[Level] = Level.WARNING
     peer: NodeId

@@ -34,7 +34,7 @@ import msgspec
 
 from raftlog.core import events as ev
 from raftlog.core.config import Config
-from raftlog.core.errors import NotLeader, ProposalDropped, UsageError
+from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, UsageError
 from raftlog.core.log import RaftLog
 from raftlog.core.messages import (
     AppendEntries,
@@ -54,6 +54,7 @@ from raftlog.core.quorum import VoteResult, committed_index, majority, vote_resu
 from raftlog.core.storage import LogReader
 from raftlog.core.types import (
     NO_NODE,
+    ConfState,
     Entry,
     EntryKind,
     HardState,
@@ -62,6 +63,8 @@ from raftlog.core.types import (
     Role,
     SnapshotMeta,
     SoftState,
+    decode_conf,
+    encode_conf,
 )
 
 
@@ -98,6 +101,7 @@ class PeerStatus(msgspec.Struct, frozen=True):
     state: str
     recent_active: bool
     inflight: int
+    learner: bool = False
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -114,6 +118,10 @@ class Status(msgspec.Struct, frozen=True):
     """The first entry still in the log (earlier ones are compacted into a snapshot)."""
     snapshot_index: int
     voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...]
+    conf_index: int
+    """Where the configuration in force was appended (0: the initial one or a snapshot's);
+    it is pending while above ``commit``."""
     transferee: NodeId
     peers: tuple[PeerStatus, ...]
     """Per-follower replication state; empty unless leader."""
@@ -155,8 +163,14 @@ class Raft:
         self._rng = rng
         self._bugs = config.bugs
         hard, conf = storage.initial_state()
-        self.voters: frozenset[NodeId] = conf.voters if conf is not None else config.voters
         self.log = RaftLog(storage)
+        base = conf if conf is not None else ConfState(config.voters, config.learners)
+        self.conf: ConfState = base
+        """The configuration in force: the latest one in the log, committed or not."""
+        self._confs: list[tuple[int, ConfState]] = [(0, base)]
+        """Configurations in force from each index on (the first is the base: initial or
+        a snapshot's); the last is ``conf``."""
+        self._scan_confs(self.log.first_index(), self.log.last_index())
         if hard.commit > self.log.last_index():
             raise UsageError(
                 f"stored commit {hard.commit} is beyond the stored log ({self.log.last_index()})"
@@ -196,6 +210,158 @@ class Raft:
 
         self._become_follower(self.term, NO_NODE)
         self._emit(ev.NodeStarted, last_index=self.log.last_index(), commit=self.log.committed)
+
+    # == configuration ===============================================================
+
+    @property
+    def voters(self) -> frozenset[NodeId]:
+        return self.conf.voters
+
+    @property
+    def learners(self) -> frozenset[NodeId]:
+        return self.conf.learners
+
+    @property
+    def conf_index(self) -> int:
+        return self._confs[-1][0]
+
+    def conf_at(self, index: int) -> ConfState:
+        """The configuration in force at ``index`` (for a snapshot taken there)."""
+        found = self._confs[0][1]
+        for at, conf in self._confs:
+            if at <= index:
+                found = conf
+        return found
+
+    def _scan_confs(self, lo: int, hi: int) -> None:
+        """Pick up configuration entries already in the log (at start)."""
+        if lo > hi:
+            return
+        for entry in self.log.entries(lo, hi - lo + 1, 1 << 62):
+            if entry.kind is EntryKind.CONF_CHANGE:
+                self._confs.append((entry.index, self._decode_conf(entry)))
+        self.conf = self._confs[-1][1]
+
+    @staticmethod
+    def _decode_conf(entry: Entry) -> ConfState:
+        try:
+            return decode_conf(entry.data)
+        except msgspec.DecodeError as exc:
+            raise UsageError(f"entry {entry.index} is not a configuration: {exc}") from None
+
+    def _appended(self, entries: Sequence[Entry], truncated_from: int = 0) -> None:
+        """Entries went into the log (replacing any from ``truncated_from``): a
+        configuration takes effect as soon as it is appended, and one truncated away goes
+        with it (§4.1)."""
+        old = self.conf
+        if truncated_from:
+            while len(self._confs) > 1 and self._confs[-1][0] >= truncated_from:
+                self._confs.pop()
+        for entry in entries:
+            if entry.kind is EntryKind.CONF_CHANGE:
+                while len(self._confs) > 1 and self._confs[-1][0] >= entry.index:
+                    self._confs.pop()
+                self._confs.append((entry.index, self._decode_conf(entry)))
+        self.conf = self._confs[-1][1]
+        if self.conf != old:
+            self._conf_changed(old)
+
+    def _conf_changed(self, old: ConfState) -> None:
+        self._emit(
+            ev.ConfChanged,
+            voters=tuple(sorted(self.voters)),
+            learners=tuple(sorted(self.learners)),
+            index=self.conf_index,
+        )
+        if self.role is Role.LEADER:
+            last = self.log.last_index()
+            for node in self.conf.ids() - set(self._progress):
+                pr = Progress(last + 1, self._cfg.max_inflight_msgs)
+                pr.recent_active = True  # just added: give it a round before judging it
+                self._progress[node] = pr
+            for node in set(self._progress) - self.conf.ids() - {self.id}:
+                del self._progress[node]
+            if self._transferee != NO_NODE and self._transferee not in self.voters:
+                self._abort_transfer("no longer a voter")
+        if self.id not in self.conf.ids() and self.id in old.ids():
+            self._emit(ev.NodeRemoved, index=self.conf_index)
+
+    def _trim_confs(self) -> None:
+        """Forget configurations older than the one in force at the snapshot (they can no
+        longer be truncated back to)."""
+        keep_from = self.log.first_index() - 1
+        while len(self._confs) > 2 and self._confs[1][0] <= keep_from:
+            self._confs.pop(0)
+
+    def propose_conf_change(self, conf: ConfState) -> tuple[int, int]:
+        """Append a new configuration (the leader only). Single-server changes (§4.1):
+        at most one voter added or removed, learners as they please; refused (with the
+        reason) while another change is uncommitted, before this leader has committed an
+        entry of its own term, for a voter that is not a caught-up learner, or for a
+        change that would leave too few live voters to commit. Returns (index, term)."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader)
+        if self._transferee != NO_NODE:
+            raise ProposalDropped(f"leadership transfer to {self._transferee} in progress")
+        old = self.conf
+        if conf.voters & conf.learners:
+            raise ConfChangeRefused(
+                f"nodes {sorted(conf.voters & conf.learners)} cannot be voters and learners"
+            )
+        if not conf.voters:
+            raise ConfChangeRefused("a configuration needs at least one voter")
+        if any(n <= 0 for n in conf.ids()):
+            raise ConfChangeRefused("node ids are positive integers")
+        if conf == old:
+            raise ConfChangeRefused("nothing to change")
+        if (
+            "config-before-noop" not in self._bugs
+            and self.log.term(self.log.committed) != self.term
+        ):
+            raise ConfChangeRefused(
+                "the leader has not committed an entry of its term yet; try again"
+            )
+        if "two-changes-in-flight" not in self._bugs and self.conf_index > self.log.committed:
+            raise ConfChangeRefused(
+                f"a configuration change is in progress (entry {self.conf_index} is not "
+                "committed yet)"
+            )
+        added, removed = conf.voters - old.voters, old.voters - conf.voters
+        if len(added) + len(removed) > 1:
+            raise ConfChangeRefused("change one voter at a time (add, promote or remove one)")
+        for node in added:
+            pr = self._progress.get(node)
+            if node not in old.learners or pr is None:
+                raise ConfChangeRefused(
+                    f"node {node} must join as a learner and catch up before it votes"
+                )
+            lag = self.log.committed - pr.match
+            if lag > self._cfg.promote_max_lag or not pr.recent_active:
+                raise ConfChangeRefused(
+                    f"node {node} has not caught up (it holds up to {pr.match}, the commit "
+                    f"index is {self.log.committed})"
+                )
+        live = sum(
+            1
+            for node in conf.voters
+            if node == self.id or (node in self._progress and self._progress[node].recent_active)
+        )
+        if live < majority(len(conf.voters)):
+            raise ConfChangeRefused(
+                f"it would lose quorum: {live} of the {len(conf.voters)} voters answer, "
+                f"{majority(len(conf.voters))} are needed"
+            )
+        entry = Entry(
+            self.log.last_index() + 1, self.term, EntryKind.CONF_CHANGE, encode_conf(conf)
+        )
+        self._append([entry])
+        self._emit(
+            ev.ConfChangeProposed,
+            voters=tuple(sorted(conf.voters)),
+            learners=tuple(sorted(conf.learners)),
+            index=entry.index,
+        )
+        return entry.index, entry.term
 
     # == inputs ======================================================================
 
@@ -291,8 +457,11 @@ class Raft:
         """Handle a message from a peer."""
         if msg.dst != self.id:
             raise UsageError(f"message for node {msg.dst} stepped into node {self.id}")
-        if msg.src not in self.voters or msg.src == self.id:
-            return  # not a member: nothing it says can matter
+        if msg.src == self.id:
+            return
+        # Requests from nodes outside our configuration are served (a new leader's, a
+        # candidate added by an entry we do not have yet, §4.1); answers from them count
+        # for nothing (votes and progress are kept for members only).
         if msg.term > self.term:
             if not self._step_higher_term(msg):
                 return
@@ -319,7 +488,7 @@ class Raft:
                 self._follow(msg.src)
                 self._handle_snapshot(msg)
             case TimeoutNow():
-                if self.role is Role.FOLLOWER:
+                if self.role is Role.FOLLOWER and self.id in self.voters:
                     self._campaign(transfer=True)
             case RequestVoteResponse():
                 if self.role is Role.CANDIDATE:
@@ -412,6 +581,8 @@ class Raft:
         if rd.committed_entries and rd.committed_entries[-1].index > self.log.applied:
             # (A snapshot stepped in meanwhile may have moved applied past them.)
             self.log.applied_to(rd.committed_entries[-1].index)
+        if len(self._confs) > 2:
+            self._trim_confs()
 
     # == observation =================================================================
 
@@ -426,6 +597,7 @@ class Raft:
                     state=pr.state.value,
                     recent_active=pr.recent_active,
                     inflight=len(pr.inflights),
+                    learner=node in self.learners,
                 )
                 for node, pr in sorted(self._progress.items())
             )
@@ -442,6 +614,8 @@ class Raft:
             first_index=self.log.first_index(),
             snapshot_index=self.log.snapshot_index(),
             voters=tuple(sorted(self.voters)),
+            learners=tuple(sorted(self.learners)),
+            conf_index=self.conf_index,
             transferee=self._transferee,
             peers=peers,
         )
@@ -467,7 +641,8 @@ class Raft:
         self._broadcast_pending = self._broadcast_empty = False
         last = self.log.last_index()
         self._progress = {
-            node: Progress(last + 1, self._cfg.max_inflight_msgs) for node in self.voters
+            node: Progress(last + 1, self._cfg.max_inflight_msgs)
+            for node in self.conf.ids() | {self.id}
         }
         self._progress[self.id].match = self.log.persisted_index()
 
@@ -698,6 +873,8 @@ class Raft:
             return
         if outcome.truncated_from:
             self._emit(ev.LogTruncated, from_index=outcome.truncated_from, old_last=old_last)
+        if msg.entries or outcome.truncated_from:
+            self._appended(msg.entries, outcome.truncated_from)
         if msg.entries:
             self._emit(
                 ev.EntriesAppended,
@@ -741,7 +918,11 @@ class Raft:
         old_last = log.last_index()
         log.restore(meta)
         if meta.conf.voters:
-            self.voters = meta.conf.voters
+            old = self.conf
+            self._confs = [(meta.index, meta.conf)]
+            self.conf = meta.conf
+            if self.conf != old:
+                self._conf_changed(old)
         self._commit_reported = max(self._commit_reported, meta.index)
         self._emit(
             ev.SnapshotInstalled,
@@ -779,9 +960,9 @@ class Raft:
         active = 0
         for node, pr in self._progress.items():
             if node == self.id:
-                active += 1
+                active += node in self.voters
                 continue
-            if pr.recent_active:
+            if pr.recent_active and node in self.voters:
                 active += 1
             elif not pr.offline:
                 pr.offline = True
@@ -806,6 +987,7 @@ class Raft:
 
     def _append(self, entries: Sequence[Entry]) -> None:
         self.log.append(entries)
+        self._appended(entries)
         self._broadcast_pending = True
 
     def _flush_broadcast(self) -> None:
@@ -815,7 +997,7 @@ class Raft:
         self._broadcast_pending = self._broadcast_empty = False
         if self.role is not Role.LEADER:
             return
-        for node in sorted(self.voters):
+        for node in sorted(self._progress):  # voters and learners
             if node != self.id:
                 self._send_append(node, send_empty=send_empty)
 
@@ -857,7 +1039,7 @@ class Raft:
     def _broadcast_heartbeat(self, context: bytes) -> None:
         if not context:
             self._emit(ev.HeartbeatSent)
-        for node in sorted(self.voters):
+        for node in sorted(self._progress):  # voters and learners
             if node == self.id:
                 continue
             commit = min(self._progress[node].match, self.log.committed)
@@ -923,7 +1105,24 @@ class Raft:
         if self._reads_awaiting_commit and self.log.term(self.log.committed) == self.term:
             waiting, self._reads_awaiting_commit = self._reads_awaiting_commit, []
             self._start_reads(waiting)
+        if self.id not in self.voters and self.conf_index <= self.log.committed:
+            self._step_down_removed()
         return True
+
+    def _step_down_removed(self) -> None:
+        """The configuration without this leader has committed: it steps down (§4.2.2),
+        first telling the most up-to-date voter to campaign at once, and never campaigns
+        again (it is no longer a voter)."""
+        self._flush_broadcast()  # the followers learn the commit index first
+        best = max(
+            (n for n in self.voters if n in self._progress),
+            key=lambda n: self._progress[n].match,
+            default=NO_NODE,
+        )
+        if best != NO_NODE and self._progress[best].match == self.log.last_index():
+            self._send(TimeoutNow(self.id, best, self.term))
+        self._emit(ev.LeaderRemoved, index=self.conf_index, successor=best)
+        self._become_follower(self.term, NO_NODE)
 
     def _abort_transfer(self, reason: str) -> None:
         if self._transferee != NO_NODE:

@@ -35,7 +35,8 @@ class EntryKind(enum.IntEnum):
     NOOP = 1
     """The empty entry a new leader appends to commit entries of earlier terms (§5.4.2)."""
     CONF_CHANGE = 2
-    """Reserved for membership changes (a later issue)."""
+    """A new configuration (an encoded :class:`ConfState`): it takes effect on every node
+    as soon as the node appends it, committed or not (§4.1)."""
 
 
 class Entry(msgspec.Struct, frozen=True, array_like=True):
@@ -50,7 +51,10 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
         if self.kind is EntryKind.NOOP:
             return f"{self.index}@{self.term} no-op"
         if self.kind is EntryKind.CONF_CHANGE:
-            return f"{self.index}@{self.term} conf-change"
+            try:
+                return f"{self.index}@{self.term} conf {decode_conf(self.data).describe()}"
+            except msgspec.DecodeError:
+                return f"{self.index}@{self.term} conf <undecodable>"
         return f"{self.index}@{self.term} {show_data(self.data)}"
 
 
@@ -80,15 +84,50 @@ class SoftState(msgspec.Struct, frozen=True):
         return f"leader={self.leader} role={self.role.value}"
 
 
+class Member(msgspec.Struct, frozen=True, array_like=True):
+    """A member's addresses, as it advertises them. Opaque to the core: it carries them in
+    configurations so that every node knows every other's."""
+
+    id: NodeId
+    peer: str = ""
+    """``host:port`` of its peer port."""
+    client: str = ""
+    """Its client URL (``http://host:port``), where requests are forwarded."""
+
+
 class ConfState(msgspec.Struct, frozen=True):
-    """The cluster's membership: the voters (this node included). Learners arrive with
-    membership changes."""
+    """The cluster's configuration: the voters (who elect and form quorums), the learners
+    (who receive the log but do not vote), and the members' addresses (``members``: one
+    :class:`Member` per voter and learner, sorted by id; empty when unknown).
+
+    Invariant: a node is a voter or a learner, not both."""
 
     voters: frozenset[NodeId]
     learners: frozenset[NodeId] = frozenset()
+    members: tuple[Member, ...] = ()
+
+    def ids(self) -> frozenset[NodeId]:
+        return self.voters | self.learners
+
+    def member(self, node: NodeId) -> Member | None:
+        return next((m for m in self.members if m.id == node), None)
 
     def describe(self) -> str:
-        return f"voters={sorted(self.voters)} learners={sorted(self.learners)}"
+        learners = f" learners={sorted(self.learners)}" if self.learners else ""
+        return f"voters={sorted(self.voters)}{learners}"
+
+
+_conf_encoder = msgspec.msgpack.Encoder()
+_conf_decoder = msgspec.msgpack.Decoder(ConfState)
+
+
+def encode_conf(conf: ConfState) -> bytes:
+    return _conf_encoder.encode(conf)
+
+
+def decode_conf(data: bytes) -> ConfState:
+    """Raises ``msgspec.DecodeError`` for bytes that are not a configuration."""
+    return _conf_decoder.decode(data)
 
 
 class SnapshotMeta(msgspec.Struct, frozen=True):

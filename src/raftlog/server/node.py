@@ -62,7 +62,6 @@ from raftlog.core.raft import Raft, Ready, Status
 from raftlog.core.storage import LogReader
 from raftlog.core.types import (
     NO_NODE,
-    ConfState,
     Entry,
     EntryKind,
     HardState,
@@ -870,7 +869,7 @@ class RaftNode:
             term = self._core.log.term(captured)
             if term is None:
                 return
-            meta = SnapshotMeta(captured, term, ConfState(self._core.voters))
+            meta = SnapshotMeta(captured, term, self._core.conf_at(captured))
             sessions = self.sessions.encode()
             file = ""
             if self._persistent:
@@ -1005,7 +1004,7 @@ class RaftNode:
             term = self._core.log.term(captured)
             if term is None:
                 raise OSError(f"no term known for the applied index {captured}")
-            meta = SnapshotMeta(captured, term, ConfState(self._core.voters))
+            meta = SnapshotMeta(captured, term, self._core.conf_at(captured))
             try:
                 path = await self._write_snapshot(meta, self.sessions.encode())
             except Exception as exc:

@@ -174,6 +174,8 @@ class SnapshotReceiver:
         """(src, index, snap_term, size) of the partial file."""
         self._received = 0
         self._file: BinaryIO | None = None
+        self._done: tuple[NodeId, int, int, int] | None = None
+        """The last transfer completed: a late chunk of it is answered "all received"."""
         self.completed = 0
 
     @property
@@ -200,6 +202,9 @@ class SnapshotReceiver:
 
     async def _handle(self, chunk: SnapshotChunk) -> None:
         key = (chunk.src, chunk.index, chunk.snap_term, chunk.size)
+        if key == self._done:
+            self._ack(chunk, chunk.size)  # its last ack was lost: say again that it is done
+            return
         if key != self._current:
             if chunk.offset != 0:
                 self._ack(chunk, 0, gap=True)  # we hold nothing of this one: from the top
@@ -241,6 +246,7 @@ class SnapshotReceiver:
         os.replace(self._partial, final)
         await asyncio.to_thread(snapfile.fsync_directory, self.directory)
         self.completed += 1
+        self._done = (chunk.src, chunk.index, chunk.snap_term, chunk.size)
         await self._on_complete(chunk.src, chunk.term, header.meta(), final)
         self._ack(chunk, chunk.size)
 

@@ -28,7 +28,7 @@ from raftlog.core.compaction import plan_compaction
 from raftlog.core.config import Config
 from raftlog.core.messages import Message
 from raftlog.core.raft import Raft, Ready
-from raftlog.core.types import ConfState, Entry, EntryKind, NodeId, ReadState, SnapshotMeta
+from raftlog.core.types import Entry, EntryKind, NodeId, ReadState, SnapshotMeta
 from raftlog.sim.disk import SimDisk
 from raftlog.storage.base import Checkpoint
 
@@ -209,7 +209,7 @@ class SimNode:
         term = self.raft.log.term(self.applied_index)
         if term is None:
             return
-        meta = SnapshotMeta(self.applied_index, term, ConfState(self.raft.voters))
+        meta = SnapshotMeta(self.applied_index, term, self.raft.conf_at(self.applied_index))
         self._snapshotting = True
         data = msgspec.msgpack.encode(self.state_machine)
         self.observer.snapshot_started(self, Capture(meta, data, self.lives))

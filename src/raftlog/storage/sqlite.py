@@ -50,7 +50,6 @@ import concurrent.futures
 import contextlib
 import fcntl
 import itertools
-import json
 import os
 import sqlite3
 import threading
@@ -59,8 +58,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
+import msgspec
+
 from raftlog.core.errors import StorageError, UsageError
-from raftlog.core.types import ConfState, Entry, EntryKind, HardState, NodeId, SnapshotMeta
+from raftlog.core.types import (
+    ConfState,
+    Entry,
+    EntryKind,
+    HardState,
+    SnapshotMeta,
+    decode_conf,
+    encode_conf,
+)
 from raftlog.storage.base import Checkpoint
 from raftlog.storage.errors import (
     StorageCorrupt,
@@ -99,8 +108,7 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         idx INTEGER NOT NULL,
         term INTEGER NOT NULL,
-        voters TEXT NOT NULL,
-        learners TEXT NOT NULL,
+        conf BLOB NOT NULL,
         file TEXT NOT NULL,
         sessions BLOB NOT NULL,
         log_start_idx INTEGER NOT NULL,
@@ -744,8 +752,9 @@ def _prepare(
                 "INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, 0, 0, 0)"
             )
             conn.execute(
-                "INSERT INTO checkpoint (id, idx, term, voters, learners, file, sessions, "
-                "log_start_idx, log_start_term) VALUES (1, 0, 0, '[]', '[]', '', x'', 0, 0)"
+                "INSERT INTO checkpoint (id, idx, term, conf, file, sessions, "
+                "log_start_idx, log_start_term) VALUES (1, 0, 0, ?, '', x'', 0, 0)",
+                (encode_conf(ConfState(frozenset())),),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -790,16 +799,8 @@ def _is_int(value: Any) -> bool:
 def _set_checkpoint(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
     meta = checkpoint.meta
     cursor = conn.execute(
-        "UPDATE checkpoint SET idx = ?, term = ?, voters = ?, learners = ?, file = ?, "
-        "sessions = ? WHERE id = 1",
-        (
-            meta.index,
-            meta.term,
-            json.dumps(sorted(int(v) for v in meta.conf.voters)),
-            json.dumps(sorted(int(v) for v in meta.conf.learners)),
-            checkpoint.file,
-            checkpoint.sessions,
-        ),
+        "UPDATE checkpoint SET idx = ?, term = ?, conf = ?, file = ?, sessions = ? WHERE id = 1",
+        (meta.index, meta.term, encode_conf(meta.conf), checkpoint.file, checkpoint.sessions),
     )
     if cursor.rowcount != 1:
         raise StorageCorrupt("the checkpoint row is missing")
@@ -807,36 +808,30 @@ def _set_checkpoint(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
 
 def _load_checkpoint(conn: sqlite3.Connection, corrupt: Any) -> tuple[Checkpoint, tuple[int, int]]:
     rows = conn.execute(
-        "SELECT idx, term, voters, learners, file, sessions, log_start_idx, log_start_term "
-        "FROM checkpoint"
+        "SELECT idx, term, conf, file, sessions, log_start_idx, log_start_term FROM checkpoint"
     ).fetchall()
     if len(rows) != 1:
         raise corrupt(f"the checkpoint table has {len(rows)} rows, expected 1")
-    idx, term, voters, learners, file, sessions, start_idx, start_term = rows[0]
+    idx, term, conf_blob, file, sessions, start_idx, start_term = rows[0]
     if not all(_is_int(v) for v in (idx, term, start_idx, start_term)):
         raise corrupt(
             f"invalid checkpoint position {idx!r}@{term!r} / {start_idx!r}@{start_term!r}"
         )
     try:
-        voter_ids = json.loads(voters)
-        learner_ids = json.loads(learners)
-        if not all(_is_int(v) and v > 0 for v in [*voter_ids, *learner_ids]):
+        if type(conf_blob) is not bytes:
             raise ValueError
-    except (ValueError, TypeError):
-        raise corrupt(f"invalid checkpoint membership {voters!r} / {learners!r}") from None
+        conf = decode_conf(conf_blob)
+        if not all(_is_int(v) and v > 0 for v in conf.ids()):
+            raise ValueError
+    except (ValueError, msgspec.DecodeError):
+        raise corrupt(f"invalid checkpoint membership {conf_blob!r}") from None
     if not isinstance(file, str) or type(sessions) is not bytes:
         raise corrupt("invalid checkpoint file name or sessions")
     if start_idx > idx:
         raise corrupt(f"the log is compacted to {start_idx}, past the snapshot at {idx}")
-    if idx and (not term or not voter_ids):
-        raise corrupt(f"the snapshot at {idx} has term {term} and voters {voter_ids}")
-    meta = SnapshotMeta(
-        idx,
-        term,
-        ConfState(
-            frozenset(NodeId(v) for v in voter_ids), frozenset(NodeId(v) for v in learner_ids)
-        ),
-    )
+    if idx and (not term or not conf.voters):
+        raise corrupt(f"the snapshot at {idx} has term {term} and voters {sorted(conf.voters)}")
+    meta = SnapshotMeta(idx, term, conf)
     return Checkpoint(meta, file, sessions), (start_idx, start_term)
 
 
