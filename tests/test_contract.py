@@ -93,8 +93,8 @@ class _ContractCluster(Cluster):
 def test_simulator_driver_obeys_the_ready_contract_under_faults(seed: int) -> None:
     cluster = _ContractCluster(seed, SimOptions(nodes=3 + 2 * (seed % 2), steps=2500))
     _run_phases(cluster)
-    for recorder in cluster.recorders.values():
-        assert recorder.readies > 50
+    for node in cluster.initial:  # (spare nodes may never have joined)
+        assert cluster.recorders[node].readies > 50
 
 
 def test_harness_driver_obeys_the_ready_contract() -> None:

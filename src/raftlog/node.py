@@ -46,7 +46,7 @@ from aiohttp import web
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.messages import WireMessage
-from raftlog.core.types import NodeId, Role
+from raftlog.core.types import Member, NodeId, Role
 from raftlog.server.eventlog import EventLog, EventLogHandler
 from raftlog.server.node import (
     KEEP_ENTRIES,
@@ -150,6 +150,10 @@ class NodeConfig:
     """How long the client API waits for a commit (default: max(5 s, two election
     timeouts))."""
     first_campaign_at: float | None = None
+    join: bool = False
+    """This node joins a running cluster (``members`` are its members' addresses, as the
+    cluster answered the join request): it starts with no configuration and learns one
+    from the leader that added it. See ``raftlog node --join``."""
     fault_injection: bool = False
     hold_from: frozenset[int] = frozenset()
     bugs: frozenset[str] = field(default_factory=frozenset)
@@ -232,9 +236,12 @@ class Node:
         host, peer_port = members[me]
         peer_port = cfg.peer_port or peer_port
         listen = cfg.listen_host or host
+        urls = self._client_urls(members)
         server_config = ServerConfig(
             node_id=me,
             voters=frozenset(members),
+            members={n: Member(n, f"{h}:{p}", urls.get(n, "")) for n, (h, p) in members.items()},
+            joining=cfg.join,
             timing=timing,
             cluster_id=cfg.cluster_id,
             first_campaign_at=cfg.first_campaign_at,
@@ -316,9 +323,7 @@ class Node:
     ) -> None:
         cfg = self.config
         assert cfg.client_port is not None
-        urls = {NodeId(i): u for i, u in (cfg.client_urls or {}).items()} or {
-            n: f"http://{h}:{cfg.client_port}" for n, (h, _p) in members.items()
-        }
+        urls = self._client_urls(members)
         api = ClientApi(
             raft,
             ApiConfig(
@@ -332,6 +337,14 @@ class Node:
         self._runner = runner
         site = web.TCPSite(runner, listen, cfg.client_port)
         await site.start()
+
+    def _client_urls(self, members: Mapping[NodeId, tuple[str, int]]) -> dict[NodeId, str]:
+        cfg = self.config
+        if cfg.client_urls:
+            return {NodeId(i): u for i, u in cfg.client_urls.items()}
+        if cfg.client_port is None:
+            return {}
+        return {n: f"http://{h}:{cfg.client_port}" for n, (h, _p) in members.items()}
 
     async def stop(self, *, transfer: bool = True) -> None:
         """Stop (a leader first hands leadership over, unless ``transfer`` is False)."""
@@ -469,6 +482,27 @@ class Node:
 
     async def transfer_leadership(self, to: int, timeout: float | None = None) -> None:
         await self.raft.transfer_leadership(NodeId(to), timeout)
+
+    async def add_learner(
+        self, node: int, peer: str, client: str = "", *, timeout: float | None = None
+    ) -> Committed:
+        """Add a node (at peer address ``host:port``) as a learner; leader only."""
+        return await self.raft.add_learner(Member(NodeId(node), peer, client), timeout)
+
+    async def promote(self, node: int, *, timeout: float | None = None) -> Committed:
+        """Make a caught-up learner a voter; leader only."""
+        return await self.raft.promote(NodeId(node), timeout)
+
+    async def remove_member(self, node: int, *, timeout: float | None = None) -> Committed:
+        """Remove a voter or a learner (this node too, if it leads); leader only."""
+        return await self.raft.remove_member(NodeId(node), timeout)
+
+    def members(self) -> list[dict[str, Any]]:
+        """The configuration in force, as this node knows it."""
+        return [
+            {"id": int(m.id), "role": role, "peer": m.peer, "client": m.client}
+            for m, role in self.raft.member_list()
+        ]
 
     def events(self, maxsize: int = 1000) -> EventStream:
         """The node's events from this call on (elections, votes, commits, snapshots...),

@@ -17,6 +17,7 @@ Bad input gets a 4xx with a JSON body ``{"error": ...}`` (413 for oversized bodi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -31,8 +32,8 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from raftlog.core.errors import NotLeader, ProposalDropped, RaftError
-from raftlog.core.types import NO_NODE, NodeId
+from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError
+from raftlog.core.types import NO_NODE, Member, NodeId
 from raftlog.server.node import (
     Committed,
     LeadershipLost,
@@ -41,6 +42,7 @@ from raftlog.server.node import (
     RaftNode,
     RequestTimeout,
     StaleSession,
+    split_address,
 )
 from raftlog.server.replicated_log import (
     LogRecord,
@@ -127,6 +129,11 @@ class ClientApi:
         app.router.add_post("/v1/log/trim", self.trim)
         app.router.add_get("/v1/status", self.status)
         app.router.add_get("/v1/nodes", self.nodes)
+        app.router.add_get("/v1/members", self.members)
+        app.router.add_post("/v1/members", self.add_member)
+        app.router.add_post("/v1/members/{id}/promote", self.promote_member)
+        app.router.add_delete("/v1/members/{id}", self.remove_member)
+        app.router.add_post("/v1/leader/transfer", self.transfer_leader)
         app.router.add_get("/livez", self.livez)
         app.router.add_get("/readyz", self.readyz)
         if self.config.fault_injection:
@@ -374,6 +381,8 @@ class ClientApi:
                 "first_index": s.first_index,
                 "snapshot_index": s.snapshot_index,
                 "voters": [int(v) for v in s.voters],
+                "learners": [int(v) for v in s.learners],
+                "conf_index": s.conf_index,
                 "client_url": self.config.client_urls.get(self.node.id),
                 "peers": [
                     {
@@ -383,6 +392,7 @@ class ClientApi:
                         "state": p.state,
                         "recent_active": p.recent_active,
                         "inflight": p.inflight,
+                        "learner": p.learner,
                         "last_contact_s": self.node.last_contact(p.id),
                     }
                     for p in s.peers
@@ -396,11 +406,175 @@ class ClientApi:
             {
                 "leader": int(self.node.leader) or None,
                 "nodes": [
-                    {"id": int(n), "client_url": url}
-                    for n, url in sorted(self.config.client_urls.items())
+                    {"id": int(member.id), "client_url": self._client_url(member.id)}
+                    for member, _role in self.node.member_list()
                 ],
             }
         )
+
+    # -- membership ------------------------------------------------------------------
+
+    def _client_url(self, node: NodeId) -> str | None:
+        member = self.node.members.get(node)
+        if member is not None and member.client:
+            return member.client
+        return self.config.client_urls.get(node)
+
+    async def members(self, _request: web.Request) -> web.Response:
+        """The configuration in force (this node's view; the leader adds each member's
+        progress). ``pending``: a change is appended but not committed yet."""
+        try:
+            s = await self.node.status()
+        except (RaftError, TimeoutError) as exc:
+            raise ApiError(503, f"status unavailable: {exc}") from None
+        progress = {p.id: p for p in s.peers}
+        rows = []
+        for member, role in self.node.member_list():
+            row: dict[str, Any] = {
+                "id": int(member.id),
+                "role": role,
+                "peer": member.peer or None,
+                "client": self._client_url(member.id),
+            }
+            p = progress.get(member.id)
+            if p is not None and member.id != s.id:
+                row.update(match=p.match, caught_up=s.commit - p.match, active=p.recent_active)
+            rows.append(row)
+        return _json(
+            {
+                "node": int(self.node.id),
+                "leader": int(s.leader) or None,
+                "term": s.term,
+                "conf_index": s.conf_index,
+                "pending": s.conf_index > s.commit,
+                "members": rows,
+            }
+        )
+
+    async def _change(self, request: web.Request, body: bytes, change: Any) -> web.Response:
+        """Run a membership change on the leader (forwarding from a follower); answer
+        with the new configuration once it has committed."""
+        if not self.node.is_leader:
+            return await self._forward(request, body)
+        try:
+            done = await change()
+        except NotLeader:
+            return await self._forward(request, body)
+        except ConfChangeRefused as exc:
+            raise ApiError(409, f"refused: {exc.reason}") from None
+        except ProposalDropped as exc:
+            raise ApiError(409, f"refused: {exc}", leader=self._leader_hint()) from None
+        except LeadershipLost as exc:
+            raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
+        except (RequestTimeout, OutcomeUnknown) as exc:
+            raise ApiError(504, f"outcome unknown: {exc}") from None
+        except NodeStopped as exc:
+            raise ApiError(503, str(exc)) from None
+        return _json(
+            {
+                "index": done.index,
+                "term": done.term,
+                "members": [
+                    {
+                        "id": int(member.id),
+                        "role": role,
+                        "peer": member.peer or None,
+                        "client": self._client_url(member.id),
+                    }
+                    for member, role in self.node.member_list()
+                ],
+            }
+        )
+
+    async def add_member(self, request: web.Request) -> web.Response:
+        """``{"id": N, "peer": "host:port", "client": "http://host:port"}``: add a node as
+        a learner (``raftlog node --join`` sends this)."""
+        body = await request.read()
+        doc = _json_body(body)
+        usage = 'expected {"id": N, "peer": "HOST:PORT", "client": "http://HOST:PORT"}'
+        if not isinstance(doc, dict) or set(doc) - {"id", "peer", "client"}:
+            raise ApiError(400, usage)
+        node, peer, client = doc.get("id"), doc.get("peer"), doc.get("client", "")
+        if type(node) is not int or node <= 0:
+            raise ApiError(400, f'"id" must be a positive integer; {usage}')
+        if not isinstance(peer, str) or not isinstance(client, str):
+            raise ApiError(400, usage)
+        try:
+            split_address(peer)
+        except ValueError as exc:
+            raise ApiError(400, f'"peer": {exc}') from None
+        member = Member(NodeId(node), peer, client)
+        timeout = self.config.commit_timeout_s
+        return await self._change(
+            request, body, lambda: self.node.add_learner(member, timeout=timeout)
+        )
+
+    def _member_id(self, request: web.Request) -> NodeId:
+        try:
+            node = int(request.match_info["id"])
+        except ValueError:
+            raise ApiError(400, "a member id is a positive integer") from None
+        if node <= 0:
+            raise ApiError(400, "a member id is a positive integer")
+        return NodeId(node)
+
+    async def promote_member(self, request: web.Request) -> web.Response:
+        node = self._member_id(request)
+        timeout = self.config.commit_timeout_s
+        return await self._change(request, b"", lambda: self.node.promote(node, timeout=timeout))
+
+    async def remove_member(self, request: web.Request) -> web.Response:
+        node = self._member_id(request)
+        timeout = self.config.commit_timeout_s
+        return await self._change(
+            request, b"", lambda: self.node.remove_member(node, timeout=timeout)
+        )
+
+    async def transfer_leader(self, request: web.Request) -> web.Response:
+        """``{"to": N}`` (or ``{}``: the most up-to-date voter): hand leadership over;
+        answers once the new leader is known, with the time it took."""
+        body = await request.read()
+        doc = _json_body(body) if body.strip() else {}
+        if not isinstance(doc, dict) or set(doc) - {"to"}:
+            raise ApiError(400, 'expected {"to": N} or {}')
+        to = doc.get("to")
+        if to is not None and (type(to) is not int or to <= 0):
+            raise ApiError(400, '"to" must be a positive integer')
+        if not self.node.is_leader:
+            return await self._forward(request, body)
+        started = time.monotonic()
+        try:
+            s = await self.node.status()
+            voters = [v for v in s.voters if v != s.id]
+            if to is None:
+                ranked = sorted(
+                    (p for p in s.peers if p.id in voters), key=lambda p: (-p.match, p.id)
+                )
+                if not ranked:
+                    raise ApiError(409, "refused: there is no other voter to take over")
+                target = ranked[0].id
+            else:
+                target = NodeId(to)
+                if target == s.id:
+                    return _json({"leader": int(s.id), "took_ms": 0.0})
+                if target not in voters:
+                    raise ApiError(409, f"refused: node {target} is not a voter")
+            await self.node.transfer_leadership(target, timeout=self.config.commit_timeout_s)
+        except NotLeader:
+            return await self._forward(request, body)
+        except (RaftError, TimeoutError) as exc:
+            raise ApiError(503, f"transfer failed: {exc}") from None
+        deadline = started + self.config.commit_timeout_s
+        while time.monotonic() < deadline:
+            if not self.node.is_leader and self.node.leader not in (NO_NODE, self.node.id):
+                return _json(
+                    {
+                        "leader": int(self.node.leader),
+                        "took_ms": round((time.monotonic() - started) * 1000, 1),
+                    }
+                )
+            await asyncio.sleep(0.001)
+        raise ApiError(504, f"node {target} did not take over within the time limit")
 
     async def partition(self, request: web.Request) -> web.Response:
         """Test-only: ``{"blocked": [ids], "held": [ids]}``. Traffic with a blocked peer is
@@ -442,7 +616,7 @@ class ClientApi:
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         leader = self.node.leader
-        url = self.config.client_urls.get(leader) if leader != NO_NODE else None
+        url = self._client_url(leader) if leader != NO_NODE else None
         if request.headers.get(FORWARDED) or url is None or leader == self.node.id:
             raise ApiError(503, "no leader", leader=self._leader_hint())
         target = url.rstrip("/") + request.path_qs

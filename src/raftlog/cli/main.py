@@ -13,6 +13,7 @@ from raftlog.cli import (
     chaos_cmd,
     client_cmd,
     demo_cmd,
+    members_cmd,
     netcluster_cmd,
     node_cmd,
     sim_cmd,
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     node_cmd.add_parsers(sub)
     client_cmd.add_parsers(sub)
+    members_cmd.add_parsers(sub)
     demo_cmd.add_parser(sub)
     sim_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)

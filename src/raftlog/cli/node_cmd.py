@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from raftlog.core.config import KNOWN_BUGS
 from raftlog.server.eventlog import LEVELS
@@ -66,8 +67,22 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--peers",
-        required=True,
-        help="every member as ID=HOST:PEER_PORT[:CLIENT_PORT], this node included",
+        help="every member as ID=HOST:PEER_PORT[:CLIENT_PORT], this node included (for the "
+        "first nodes of a cluster; a node added later uses --join)",
+    )
+    p.add_argument(
+        "--join",
+        metavar="URL[,URL...]",
+        help="join a running cluster: ask it (any member's client URL) to add this node as "
+        "a learner, then serve; it is promoted to voter once it has caught up, unless "
+        "--learner. On a data directory that already joined, it just starts.",
+    )
+    p.add_argument("--learner", action="store_true", help="with --join: stay a learner")
+    p.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="with --join: the host name or address the others reach this node at "
+        "(default: this machine's host name)",
     )
     p.add_argument("--data-dir", type=Path, required=True, help="where this node keeps its state")
     p.add_argument("--client-port", type=int, default=1234, help="client port (default 1234)")
@@ -164,31 +179,24 @@ def run_node_command(args: argparse.Namespace) -> int:
     from raftlog.cli.serve import run_node  # noqa: PLC0415
     from raftlog.node import NodeConfig, parse_peers  # noqa: PLC0415
 
+    if bool(args.peers) == bool(args.join):
+        print(
+            "raftlog node: give --peers (a new cluster) or --join (an existing one)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.id_from_ordinal:
             args.id = id_from_ordinal(socket.gethostname())
-        peers = parse_peers(args.peers, args.client_port)
         timing = timing_for(
             fast=args.fast, election=args.election_timeout, heartbeat=args.heartbeat
         )
+        hold_from = frozenset(int(n) for n in args.hold_from.split(",") if n.strip())
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
-    if args.id not in peers:
-        print(f"raftlog node: node {args.id} is not in --peers", file=sys.stderr)
-        return 2
-    try:
-        hold_from = frozenset(int(n) for n in args.hold_from.split(",") if n.strip())
-    except ValueError:
-        print(f"raftlog node: --hold-from takes node ids, not {args.hold_from!r}", file=sys.stderr)
-        return 2
     if hold_from and not args.enable_fault_injection:
         print("raftlog node: --hold-from needs --enable-fault-injection", file=sys.stderr)
-        return 2
-    ports = [args.client_port, args.peer_port or 1, *(a.peer_port for a in peers.values())]
-    bad = [port for port in ports if not 1 <= port <= 65535]
-    if bad:
-        print(f"raftlog node: ports must be 1-65535, not {bad[0]}", file=sys.stderr)
         return 2
     for name in ("snapshot_entries", "snapshot_bytes"):
         if getattr(args, name) < 1:
@@ -197,9 +205,34 @@ def run_node_command(args: argparse.Namespace) -> int:
     if args.keep_entries < 0:
         print("raftlog node: --keep-entries must be at least 0", file=sys.stderr)
         return 2
+    if args.id is None or args.id <= 0:
+        print("raftlog node: --id must be a positive integer", file=sys.stderr)
+        return 2
+    try:
+        if args.join:
+            addresses, urls = _join(args)
+        else:
+            peers = parse_peers(args.peers, args.client_port)
+            if args.id not in peers:
+                print(f"raftlog node: node {args.id} is not in --peers", file=sys.stderr)
+                return 2
+            ports = [args.client_port, args.peer_port or 1, *(a.peer_port for a in peers.values())]
+            bad = [port for port in ports if not 1 <= port <= 65535]
+            if bad:
+                print(f"raftlog node: ports must be 1-65535, not {bad[0]}", file=sys.stderr)
+                return 2
+            addresses = {n: f"{a.host}:{a.peer_port}" for n, a in peers.items()}
+            urls = {n: f"http://{a.host}:{a.client_port}" for n, a in peers.items()}
+    except ValueError as exc:
+        print(f"raftlog node: {exc}", file=sys.stderr)
+        return 2
+    except JoinRefused as exc:
+        print(f"raftlog node: cannot join: {exc}", file=sys.stderr)
+        return 3
     config = NodeConfig(
         id=args.id,
-        members={n: f"{a.host}:{a.peer_port}" for n, a in peers.items()},
+        join=bool(args.join),
+        members=addresses,
         data_dir=args.data_dir,
         election_timeout_s=(timing.election_min_s, timing.election_max_s),
         heartbeat_s=timing.heartbeat_s,
@@ -208,7 +241,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         listen_host=args.host,
         peer_port=args.peer_port,
         client_port=args.client_port,
-        client_urls={n: f"http://{a.host}:{a.client_port}" for n, a in peers.items()},
+        client_urls=urls,
         snapshot_entries=args.snapshot_entries,
         snapshot_bytes=args.snapshot_bytes,
         keep_entries=args.keep_entries,
@@ -221,7 +254,62 @@ def run_node_command(args: argparse.Namespace) -> int:
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
     )
-    return run_node(config, stop_with_parent=args.stop_with_parent)
+    promote = None
+    if args.join and not args.learner:
+        promote = [u.strip() for u in args.join.split(",") if u.strip()]
+    return run_node(config, stop_with_parent=args.stop_with_parent, promote_via=promote)
+
+
+class JoinRefused(Exception):
+    pass
+
+
+def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
+    """Ask the cluster to add this node as a learner (unless it is a member already).
+    Returns every member's peer address and client URL, this node's included."""
+    from raftlog.client import AsyncClient, ChangeRefused, ClientError  # noqa: PLC0415
+
+    advertise = args.advertise or socket.gethostname()
+    peer_port = args.peer_port or 4321
+    me_peer = f"{advertise}:{peer_port}"
+    me_client = f"http://{advertise}:{args.client_port}"
+    fresh = not (args.data_dir / "raftlog.db").exists()
+    seeds = [u.strip() for u in args.join.split(",") if u.strip()]
+
+    async def ask() -> dict[str, Any]:
+        async with AsyncClient(seeds, timeout=10, retry_for=60) as client:
+            doc = await client.membership()
+            if any(m["id"] == args.id for m in doc["members"]):
+                if fresh:
+                    raise JoinRefused(
+                        f"node {args.id} is already a member, but its data directory "
+                        f"{args.data_dir} is empty (a member must never lose its state): "
+                        f"remove it first (raftlog members remove {args.id}), then join"
+                    )
+                return doc
+            for _attempt in range(120):
+                try:
+                    return await client.add_member(args.id, me_peer, me_client)
+                except ChangeRefused as exc:
+                    if "in progress" not in exc.message and "its term" not in exc.message:
+                        raise JoinRefused(exc.message) from None
+                await asyncio.sleep(0.5)
+            raise JoinRefused("the cluster kept refusing: a change stayed in progress")
+
+    try:
+        doc = asyncio.run(ask())
+    except ClientError as exc:
+        raise JoinRefused(str(exc)) from None
+    addresses: dict[int, str] = {}
+    urls: dict[int, str] = {}
+    for m in doc["members"]:
+        if m.get("peer"):
+            addresses[int(m["id"])] = m["peer"]
+        if m.get("client"):
+            urls[int(m["id"])] = m["client"]
+    addresses[args.id] = me_peer
+    urls[args.id] = me_client
+    return addresses, urls
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:

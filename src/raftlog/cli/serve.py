@@ -2,7 +2,9 @@
 replicated log and the client API, stopped by SIGTERM or Ctrl-C.
 
 Exit codes: 0 stopped cleanly; 1 crashed on an unexpected error; 3 the data directory was
-refused, storage failed, or a snapshot could not be used; 4 a port could not be bound.
+refused (another cluster's or node's, or a node that was removed), storage failed, or a
+snapshot could not be used; 4 a port could not be bound; 5 the node was removed from the
+cluster while it ran.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from raftlog.core.types import Role
 from raftlog.node import Node, NodeConfig
 from raftlog.server.node import NodeStartError, StateMachineFailed
 
-EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND, EXIT_REMOVED = 0, 1, 2, 3, 4, 5
+PROMOTE_EVERY_S = 0.5
 
 
-async def serve(config: NodeConfig, *, stop_with_parent: int | None = None) -> int:
+async def serve(
+    config: NodeConfig,
+    *,
+    stop_with_parent: int | None = None,
+    promote_via: list[str] | None = None,
+) -> int:
     node = Node(config)
     try:
         await node.start()
@@ -50,6 +58,8 @@ async def serve(config: NodeConfig, *, stop_with_parent: int | None = None) -> i
             loop.add_signal_handler(signum, on_signal, signum)
     if stop_with_parent is not None:
         stopping.append(loop.create_task(_stop_with_parent(node, stop_with_parent)))
+    if promote_via:
+        stopping.append(loop.create_task(_promote_when_caught_up(node, promote_via)))
     code = EXIT_OK
     try:
         await node.wait()
@@ -73,9 +83,42 @@ async def serve(config: NodeConfig, *, stop_with_parent: int | None = None) -> i
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
-    if code == EXIT_OK:
+    if code == EXIT_OK and raft.removed:
+        code = EXIT_REMOVED
+    elif code == EXIT_OK:
         raft.events.note(logging.INFO, raft.role, raft.term, "Node stopped")
     return code
+
+
+async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
+    """A node that joined as a learner asks to become a voter until the leader agrees (it
+    refuses while the learner has not caught up, or another change is in progress)."""
+    from raftlog.client import AsyncClient, ChangeRefused, ClientError  # noqa: PLC0415
+
+    raft = node.raft
+    urls = list(dict.fromkeys([*seeds, *(m.client for m in raft.members.values() if m.client)]))
+    async with AsyncClient(urls, timeout=10, retry_for=10) as client:
+        while not raft.removed:
+            await asyncio.sleep(PROMOTE_EVERY_S)
+            if raft.id in raft.conf.voters:
+                return
+            if raft.id not in raft.conf.learners:
+                continue  # the configuration with this node has not arrived yet
+            try:
+                await client.promote_member(int(raft.id))
+            except ChangeRefused as exc:
+                if "already a voter" in exc.message:
+                    return
+                if "not caught up" in exc.message or "in progress" in exc.message:
+                    continue
+                raft.events.note(
+                    logging.WARNING, raft.role, raft.term, f"Not promoted: {exc.message}"
+                )
+                return
+            except ClientError:
+                continue
+            raft.events.note(logging.INFO, raft.role, raft.term, "Promoted to voter")
+            return
 
 
 def _say(node: Node, config: NodeConfig, text: str) -> None:
@@ -95,9 +138,16 @@ async def _stop_with_parent(node: Node, parent: int) -> None:
     await node.raft.shutdown(transfer=True)
 
 
-def run_node(config: NodeConfig, *, stop_with_parent: int | None = None) -> int:
+def run_node(
+    config: NodeConfig,
+    *,
+    stop_with_parent: int | None = None,
+    promote_via: list[str] | None = None,
+) -> int:
     try:
-        return asyncio.run(serve(config, stop_with_parent=stop_with_parent))
+        return asyncio.run(
+            serve(config, stop_with_parent=stop_with_parent, promote_via=promote_via)
+        )
     except KeyboardInterrupt:
         return 130
     finally:

@@ -32,6 +32,7 @@ from raftlog.client.aio import (
 from raftlog.client.aio import Client as AsyncClient
 from raftlog.client.errors import (
     BadRequest,
+    ChangeRefused,
     ClientError,
     EntriesTrimmed,
     NoLeader,
@@ -45,6 +46,7 @@ __all__ = [
     "AppendResult",
     "AsyncClient",
     "BadRequest",
+    "ChangeRefused",
     "Client",
     "ClientError",
     "Consistency",

@@ -51,6 +51,7 @@ import yarl
 
 from raftlog.client.errors import (
     BadRequest,
+    ChangeRefused,
     ClientError,
     EntriesTrimmed,
     NoLeader,
@@ -499,6 +500,44 @@ class Client:
                 raise ClientError(f"the server's next ({result.next}) does not move on")
             start = result.next
 
+    # -- membership ------------------------------------------------------------------
+
+    async def membership(self) -> dict[str, Any]:
+        """``GET /v1/members`` from the leader (``members``: id, role, peer, client, and
+        on the leader how far each trails; ``pending``: a change is not committed yet)."""
+        result: dict[str, Any] = await self._call("GET", "/v1/members", None, _object, write=False)
+        return result
+
+    async def add_member(self, node: int, peer: str, client: str = "") -> dict[str, Any]:
+        """Add node ``node`` (peer address ``host:port``) as a learner; returns once the
+        change has committed, with the new configuration. Raises ChangeRefused."""
+        body = {"id": node, "peer": peer, "client": client}
+        result: dict[str, Any] = await self._call("POST", "/v1/members", body, _object, write=True)
+        return result
+
+    async def promote_member(self, node: int) -> dict[str, Any]:
+        """Make a caught-up learner a voter. Raises ChangeRefused (e.g. not caught up)."""
+        result: dict[str, Any] = await self._call(
+            "POST", f"/v1/members/{node}/promote", {}, _object, write=True
+        )
+        return result
+
+    async def remove_member(self, node: int) -> dict[str, Any]:
+        """Remove a voter or a learner (the leader too). Raises ChangeRefused."""
+        result: dict[str, Any] = await self._call(
+            "DELETE", f"/v1/members/{node}", None, _object, write=True
+        )
+        return result
+
+    async def transfer_leader(self, to: int | None = None) -> dict[str, Any]:
+        """Hand leadership to ``to`` (None: the most up-to-date voter); returns
+        ``{"leader": id, "took_ms": ...}`` once the new leader is known."""
+        body = {} if to is None else {"to": to}
+        result: dict[str, Any] = await self._call(
+            "POST", "/v1/leader/transfer", body, _object, write=True
+        )
+        return result
+
     async def status(self, endpoint: str | int) -> NodeStatus:
         """``GET /v1/status`` of one node (an endpoint, or a member's id): no retries.
         Raises Unavailable if it does not answer."""
@@ -672,6 +711,8 @@ class Client:
                 raise _Failed(f"malformed answer: {exc}", maybe_done=True) from None
         if status == 409 and message.startswith("stale request"):
             raise StaleRequest(message, status=status, doc=doc)
+        if status == 409 and message.startswith("refused:"):
+            raise ChangeRefused(status, message, doc)
         if status == 410 and isinstance(doc, dict) and isinstance(doc.get("first_index"), int):
             raise EntriesTrimmed(status, message, doc, doc["first_index"])
         if status in (503, 409, 408, 429):  # not done: no leader, leadership lost, busy

@@ -16,8 +16,11 @@
     │                           clients share a client_id?): a bug, not retried
     └── BadRequest              any other 4xx (400 bad input, 413 too large, ...), with the
         │                       server's message: not retried
-        └── EntriesTrimmed      410: the read started before the first entry the log still
-                                keeps (retention); ``first_index`` says where it starts
+        ├── EntriesTrimmed      410: the read started before the first entry the log still
+        │                       keeps (retention); ``first_index`` says where it starts
+        └── ChangeRefused       409: the leader refused a membership change now; ``message``
+                                says why (a change in progress, not caught up, unknown
+                                member, would lose quorum)
 
 ``OutcomeUnknown`` is deliberately *not* an ``Unavailable``: code that catches
 ``Unavailable`` may assume that nothing happened, which is false for an unknown outcome.
@@ -107,8 +110,13 @@ class EntriesTrimmed(BadRequest):
         self.first_index = first_index
 
 
+class ChangeRefused(BadRequest):
+    """409: the leader refused the membership change; ``message`` says why."""
+
+
 __all__ = [
     "BadRequest",
+    "ChangeRefused",
     "ClientError",
     "EntriesTrimmed",
     "NoLeader",

@@ -167,7 +167,9 @@ class Raft:
         base = conf if conf is not None else ConfState(config.voters, config.learners)
         self.conf: ConfState = base
         """The configuration in force: the latest one in the log, committed or not."""
-        self._confs: list[tuple[int, ConfState]] = [(0, base)]
+        self._confs: list[tuple[int, ConfState]] = [
+            (storage.snapshot().index if conf is not None else 0, base)
+        ]
         """Configurations in force from each index on (the first is the base: initial or
         a snapshot's); the last is ``conf``."""
         self._scan_confs(self.log.first_index(), self.log.last_index())
@@ -225,6 +227,25 @@ class Raft:
     def conf_index(self) -> int:
         return self._confs[-1][0]
 
+    def peer_ids(self) -> frozenset[NodeId]:
+        """The nodes this one must be able to talk to: the members of the committed
+        configuration and of every newer one (until a change commits, the nodes it
+        removes still take part), and on a leader the removed nodes it still tells."""
+        committed = self.log.committed
+        ids: set[NodeId] = set()
+        for at, conf in self._confs:
+            if at <= committed:
+                ids = set(conf.ids())  # the latest committed one so far
+            else:
+                ids |= conf.ids()
+        if self.role is Role.LEADER:
+            ids |= set(self._progress)
+        return frozenset(ids - {self.id})
+
+    def pending_conf_changes(self) -> int:
+        """Configuration entries in the log that are not committed yet."""
+        return sum(1 for at, _conf in self._confs[1:] if at > self.log.committed)
+
     def conf_at(self, index: int) -> ConfState:
         """The configuration in force at ``index`` (for a snapshot taken there)."""
         found = self._confs[0][1]
@@ -279,8 +300,9 @@ class Raft:
                 pr = Progress(last + 1, self._cfg.max_inflight_msgs)
                 pr.recent_active = True  # just added: give it a round before judging it
                 self._progress[node] = pr
-            for node in set(self._progress) - self.conf.ids() - {self.id}:
-                del self._progress[node]
+            # A removed node is still sent the log until the change has committed (and
+            # for a round after), so that it learns it was removed; its answers count
+            # for nothing meanwhile (only voters make quorums).
             if self._transferee != NO_NODE and self._transferee not in self.voters:
                 self._abort_transfer("no longer a voter")
         if self.id not in self.conf.ids() and self.id in old.ids():
@@ -956,7 +978,11 @@ class Raft:
 
     def _check_activity(self) -> int:
         """Count the voters heard from in the last round (self included), note who went
-        offline, and start a new round."""
+        offline, and start a new round. Nodes a committed configuration removed are
+        forgotten here, a round after the commit told them."""
+        if self.conf_index <= self.log.committed:
+            for node in set(self._progress) - self.conf.ids() - {self.id}:
+                del self._progress[node]
         active = 0
         for node, pr in self._progress.items():
             if node == self.id:

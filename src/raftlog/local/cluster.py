@@ -53,6 +53,8 @@ class LocalNode:
     lines: list[str] = field(default_factory=list)
     starts: int = 0
     paused: bool = False
+    joins: bool = False
+    """Started with --join (a node added to the running cluster), not --peers."""
     _reader: asyncio.Task[None] | None = None
 
     @property
@@ -113,6 +115,18 @@ class LocalCluster:
 
     def command(self, i: int, extra: Sequence[str] = ()) -> list[str]:
         node = self.nodes[i]
+        if node.joins:
+            others = [n.url for j, n in self.nodes.items() if j != i and n.running]
+            membership = [
+                "--join",
+                ",".join(others),
+                "--advertise",
+                "127.0.0.1",
+                "--peer-port",
+                str(node.peer_port),
+            ]
+        else:
+            membership = ["--peers", self.peers]
         args = [
             sys.executable,
             "-m",
@@ -120,8 +134,7 @@ class LocalCluster:
             "node",
             "--id",
             str(i),
-            "--peers",
-            self.peers,
+            *membership,
             "--data-dir",
             str(node.data_dir),
             "--host",
@@ -138,6 +151,24 @@ class LocalCluster:
         if self.fast:
             args.append("--fast")
         return args + self.node_args + list(extra)
+
+    def add_node(self, i: int | None = None) -> int:
+        """A new node (fresh ports and data directory) that joins the running cluster
+        when started (``--join`` with the running members' client URLs)."""
+        i = i if i is not None else max(self.nodes) + 1
+        if i in self.nodes:
+            raise ValueError(f"node {i} exists")
+        client_port, peer_port = free_ports(2)
+        self.nodes[i] = LocalNode(
+            i, client_port, peer_port, self.data_dir / f"node-{i}-{client_port}", joins=True
+        )
+        return i
+
+    def forget(self, i: int) -> None:
+        """Stop tracking node ``i`` (after it was removed and stopped)."""
+        node = self.nodes.pop(i)
+        if node.running:
+            raise RuntimeError(f"node {i} still runs")
 
     async def start(self, ids: Sequence[int] | None = None, extra: Sequence[str] = ()) -> None:
         for i in ids or list(self.nodes):

@@ -37,7 +37,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,7 +47,7 @@ import msgspec
 from raftlog.core import events as ev
 from raftlog.core.compaction import plan_compaction
 from raftlog.core.config import KNOWN_BUGS, Config
-from raftlog.core.errors import NotLeader, RaftError, StorageError
+from raftlog.core.errors import ConfChangeRefused, NotLeader, RaftError, StorageError
 from raftlog.core.messages import (
     AppendEntriesResponse,
     HeartbeatResponse,
@@ -62,9 +62,11 @@ from raftlog.core.raft import Raft, Ready, Status
 from raftlog.core.storage import LogReader
 from raftlog.core.types import (
     NO_NODE,
+    ConfState,
     Entry,
     EntryKind,
     HardState,
+    Member,
     NodeId,
     Role,
     SnapshotMeta,
@@ -141,6 +143,14 @@ KEEP_ENTRIES = 5_000
 log (etcd keeps 5,000 too)."""
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """``"host:port"`` -> (host, port); raises ValueError."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, not {address!r}")
+    return host, int(port)
+
+
 class LeadershipLost(RaftError):
     """The entry was not committed: another entry took its index (leadership changed)."""
 
@@ -173,6 +183,12 @@ class StaleSession(RaftError):
 
 class StateMachineFailed(RaftError):
     """The state machine raised while applying or restoring: the node stops."""
+
+
+class NodeRemoved(StorageError):
+    """This node's data says a committed configuration removed it: it will not take part
+    (it could only disturb the cluster). Start it again with a new data directory and
+    ``--join`` to bring it back."""
 
 
 class SnapshotFailed(StorageError):
@@ -236,6 +252,11 @@ class ServerConfig:
     inbox_size: int = 10_000
     max_batch: int = 1024
     """Inbox items handled before the core's Ready is processed (group commit)."""
+    members: Mapping[NodeId, Member] = field(default_factory=dict)
+    """Every member's addresses, as known at start (configurations carry them later)."""
+    joining: bool = False
+    """A new node joining a running cluster: it starts with no configuration (``voters``
+    empty) and learns one from the leader that added it."""
     first_campaign_at: float | None = None
     """Campaign at this wall-clock time (``time.time()``) if no leader was heard by then:
     pins the first election timeout, for demos that need two nodes to time out together."""
@@ -252,7 +273,7 @@ class ServerConfig:
         t = self.timing
         return Config(
             id=self.node_id,
-            voters=self.voters,
+            voters=frozenset() if self.joining else self.voters,
             election_timeout_min_ticks=t.election_min_ticks,
             election_timeout_max_ticks=t.election_max_ticks,
             heartbeat_ticks=t.heartbeat_ticks,
@@ -263,7 +284,7 @@ class ServerConfig:
 
 
 # Inbox items: (kind, payload, future or None).
-_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE = range(7)
+_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF = range(8)
 
 
 class RaftNode:
@@ -309,6 +330,13 @@ class RaftNode:
         self.applied = self._core.log.applied
         self.dropped_messages = 0
         self._heard_leader = False
+        self.members: dict[NodeId, Member] = dict(config.members)
+        """Every member's addresses (from the configuration in force, or the start)."""
+        self._conf_seen: ConfState | None = None
+        self._peer_ids: frozenset[NodeId] | None = None
+        self._was_member = self.id in self._core.conf.ids()
+        self.removed = False
+        """A committed configuration left this node out: it stops."""
         self.blocked: frozenset[NodeId] = frozenset()
         self.held: frozenset[NodeId] = frozenset()
         self._held_messages: list[WireMessage] = []
@@ -353,8 +381,9 @@ class RaftNode:
         """Run until stopped. Raises NodeStartError if the transport cannot start, and the
         storage (or state machine) error that stopped the node, if any."""
         try:
+            self._refuse_if_removed()
             await self._prepare_state_machine()
-        except (SnapshotFailed, StateMachineFailed) as exc:
+        except (SnapshotFailed, StateMachineFailed, NodeRemoved) as exc:
             self._stopped = True
             self._note(logging.CRITICAL, f"Refusing to start: {exc}")
             raise
@@ -414,6 +443,65 @@ class RaftNode:
         see LEASE_FRACTION); otherwise it falls back to ReadIndex."""
         index: int = await self._ask(_READ, lease, timeout)
         return index
+
+    async def add_learner(self, member: Member, timeout: float | None = None) -> Committed:
+        """Add a node as a learner (it gets the log, does not vote); returns once the
+        change committed. Raises ConfChangeRefused (with the reason), NotLeader..."""
+
+        def build(conf: ConfState) -> ConfState:
+            if member.id in conf.ids():
+                role = "voter" if member.id in conf.voters else "learner"
+                raise ConfChangeRefused(f"node {member.id} is already a {role}")
+            return self._conf(conf.voters, conf.learners | {member.id}, member)
+
+        result: Committed = await self._ask(_CONF, build, timeout)
+        return result
+
+    async def promote(self, node: NodeId, timeout: float | None = None) -> Committed:
+        """Make a learner a voter (once it has caught up; refused otherwise)."""
+
+        def build(conf: ConfState) -> ConfState:
+            if node in conf.voters:
+                raise ConfChangeRefused(f"node {node} is already a voter")
+            if node not in conf.learners:
+                raise ConfChangeRefused(f"unknown member {node}: add it as a learner first")
+            return self._conf(conf.voters | {node}, conf.learners - {node})
+
+        result: Committed = await self._ask(_CONF, build, timeout)
+        return result
+
+    async def remove_member(self, node: NodeId, timeout: float | None = None) -> Committed:
+        """Remove a voter or a learner (the leader too: it steps down once it commits)."""
+
+        def build(conf: ConfState) -> ConfState:
+            if node not in conf.ids():
+                raise ConfChangeRefused(f"unknown member {node}")
+            return self._conf(conf.voters - {node}, conf.learners - {node})
+
+        result: Committed = await self._ask(_CONF, build, timeout)
+        return result
+
+    def _conf(
+        self, voters: frozenset[NodeId], learners: frozenset[NodeId], new: Member | None = None
+    ) -> ConfState:
+        known = dict(self.members)
+        if new is not None:
+            known[new.id] = new
+        ids = voters | learners
+        return ConfState(voters, learners, tuple(known.get(n, Member(n)) for n in sorted(ids)))
+
+    @property
+    def conf(self) -> ConfState:
+        """The configuration in force (read-only, for the node's own tasks)."""
+        return self._core.conf
+
+    def member_list(self) -> list[tuple[Member, str]]:
+        """The members of the configuration in force, with their role (voter/learner)."""
+        conf = self._core.conf
+        return [
+            (self.members.get(n, Member(n)), "voter" if n in conf.voters else "learner")
+            for n in sorted(conf.ids())
+        ]
 
     async def transfer_leadership(self, to: NodeId, timeout: float | None = None) -> None:
         await self._ask(_TRANSFER, to, timeout)
@@ -615,6 +703,11 @@ class RaftNode:
                 context = next(self._read_ids).to_bytes(8, "big")
                 core.read_index(context)
                 self._reads[context] = future
+            elif kind == _CONF:
+                new = payload(core.conf)
+                index, term = core.propose_conf_change(new)
+                self._fail_proposals_from(index)
+                self._proposals[index] = (term, future)
             elif kind == _TRANSFER:
                 core.transfer_leader(payload)
                 future.set_result(None)
@@ -666,6 +759,7 @@ class RaftNode:
                 self._stopping.set()
                 return
             core.advance(rd)
+            self._sync_conf()
         if self.fatal is None:
             self._maybe_checkpoint()
 
@@ -717,6 +811,47 @@ class RaftNode:
                 future.set_exception(NotLeader(self._core.leader))
         if self._confirmed:
             self._serve_reads()
+
+    # == membership ==================================================================
+
+    def _sync_conf(self) -> None:
+        """Follow the configuration in force: learn the members' addresses, talk to the
+        right peers, and stop once a committed configuration has left this node out."""
+        core = self._core
+        conf = core.conf
+        if conf is not self._conf_seen:
+            self._conf_seen = conf
+            for member in conf.members:
+                self.members[member.id] = member
+            if self.id in conf.ids():
+                self._was_member = True
+        peers = core.peer_ids()
+        if not conf.voters:
+            # Joining, no configuration yet: talk to the members it was told of.
+            peers = frozenset(self.members) - {self.id}
+        if peers != self._peer_ids:
+            self._peer_ids = peers
+            set_peers = getattr(self.transport, "set_peers", None)
+            if set_peers is not None:
+                addresses = {}
+                for node in peers:
+                    known = self.members.get(node)
+                    if known is not None and known.peer:
+                        addresses[node] = split_address(known.peer)
+                set_peers(addresses)
+        if (
+            self._was_member
+            and not self.removed
+            and self.id not in conf.ids()
+            and core.conf_index <= core.log.committed
+        ):
+            self.removed = True
+            self._note(
+                logging.WARNING,
+                f"Removed from the cluster (configuration at index {core.conf_index} "
+                "committed): stopping",
+            )
+            self._stopping.set()
 
     # == applying ====================================================================
 
@@ -782,6 +917,16 @@ class RaftNode:
                 )
 
     # == snapshots: start-up, install ================================================
+
+    def _refuse_if_removed(self) -> None:
+        core = self._core
+        if core.conf.voters and self.id not in core.conf.ids() and core.conf_index:
+            raise NodeRemoved(
+                f"node {self.id} was removed from the cluster (the configuration at index "
+                f"{core.conf_index}, voters {sorted(core.conf.voters)}, leaves it out); it "
+                "will not take part. To bring it back, start it on a new data directory "
+                "with --join"
+            )
 
     async def _prepare_state_machine(self) -> None:
         """Bring the state machine to the latest checkpoint: restore it from the

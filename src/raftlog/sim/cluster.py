@@ -15,8 +15,13 @@ A run has four phases:
    new append within a bound (liveness);
 3. rejoin: a follower is cut off and let back several times; the leader must stay leader
    in its term (PreVote and CheckQuorum keep a rejoining node from disrupting it);
-4. converge: all nodes apply the same log; the client history must be linearizable and
+4. converge: all members apply the same log; the client history must be linearizable and
    every acknowledged append must be in the final log where it was acknowledged.
+
+With the ``membership`` fault the cluster also changes: spare nodes (started empty, with no
+configuration) are added as learners, learners promoted, voters (the leader among them)
+and learners removed, one single-server change at a time, among all the other faults.
+Removed nodes keep running (they must not disturb the cluster) and may be added again.
 
 The safety properties of :mod:`raftlog.sim.invariants` are checked after every step.
 """
@@ -35,8 +40,8 @@ from typing import Any
 
 from raftlog.check.logcheck import LogOp, check_log_history
 from raftlog.core.config import Config
-from raftlog.core.errors import NotLeader, ProposalDropped
-from raftlog.core.events import Event
+from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped
+from raftlog.core.events import BecameLeader, Event
 from raftlog.core.messages import (
     AppendEntriesResponse,
     InstallSnapshot,
@@ -44,7 +49,7 @@ from raftlog.core.messages import (
     RequestVoteResponse,
 )
 from raftlog.core.raft import Ready
-from raftlog.core.types import NO_NODE, Entry, NodeId, ReadState, Role
+from raftlog.core.types import NO_NODE, ConfState, Entry, Member, NodeId, ReadState, Role
 from raftlog.sim.invariants import SafetyChecker, Violation
 from raftlog.sim.node import (
     ApplyOrderError,
@@ -65,6 +70,7 @@ ALL_FAULTS: tuple[str, ...] = (
     "asymmetric",
     "crash",
     "pause",
+    "membership",
 )
 NETWORK_WEATHER = ("drop", "duplicate", "delay")
 
@@ -77,6 +83,7 @@ _FAULT_WEIGHTS = {
     "asymmetric": 1,
     "crash": 4,
     "pause": 1,
+    "membership": 4,
 }
 """Crashes come most often: they are where durability bugs hide."""
 
@@ -207,8 +214,13 @@ class Cluster:
         self._trace: deque[tuple[int, str, Any]] = deque(
             maxlen=None if options.trace else options.trace_tail
         )
-        ids = [NodeId(i) for i in range(1, options.nodes + 1)]
+        initial = [NodeId(i) for i in range(1, options.nodes + 1)]
+        # Spare nodes join and leave when membership changes are in the mix.
+        spares = 2 if "membership" in options.faults else 0
+        ids = [NodeId(i) for i in range(1, options.nodes + spares + 1)]
         self.ids = ids
+        """Every node there is (members or not)."""
+        self.initial = initial
         rng = self.rng
         # Per-run protocol parameters: small windows and batches make the interesting
         # interleavings (partial replication, probing, pipelining) common.
@@ -226,16 +238,22 @@ class Cluster:
             keep_entries=snap_rng.choice((0, 0, 1, 2, 5)),
         )
         self._snap_rng = snap_rng
+        # One run in five is the original Raft, without PreVote and CheckQuorum: more
+        # elections, and schedules that the two protections would rule out (the safety
+        # properties must hold without them; the stability check does not apply).
+        self.classic = snap_rng.random() < 0.2
         self.nodes: dict[NodeId, SimNode] = {}
         for node_id in ids:
             config = Config(
                 id=node_id,
-                voters=frozenset(ids),
+                voters=frozenset(initial) if node_id in initial else frozenset(),
                 election_timeout_min_ticks=10,
                 election_timeout_max_ticks=timeout_max,
                 heartbeat_ticks=heartbeat_ticks,
                 max_inflight_msgs=max_inflight_msgs,
                 max_entries_per_msg=max_entries_per_msg,
+                pre_vote=not self.classic,
+                check_quorum=not self.classic,
                 bugs=options.bugs,
             )
             node = SimNode(
@@ -275,6 +293,10 @@ class Cluster:
         """Some node's log (or liveness) changed since the last electability check."""
         self._checked_top = 0
         """Bumped by heal_all, so that repairs scheduled before it do nothing after."""
+        self._quorum_checked = 0
+        """Committed indexes up to here were checked to be on a majority."""
+        self._last_leader: NodeId | None = None
+        self.conf_changes = 0
 
     # == the event loop ==============================================================
 
@@ -340,12 +362,57 @@ class Cluster:
             hard, _ = node.disk.durable.initial_state()
             self.checker.after_step(node.id, node.raft, hard.term, hard.commit)
         top = self.checker.top_committed
+        if top > self._quorum_checked:
+            self._check_majority(node, top)
         if self._logs_changed or top != self._checked_top:
             self._logs_changed = False
             self._checked_top = top
-            self.checker.check_electable(
-                {n.id: self._log_shape(n, top) for n in self.nodes.values()}
+            if self._conf_settled():
+                voters = self.voters()
+                self.checker.check_electable(
+                    {n.id: self._log_shape(n, top) for n in self.nodes.values() if n.id in voters}
+                )
+
+    def _conf_settled(self) -> bool:
+        """Every member runs with the committed configuration (no change in flight)."""
+        conf = self.checker.committed_conf
+        if conf is None:
+            return all(
+                n.raft.conf.voters == frozenset(self.initial)
+                for n in self.nodes.values()
+                if n.alive and n.id in self.initial
             )
+        return all(
+            n.raft.conf == conf for n in self.nodes.values() if n.alive and n.id in conf.ids()
+        )
+
+    def _check_majority(self, node: SimNode, top: int) -> None:
+        """Every newly committed entry is durable on a majority of the voters of the
+        configuration the committing leader had (§4.1: in force when appended)."""
+        checked, self._quorum_checked = self._quorum_checked, top
+        raft = node.raft
+        if raft.role is not Role.LEADER:
+            return  # learned from a leader, which was checked when it committed
+        voters = raft.voters
+        for index in range(checked + 1, top + 1):
+            known = self.checker.committed.get(index)
+            if known is None:
+                continue
+            holders = [v for v in voters if self._holds_durably(self.nodes[v], index, known[0])]
+            if len(holders) * 2 <= len(voters):
+                raise Violation(
+                    "Committed on a majority",
+                    f"entry {index}@{known[0]} committed by leader {node.id} (term "
+                    f"{raft.term}) is durable only on {sorted(holders)} of the voters "
+                    f"{sorted(voters)}",
+                )
+
+    @staticmethod
+    def _holds_durably(node: SimNode, index: int, term: int) -> bool:
+        disk = node.disk.durable
+        if index <= disk.snapshot().index or index < disk.first_index():
+            return True  # in a durable snapshot, which holds only committed entries
+        return index <= disk.last_index() and disk.term(index) == term
 
     def _log_shape(self, node: SimNode, at: int = 0) -> tuple[int, int, int | None]:
         """(last index, last term, term at index ``at``) of the log the node would run
@@ -430,6 +497,21 @@ class Cluster:
     def ready(self, node: SimNode, rd: Ready) -> None:
         for event in rd.events:
             self._trace_add("event", event)
+            if isinstance(event, BecameLeader):
+                previous, self._last_leader = self._last_leader, node.id
+                if (
+                    self.chaos
+                    and "membership" in self.opt.faults
+                    and previous not in (None, node.id)
+                    and self._snap_rng.random() < 0.4
+                ):
+                    # Operators change membership right after a failover, e.g. to remove
+                    # the old leader: the new one is asked at once, before it may have
+                    # committed an entry of its own term.
+                    self.call_later(
+                        self._snap_rng.randint(0, 3),
+                        functools.partial(self.change_membership, at=node, remove=previous),
+                    )
         if rd.entries:
             self.checker.appended(node.id, node.raft, rd.entries)
             self._logs_changed = True
@@ -582,7 +664,14 @@ class Cluster:
     # == the nemesis =================================================================
 
     def _down_nodes(self) -> int:
-        return sum(1 for n in self.nodes.values() if not n.alive or n.paused)
+        voters = self.voters()
+        return sum(1 for n in self.nodes.values() if n.id in voters and (not n.alive or n.paused))
+
+    def voters(self) -> frozenset[NodeId]:
+        """The voters of the configuration in force (the latest committed one, as far as
+        the checker has seen; the initial one before any)."""
+        conf = self.checker.committed_conf
+        return conf.voters if conf is not None else frozenset(self.initial)
 
     def nemesis_step(self) -> None:
         """Inject one fault now and schedule its repair; then schedule the next one."""
@@ -618,7 +707,90 @@ class Cluster:
             self._crash_some(duration)
         elif fault == "pause":
             self._pause_some(duration)
+        elif fault == "membership":
+            self.change_membership()
         self.call_later(rng.randint(0, 300), self.nemesis_step)
+
+    def change_membership(
+        self,
+        only: str | None = None,
+        at: SimNode | None = None,
+        remove: NodeId | None = None,
+    ) -> None:
+        """Ask the leader for one single-server change: add a spare (or removed) node as a
+        learner, promote a learner, remove a learner, or remove a voter (the leader too)
+        while more than three remain. The leader may refuse (a change in flight, a
+        learner not caught up, no entry of its term committed yet): that is fine."""
+        leader = at if at is not None else self.leader()
+        if leader is None or not leader.alive or leader.raft.role is not Role.LEADER:
+            return
+        rng = self.rng
+        conf = leader.raft.conf
+        voters, learners = set(conf.voters), set(conf.learners)
+        outsiders = [n for n in self.ids if n not in voters | learners]
+        choices = []
+        if outsiders:
+            choices.append("add a learner")
+        if learners:
+            choices += ["promote", "promote", "promote", "remove a learner"]
+        if len(voters) > 3:
+            choices += ["remove a voter", "remove a voter"]
+        if only is not None:
+            choices = [c for c in choices if c == only]
+        if remove is not None:
+            choices = ["remove the old leader"] if remove in voters and len(voters) > 3 else []
+        if not choices:
+            return
+        action = rng.choice(choices)
+        if action == "add a learner":
+            node = rng.choice(outsiders)
+            learners.add(node)
+        elif action == "promote":
+            node = rng.choice(sorted(learners))
+            learners.discard(node)
+            voters.add(node)
+        elif action == "remove a learner":
+            node = rng.choice(sorted(learners))
+            learners.discard(node)
+        elif action == "remove the old leader":
+            assert remove is not None
+            node = remove
+            voters.discard(node)
+        else:
+            node = leader.id if rng.random() < 0.3 else rng.choice(sorted(voters))
+            voters.discard(node)
+        members = tuple(Member(m, f"n{m}:7000") for m in sorted(voters | learners))
+        new = ConfState(frozenset(voters), frozenset(learners), members)
+        try:
+            index, _term = leader.raft.propose_conf_change(new)
+        except (ConfChangeRefused, NotLeader, ProposalDropped) as exc:
+            self.note(f"nemesis: {action} {node}: refused: {exc}")
+            return
+        self.conf_changes += 1
+        self.note(f"nemesis: {action} {node} at index {index} (leader {leader.id})")
+        roll = self._snap_rng.random()
+        if roll < 0.4:
+            # Membership bugs live where a change reaches only part of the cluster: the
+            # proposer's messages now reach just one other node for a while.
+            keep = rng.choice([n for n in self.ids if n != leader.id])
+            links = {(leader.id, n) for n in self.ids if n not in (leader.id, keep)}
+            self._cut(links, rng.randint(50, 800), f"node {leader.id} reaches only {keep}")
+        elif roll < 0.55 and leader.crash_at is None:
+            # ... or the proposer dies while the change is on its way out.
+            point = rng.choice(tuple(CrashPoint))
+            self._restart_at[leader.id] = rng.randint(1, 400)
+            leader.crash_at = point
+            leader.crash_when = None
+            self.note(f"nemesis: node {leader.id} will crash {point.value}, with the change")
+        self._after(leader)
+        if action == "add a learner" and self.chaos:
+            # A learner is usually promoted once it has caught up (if it is refused, it
+            # stays a learner until a later change).
+            epoch = self.epoch
+            self.call_later(
+                rng.randint(100, 800),
+                lambda: self.change_membership("promote") if self.epoch == epoch else None,
+            )
 
     def _weather(self, fault: str, duration: int) -> None:
         rng = self.rng
@@ -663,7 +835,8 @@ class Cluster:
         candidates = [n for n in self.nodes.values() if n.alive and not n.paused]
         if not candidates:
             return None
-        if self._down_nodes() >= (len(self.ids) - 1) // 2 and rng.random() < 0.8:
+        voters = len(self.voters())
+        if self._down_nodes() >= (voters - 1) // 2 and rng.random() < 0.8:
             return None  # usually keep a quorum running so that the run makes progress
         leaders = [n for n in candidates if n.raft.role is Role.LEADER]
         if leaders and rng.random() < leader_bias:
@@ -735,16 +908,20 @@ class Cluster:
     # == observation =================================================================
 
     def leader(self) -> SimNode | None:
-        """The leader of the highest term, if a majority of nodes follow it."""
+        """The leader of the highest term, if a majority of its configuration's voters
+        follow it."""
         live = [n for n in self.nodes.values() if n.alive]
         leaders = [n for n in live if n.raft.role is Role.LEADER]
         if not leaders:
             return None
         best = max(leaders, key=lambda n: n.raft.term)
+        voters = best.raft.voters
         followers = sum(
-            1 for n in live if n.raft.term == best.raft.term and n.raft.leader == best.id
+            1
+            for n in live
+            if n.id in voters and n.raft.term == best.raft.term and n.raft.leader == best.id
         )
-        return best if followers * 2 > len(self.ids) else None
+        return best if followers * 2 > len(voters) else None
 
     def note(self, text: str) -> None:
         self._trace_add("note", text)
@@ -810,11 +987,12 @@ def _run_phases(cluster: Cluster) -> None:
         )
 
     # 3. Rejoin: cut a follower off, let it back, and the leader must not be disturbed.
-    for _round in range(3):
+    for _round in range(0 if cluster.classic else 3):
         leader = cluster.leader()
         if leader is None:
             raise Violation("Liveness", "the leader vanished with a healthy network")
-        victim = cluster.rng.choice([n for n in cluster.ids if n != leader.id])
+        members = leader.raft.conf.ids()
+        victim = cluster.rng.choice(sorted(n for n in members if n != leader.id))
         term = leader.raft.term
         links = {(victim, n) for n in cluster.ids if n != victim} | {
             (n, victim) for n in cluster.ids if n != victim
@@ -826,7 +1004,7 @@ def _run_phases(cluster: Cluster) -> None:
         cluster.note(f"rejoin check: node {victim} back")
         cluster.run_until(cluster.now + election_ms)
         now_leader = cluster.leader()
-        terms = {n.raft.term for n in cluster.nodes.values()}
+        terms = {n.raft.term for n in cluster.nodes.values() if n.id in members}
         if now_leader is not leader or leader.raft.term != term or max(terms) != term:
             raise Violation(
                 "PreVote/CheckQuorum stability",
@@ -841,15 +1019,21 @@ def _run_phases(cluster: Cluster) -> None:
         until=lambda: all(c.open is None for c in cluster.clients) and _converged(cluster),
     ):
         raise Violation("Liveness", "nodes did not converge on one applied log after healing")
-    final = cluster.nodes[cluster.ids[0]].state_machine
+    leader = cluster.leader()
+    final = (
+        leader.state_machine if leader is not None else cluster.nodes[cluster.ids[0]].state_machine
+    )
     verdict = check_log_history(cluster.history, final)
     if not verdict.ok:
         raise Violation("Linearizability", "; ".join(verdict.problems))
 
 
 def _converged(cluster: Cluster) -> bool:
-    nodes = list(cluster.nodes.values())
-    first = nodes[0]
+    leader = cluster.leader()
+    if leader is None:
+        return False
+    nodes = [n for n in cluster.nodes.values() if n.id in leader.raft.conf.ids()]
+    first = leader
     return all(
         n.alive
         and n.applied_index == first.applied_index

@@ -18,7 +18,7 @@ from raftlog.core.config import Config
 from raftlog.core.errors import RaftError
 from raftlog.core.messages import Heartbeat, HeartbeatResponse, Message
 from raftlog.core.raft import Ready, Status
-from raftlog.core.types import Entry, EntryKind, NodeId, ReadState, show_data
+from raftlog.core.types import ConfState, Entry, EntryKind, NodeId, ReadState, show_data
 from raftlog.sim.node import Capture, CrashPoint, SimNode
 
 _HEARTBEAT_EVENTS = (ev.HeartbeatSent, ev.HeartbeatReceived)
@@ -37,6 +37,9 @@ class HarnessOptions:
     max_inflight_msgs: int = 256
     max_entries_per_msg: int = 1024
     bugs: frozenset[str] = frozenset()
+    learners: frozenset[int] = frozenset()
+    """Nodes that start as learners (the others start as voters)."""
+    promote_max_lag: int = 1000
     quiet_heartbeats: bool = True
     """Leave heartbeats (events and messages) out of the output lines."""
 
@@ -70,7 +73,8 @@ class Harness:
         o = self.options
         return Config(
             id=node_id,
-            voters=frozenset(self.ids),
+            voters=frozenset(n for n in self.ids if n not in o.learners),
+            learners=frozenset(NodeId(n) for n in o.learners),
             election_timeout_min_ticks=o.election_timeout_min_ticks,
             election_timeout_max_ticks=o.election_timeout_max_ticks,
             heartbeat_ticks=o.heartbeat_ticks,
@@ -78,6 +82,7 @@ class Harness:
             check_quorum=o.check_quorum,
             max_inflight_msgs=o.max_inflight_msgs,
             max_entries_per_msg=o.max_entries_per_msg,
+            promote_max_lag=o.promote_max_lag,
             bugs=o.bugs,
         )
 
@@ -160,6 +165,15 @@ class Harness:
         result = self.node(node_id).raft.propose(data)
         self.process()
         return result
+
+    def change(self, node_id: int, voters: Iterable[int], learners: Iterable[int] = ()) -> int:
+        """Ask node ``node_id`` (the leader) for a new configuration; returns its index."""
+        conf = ConfState(
+            frozenset(NodeId(v) for v in voters), frozenset(NodeId(v) for v in learners)
+        )
+        index, _term = self.node(node_id).raft.propose_conf_change(conf)
+        self.process()
+        return index
 
     def read_index(self, node_id: int, context: bytes) -> None:
         self.node(node_id).raft.read_index(context)

@@ -15,12 +15,17 @@ every step of a simulation.
 - Monotonic state: term and commit never fall (in memory within one process life, and on
   disk across crashes); the commit index never points past the end of the log; entries
   are applied strictly in order.
+- Membership: a leader never has more than one uncommitted configuration change; a node
+  removed by a committed configuration never becomes leader (the cluster checks that every
+  committed entry is durable on a majority of the committing leader's voters).
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from raftlog.core.raft import Raft
-from raftlog.core.types import Entry, EntryKind, NodeId, Role
+from raftlog.core.types import ConfState, Entry, EntryKind, NodeId, Role, decode_conf
 
 
 class Violation(Exception):
@@ -69,6 +74,11 @@ class SafetyChecker:
         self._watch: dict[NodeId, _NodeWatch] = {}
         self._votes: dict[tuple[NodeId, int], NodeId] = {}
         """(voter, term) -> the candidate it voted for."""
+        self.committed_conf: ConfState | None = None
+        """The latest committed configuration (None: the initial one)."""
+        self._committed_conf_index = 0
+        self.removed: set[NodeId] = set()
+        """Nodes the latest committed configuration left out, after they were members."""
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -247,6 +257,19 @@ class SafetyChecker:
                 )
         else:
             self._check_completeness(node, raft)
+            if node in self.removed:
+                raise Violation(
+                    "Removed member became leader",
+                    f"node {node} became leader of term {raft.term}, but the committed "
+                    f"configuration {self.committed_conf} left it out",
+                )
+        pending = raft.pending_conf_changes()
+        if pending > 1:
+            raise Violation(
+                "One configuration change at a time",
+                f"leader {node} (term {raft.term}) has {pending} uncommitted configuration "
+                f"changes (commit {log.committed}, last index {last})",
+            )
         watch.leader_term = raft.term
         watch.leader_last = (last, log.last_term())
 
@@ -257,6 +280,8 @@ class SafetyChecker:
         if known is None:
             self.committed[entry.index] = (entry.term, entry.kind, entry.data, term)
             self.top_committed = max(self.top_committed, entry.index)
+            if entry.kind is EntryKind.CONF_CHANGE and entry.index > self._committed_conf_index:
+                self._conf_committed(entry)
             return
         if known[0] != entry.term or known[2] != entry.data:
             raise Violation(
@@ -266,6 +291,18 @@ class SafetyChecker:
             )
         if term < known[3]:
             self.committed[entry.index] = (known[0], known[1], known[2], term)
+
+    def _conf_committed(self, entry: Entry) -> None:
+        try:
+            conf = decode_conf(entry.data)
+        except msgspec.DecodeError:
+            return
+        previous = self.committed_conf
+        if previous is not None:
+            self.removed |= previous.ids() - conf.ids()
+        self.removed -= conf.ids()
+        self.committed_conf = conf
+        self._committed_conf_index = entry.index
 
     def _check_completeness(self, node: NodeId, raft: Raft) -> None:
         first = raft.log.first_index()

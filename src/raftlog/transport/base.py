@@ -15,7 +15,7 @@ gaps where messages were lost). Nothing is retried by the transport: Raft retrie
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import msgspec
@@ -86,6 +86,11 @@ class Transport(Protocol):
         was already started or closed. Network trouble with peers is never raised: it
         shows in :meth:`peers` and the log.
         """
+        ...
+
+    def set_peers(self, peers: Mapping[NodeId, tuple[str, int]]) -> None:
+        """The membership changed: reach these peers (by node id) from now on, and no
+        others. Called on the event loop thread."""
         ...
 
     def send(self, msg: WireMessage) -> bool:

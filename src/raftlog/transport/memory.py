@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -223,6 +223,9 @@ class MemoryTransport:
         if self.started:
             raise TransportError("transport already started")
         self.started = True
+
+    def set_peers(self, peers: Mapping[NodeId, tuple[str, int]]) -> None:
+        """Nothing to do: the in-memory network reaches every node by its id."""
 
     def send(self, msg: WireMessage) -> bool:
         """Queue ``msg`` for delivery on a later turn of the event loop (see

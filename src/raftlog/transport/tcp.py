@@ -163,6 +163,8 @@ class _Peer:
         self.wake = asyncio.Event()
         """Set when the peer connects to us while we cannot reach it: it is back, so the
         dialer tries again at once instead of sleeping out its backoff."""
+        self.task: asyncio.Task[None] | None = None
+        """The dialer's task (once the transport runs)."""
 
     @property
     def address(self) -> str:
@@ -262,7 +264,34 @@ class TcpTransport:
         self._address = (host, port)
         log.info("node %s: listening for peers on %s:%s", self.node_id, host, port)
         for peer in self._peers.values():
-            self._spawn(self._peer_loop(peer), f"raftlog-send-{self.node_id}-{peer.node_id}")
+            self._start_peer(peer)
+
+    def set_peers(self, peers: Mapping[NodeId, tuple[str, int]]) -> None:
+        """The cluster's membership changed: talk to these peers from now on (addresses
+        by node id; this node is left out). A new peer is dialled at once; a peer no
+        longer listed is dropped (its connections closed, its queue discarded); a peer
+        whose address changed is dropped and added again."""
+        wanted = {NodeId(n): (h, p) for n, (h, p) in peers.items() if n != self.node_id}
+        for node_id, peer in list(self._peers.items()):
+            if wanted.get(node_id) != (peer.host, peer.port):
+                del self._peers[node_id]
+                for task in (peer.task, peer.inbound):
+                    if task is not None:
+                        task.cancel()
+                peer.flush()
+                log.info("node %s: node %s is no longer a peer", self.node_id, node_id)
+        for node_id, (host, port) in sorted(wanted.items()):
+            if node_id not in self._peers:
+                peer = _Peer(node_id, host, port, self.config.queue_size)
+                self._peers[node_id] = peer
+                log.info("node %s: node %s is a peer at %s", self.node_id, node_id, peer.address)
+                if self._started and not self._closing:
+                    self._start_peer(peer)
+
+    def _start_peer(self, peer: _Peer) -> None:
+        peer.task = self._spawn(
+            self._peer_loop(peer), f"raftlog-send-{self.node_id}-{peer.node_id}"
+        )
 
     def send(self, msg: WireMessage) -> bool:
         """Queue ``msg`` for its peer; see :meth:`raftlog.transport.base.Transport.send`."""
@@ -333,10 +362,11 @@ class TcpTransport:
 
     # == tasks and connections =========================================================
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

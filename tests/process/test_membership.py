@@ -1,0 +1,208 @@
+"""Membership changes on real processes: nodes join with `raftlog node --join` (and are
+promoted once caught up), members are removed (the leader too), a dead node is replaced
+by a fresh one at a new address, and a removed node neither comes back nor disturbs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from procsupport import run
+
+from raftlog.client import AsyncClient, OutcomeUnknown
+from raftlog.local.cluster import LocalCluster, wait_for
+
+APPEND_TIMEOUT = 30
+
+
+class Appender:
+    """Appends unique values through the client library (exactly-once sessions) until
+    stopped; remembers which ones were acknowledged."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.acked: list[str] = []
+        self.unknown: list[str] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Appender:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            urls = [n.url for n in self.cluster.nodes.values() if n.running and not n.paused]
+            async with AsyncClient(urls, timeout=5, retry_for=APPEND_TIMEOUT) as client:
+                while not self._stop.is_set():
+                    k += 1
+                    value = f"v{k}"
+                    try:
+                        await client.append(value)
+                    except OutcomeUnknown:
+                        self.unknown.append(value)
+                        break  # a new client (and seed list) after trouble
+                    self.acked.append(value)
+                    if k % 50 == 0:
+                        break  # refresh the seeds: members come and go
+
+
+async def _status(cluster: LocalCluster, i: int) -> dict[str, Any] | None:
+    return await cluster.status(i)
+
+
+async def _until_voter(cluster: LocalCluster, node: int, timeout: float = 60) -> None:
+    async def voter() -> bool:
+        leader = await cluster.leader(timeout=timeout)
+        s = await _status(cluster, leader)
+        return s is not None and node in s["voters"] and s["conf_index"] <= s["commit"]
+
+    await wait_for(voter, timeout, f"node {node} never became a voter", interval=0.1)
+
+
+async def _remove(cluster: LocalCluster, node: int) -> dict[str, Any]:
+    urls = [n.url for i, n in cluster.nodes.items() if n.running and i != node] or [
+        cluster.nodes[node].url
+    ]
+    async with AsyncClient(urls, timeout=10, retry_for=30) as client:
+        return await client.remove_member(node)
+
+
+async def _log(cluster: LocalCluster, i: int) -> list[str]:
+    out: list[str] = []
+    start = 1
+    while True:
+        doc = await cluster.get(i, f"/v1/log?consistency=local&from={start}&limit=10000", 30)
+        assert isinstance(doc, dict), doc
+        out += [e["data"] for e in doc["entries"]]
+        if doc["next"] is None:
+            return out
+        start = doc["next"]
+
+
+async def _converged(cluster: LocalCluster, ids: list[int], timeout: float = 60) -> list[str]:
+    async def same() -> list[str] | None:
+        logs = [await _log(cluster, i) for i in ids]
+        return logs[0] if all(log == logs[0] for log in logs) else None
+
+    result: list[str] = await wait_for(same, timeout, f"nodes {ids} did not converge", 0.2)
+    return result
+
+
+def _check_no_loss(log: list[str], appender: Appender) -> None:
+    counts: dict[str, int] = {}
+    for value in log:
+        counts[value] = counts.get(value, 0) + 1
+    lost = [v for v in appender.acked if counts.get(v, 0) != 1]
+    assert not lost, f"acknowledged appends lost or doubled: {lost[:10]}"
+    assert len(appender.acked) > 50
+
+
+def test_grow_from_three_to_five_and_shrink_back_under_appends() -> None:
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            await cluster.leader()
+            async with Appender(cluster) as appender:
+                for _ in range(2):
+                    node = cluster.add_node()
+                    await cluster.start_node(node)
+                    await _until_voter(cluster, node)
+                leader = await cluster.leader()
+                s = await _status(cluster, leader)
+                assert s is not None and sorted(s["voters"]) == [1, 2, 3, 4, 5]
+                # Shrink: remove two of the original members (one of them may lead).
+                for node in (1, 2):
+                    await _remove(cluster, node)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(cluster.wait_exit(node), 30)
+                    cluster.signal(node, 15)
+                    await cluster.wait_exit(node)
+            remaining = [i for i, n in cluster.nodes.items() if n.running]
+            assert sorted(remaining) == [3, 4, 5]
+            leader = await cluster.leader(among=remaining)
+            s = await _status(cluster, leader)
+            assert s is not None and sorted(s["voters"]) == [3, 4, 5]
+            log = await _converged(cluster, remaining)
+            _check_no_loss(log, appender)
+
+    run(main(), timeout=400)
+
+
+def test_the_leader_removed_hands_over_stops_and_refuses_to_come_back() -> None:
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            await cluster.append(leader, "before")
+            await _remove(cluster, leader)
+            code = await asyncio.wait_for(cluster.wait_exit(leader), 30)
+            assert code == 5, cluster.nodes[leader].lines[-5:]
+            lines = "\n".join(cluster.nodes[leader].lines)
+            assert "stepping down" in lines and "Removed from the cluster" in lines
+            others = [i for i in cluster.nodes if i != leader]
+            new = await cluster.leader(among=others)
+            await cluster.append(new, "after")
+            # Started again on its data, it refuses, saying why.
+            await cluster.start_node(leader, wait=False)
+            code = await asyncio.wait_for(cluster.wait_exit(leader), 30)
+            assert code == 3
+            assert "was removed from the cluster" in "\n".join(cluster.nodes[leader].lines[-3:])
+            assert await _converged(cluster, others) == ["before", "after"]
+
+    run(main(), timeout=200)
+
+
+def test_a_dead_node_is_replaced_by_a_fresh_one_at_a_new_address() -> None:
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            for k in range(20):
+                await cluster.append(leader, f"a{k}")
+            dead = next(i for i in cluster.nodes if i != leader)
+            await cluster.kill(dead)
+            fresh = cluster.add_node()
+            await cluster.start_node(fresh)
+            await _until_voter(cluster, fresh)
+            await _remove(cluster, dead)
+            alive = [i for i, n in cluster.nodes.items() if n.running]
+            leader = await cluster.leader(among=alive)
+            s = await _status(cluster, leader)
+            assert s is not None and dead not in s["voters"] and fresh in s["voters"]
+            await cluster.append(leader, "after")
+            log = await _converged(cluster, alive)
+            assert log == [f"a{k}" for k in range(20)] + ["after"]
+
+    run(main(), timeout=200)
+
+
+def test_a_removed_node_that_did_not_hear_of_it_does_not_disturb() -> None:
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            victim = next(i for i in cluster.nodes if i != leader)
+            cluster.pause(victim)  # it misses its own removal
+            others = [i for i in cluster.nodes if i != victim]
+            async with AsyncClient([cluster.nodes[i].url for i in others], retry_for=30) as c:
+                await c.remove_member(victim)
+            before = await _status(cluster, leader)
+            assert before is not None
+            cluster.resume(victim)
+            # Its election timer has long run out: it tries to campaign. PreVote and
+            # CheckQuorum keep the cluster's leader and term as they are.
+            for _ in range(20):
+                await asyncio.sleep(0.1)
+                s = await _status(cluster, leader)
+                assert s is not None and s["state"] == "Leader" and s["term"] == before["term"]
+            await cluster.append(leader, "still fine")
+
+    run(main(), timeout=200)
