@@ -65,6 +65,14 @@ BUGS = {
         "State Machine Safety",
     },
     "compact-past-snapshot": {"State Machine Safety", "Apply order"},
+    "config-before-noop": {
+        "Leader Completeness",
+        "Committed on a majority",
+        "Election Safety",
+        "Log Matching",
+        "State Machine Safety",
+    },
+    "two-changes-in-flight": {"One configuration change at a time", "Committed on a majority"},
 }
 
 

@@ -296,6 +296,8 @@ class Cluster:
         self._quorum_checked = 0
         """Committed indexes up to here were checked to be on a majority."""
         self._last_leader: NodeId | None = None
+        self._drill: tuple[NodeId, int] | None = None
+        """A stale-configuration drill under way: (its first leader, when its cut ends)."""
         self.conf_changes = 0
 
     # == the event loop ==============================================================
@@ -499,7 +501,19 @@ class Cluster:
             self._trace_add("event", event)
             if isinstance(event, BecameLeader):
                 previous, self._last_leader = self._last_leader, node.id
-                if (
+                if self._drill is not None and self.chaos and self._drill[0] != node.id:
+                    old, until = self._drill
+                    self._drill = None
+                    self.call_later(
+                        0,
+                        functools.partial(
+                            self.change_membership,
+                            at=node,
+                            remove=old,
+                            cut_ms=max(0, until - self.now) + self._snap_rng.randint(200, 500),
+                        ),
+                    )
+                elif (
                     self.chaos
                     and "membership" in self.opt.faults
                     and previous not in (None, node.id)
@@ -716,6 +730,7 @@ class Cluster:
         only: str | None = None,
         at: SimNode | None = None,
         remove: NodeId | None = None,
+        cut_ms: int | None = None,
     ) -> None:
         """Ask the leader for one single-server change: add a spare (or removed) node as a
         learner, promote a learner, remove a learner, or remove a voter (the leader too)
@@ -769,10 +784,27 @@ class Cluster:
         self.conf_changes += 1
         self.note(f"nemesis: {action} {node} at index {index} (leader {leader.id})")
         roll = self._snap_rng.random()
-        if roll < 0.4:
+        drill = action == "promote" and len(conf.voters) % 2 == 0 and self._drill is None
+        if drill and self._snap_rng.random() < 0.5:
+            # The stale-configuration drill (the classic single-server change race): the
+            # promotion reaches only the promoted node, the others elect a new leader
+            # that at once removes this one while its own messages reach only one voter,
+            # and this one comes back before that new leader is heard by everyone.
+            window = rng.randint(300, 600)
+            links = {(leader.id, n) for n in self.ids if n not in (leader.id, node)}
+            self._cut(links, window, f"drill: node {leader.id} reaches only {node}")
+            self._drill = (leader.id, self.now + window)
+        elif cut_ms is not None:
+            others = sorted(n for n in voters if n != leader.id)
+            keep = rng.choice(others) if others else leader.id
+            links = {(leader.id, n) for n in self.ids if n not in (leader.id, keep)}
+            self._cut(links, cut_ms, f"drill: node {leader.id} reaches only {keep}")
+        elif roll < 0.4:
             # Membership bugs live where a change reaches only part of the cluster: the
-            # proposer's messages now reach just one other node for a while.
-            keep = rng.choice([n for n in self.ids if n != leader.id])
+            # proposer's messages now reach just one other node for a while (often the
+            # node the change is about).
+            others = [n for n in self.ids if n != leader.id]
+            keep = node if node in others and rng.random() < 0.5 else rng.choice(others)
             links = {(leader.id, n) for n in self.ids if n not in (leader.id, keep)}
             self._cut(links, rng.randint(50, 800), f"node {leader.id} reaches only {keep}")
         elif roll < 0.55 and leader.crash_at is None:
