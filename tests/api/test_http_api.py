@@ -276,3 +276,43 @@ def test_a_custom_state_machine_takes_commands_and_answers_with_its_results() ->
             assert r.status == 404 and "not the replicated log" in (await r.json())["error"]
 
     run(main)
+
+
+def test_membership_endpoints_change_one_node_at_a_time_and_say_why_not() -> None:
+    async def main() -> None:
+        async with one_node() as (client, node):
+            r = await client.get("/v1/members")
+            doc = await r.json()
+            assert [(m["id"], m["role"]) for m in doc["members"]] == [(1, "voter")]
+            assert doc["pending"] is False and doc["leader"] == 1
+            r = await client.post(
+                "/v1/members", json={"id": 2, "peer": "127.0.0.1:9", "client": "http://x:1"}
+            )
+            assert r.status == 200, await r.text()
+            doc = await r.json()
+            assert [(m["id"], m["role"], m["peer"]) for m in doc["members"]] == [
+                (1, "voter", None),
+                (2, "learner", "127.0.0.1:9"),
+            ]
+            # Node 2 does not exist: it never answers, so it is not promoted.
+            r = await client.post("/v1/members/2/promote")
+            refusal = await r.json()
+            assert r.status == 409 and "has not caught up" in refusal["error"]
+            assert refusal["retryable"] is False  # an operator's matter: said at once
+            r = await client.post("/v1/members", json={"id": 2, "peer": "h:1"})
+            assert r.status == 409 and "already a learner" in (await r.json())["error"]
+            r = await client.delete("/v1/members/7")
+            assert r.status == 409 and "unknown member 7" in (await r.json())["error"]
+            r = await client.delete("/v1/members/2")
+            assert r.status == 200
+            assert [m["id"] for m in (await r.json())["members"]] == [1]
+            for bad in ({}, {"id": 0, "peer": "h:1"}, {"id": 3, "peer": "nowhere"}, {"x": 1}):
+                r = await client.post("/v1/members", json=bad)
+                assert r.status == 400, bad
+            r = await client.post("/v1/members/abc/promote")
+            assert r.status == 400
+            r = await client.post("/v1/leader/transfer", json={})
+            assert r.status == 409 and "no other voter" in (await r.json())["error"]
+            assert node.is_leader
+
+    run(main)

@@ -16,6 +16,7 @@ from raftlog.client import (
     AppendResult,
     AsyncClient,
     BadRequest,
+    ChangeRefused,
     Client,
     ClientError,
     NoLeader,
@@ -180,6 +181,32 @@ def test_409_not_committed_is_retried_but_stale_and_4xx_are_final() -> None:
                     assert bad.value.doc == {"error": f"refused {status}"}
                 assert [p["seq"] for p in a.posts()] == [2, 3, 4]  # each tried once
                 assert not isinstance(bad.value, Unavailable)
+
+    run(main())
+
+
+def test_a_passing_refusal_of_a_change_is_retried_and_a_final_one_is_not() -> None:
+    conf = {"voters": [1, 2], "learners": [3], "members": []}
+    passing = (409, {"error": "refused: a change is in progress", "retryable": True})
+
+    async def main() -> None:
+        async with fake_cluster(1, leader=1) as (a,):
+            a.script("POST /v1/members", passing, passing, (200, conf))
+            async with RecordingClient([a.url], timeout=5, retry_for=10) as client:
+                assert await client.add_member(3, "h:1") == conf
+                assert len(a.posts()) == 3 and len(client.pauses) == 2
+
+                a.seen.clear()
+                a.script("POST /v1/members/3/promote", err(409, "refused: has not caught up"))
+                with pytest.raises(ChangeRefused) as final:
+                    await client.promote_member(3)
+                assert not final.value.transient and len(a.posts()) == 1
+
+            a.script("POST /v1/members", passing)
+            async with RecordingClient([a.url], timeout=5, retry_for=0.5) as client:
+                with pytest.raises(ChangeRefused) as kept:
+                    await client.add_member(3, "h:1")
+                assert kept.value.transient and "in progress" in kept.value.message
 
     run(main())
 

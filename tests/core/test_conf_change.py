@@ -127,6 +127,19 @@ def test_a_change_that_would_lose_quorum_is_refused() -> None:
         h.change(1, [1, 3])
 
 
+def test_a_change_just_after_a_quorum_round_starts_is_not_refused() -> None:
+    """A new CheckQuorum round forgets who answered; followers that answered in the round
+    before still count as live (a regression: joins were refused at round boundaries)."""
+    h = cluster(nodes=3, learners=frozenset())
+    h.propose(1, b"x")
+    h.stabilize()
+    h.tick(1, 10)  # the leader alone: a round ends, nobody has answered in the new one
+    assert not any(pr.recent_active for n, pr in h.node(1).raft._progress.items() if n != 1)
+    h.change(1, [1, 2])
+    h.stabilize()
+    assert h.node(1).raft.conf.voters == {1, 2}
+
+
 def test_removing_the_leader_it_steps_down_once_committed_and_hands_over() -> None:
     h = cluster(nodes=3, learners=frozenset())
     h.propose(1, b"x")

@@ -11,7 +11,7 @@ from typing import Any
 from procsupport import run
 
 from raftlog.client import AsyncClient, OutcomeUnknown
-from raftlog.local.cluster import LocalCluster, wait_for
+from raftlog.local.cluster import LocalCluster, LocalNode, free_ports, wait_for
 
 APPEND_TIMEOUT = 30
 
@@ -204,5 +204,25 @@ def test_a_removed_node_that_did_not_hear_of_it_does_not_disturb() -> None:
                 s = await _status(cluster, leader)
                 assert s is not None and s["state"] == "Leader" and s["term"] == before["term"]
             await cluster.append(leader, "still fine")
+
+    run(main(), timeout=200)
+
+
+def test_one_command_line_for_every_replica_with_join_peers(tmp_path: Any) -> None:
+    """The StatefulSet's way: every pod runs `--peers <the founding three> --join peers`;
+    a node listed there starts as a founding member, any other joins."""
+
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start(extra=["--join", "peers"])
+            leader = await cluster.leader()
+            await cluster.append(leader, "x")
+            client_port, peer_port = free_ports(2)
+            cluster.nodes[4] = LocalNode(4, client_port, peer_port, tmp_path / "node-4")
+            await cluster.start_node(
+                4, ["--join", "peers", "--advertise", "127.0.0.1", "--peer-port", str(peer_port)]
+            )
+            await _until_voter(cluster, 4)
+            assert await _converged(cluster, [1, 2, 3, 4]) == ["x"]
 
     run(main(), timeout=200)

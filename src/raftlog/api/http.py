@@ -461,9 +461,11 @@ class ClientApi:
         except NotLeader:
             return await self._forward(request, body)
         except ConfChangeRefused as exc:
-            raise ApiError(409, f"refused: {exc.reason}") from None
+            raise ApiError(409, f"refused: {exc.reason}", retryable=exc.transient) from None
         except ProposalDropped as exc:
-            raise ApiError(409, f"refused: {exc}", leader=self._leader_hint()) from None
+            raise ApiError(
+                409, f"refused: {exc}", leader=self._leader_hint(), retryable=True
+            ) from None
         except LeadershipLost as exc:
             raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
         except (RequestTimeout, OutcomeUnknown) as exc:

@@ -75,7 +75,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="URL[,URL...]",
         help="join a running cluster: ask it (any member's client URL) to add this node as "
         "a learner, then serve; it is promoted to voter once it has caught up, unless "
-        "--learner. On a data directory that already joined, it just starts.",
+        "--learner. On a data directory that already joined, it just starts. `--join "
+        "peers` with --peers: a node listed there starts as a founding member, any other "
+        "joins the cluster they form (one command line for every replica of a "
+        "StatefulSet).",
     )
     p.add_argument("--learner", action="store_true", help="with --join: stay a learner")
     p.add_argument(
@@ -179,6 +182,23 @@ def run_node_command(args: argparse.Namespace) -> int:
     from raftlog.cli.serve import run_node  # noqa: PLC0415
     from raftlog.node import NodeConfig, parse_peers  # noqa: PLC0415
 
+    if args.join == "peers":
+        if not args.peers:
+            print("raftlog node: --join peers needs --peers", file=sys.stderr)
+            return 2
+        try:
+            founding = parse_peers(args.peers, args.client_port)
+        except ValueError as exc:
+            print(f"raftlog node: {exc}", file=sys.stderr)
+            return 2
+        if args.id_from_ordinal:
+            args.id = id_from_ordinal(socket.gethostname())
+            args.id_from_ordinal = False
+        if args.id in founding:
+            args.join = None
+        else:
+            args.join = ",".join(f"http://{a.host}:{a.client_port}" for a in founding.values())
+            args.peers = None
     if bool(args.peers) == bool(args.join):
         print(
             "raftlog node: give --peers (a new cluster) or --join (an existing one)",
@@ -287,14 +307,10 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
                         f"remove it first (raftlog members remove {args.id}), then join"
                     )
                 return doc
-            for _attempt in range(120):
-                try:
-                    return await client.add_member(args.id, me_peer, me_client)
-                except ChangeRefused as exc:
-                    if "in progress" not in exc.message and "its term" not in exc.message:
-                        raise JoinRefused(exc.message) from None
-                await asyncio.sleep(0.5)
-            raise JoinRefused("the cluster kept refusing: a change stayed in progress")
+            try:  # passing refusals (a change in progress...) are retried for retry_for
+                return await client.add_member(args.id, me_peer, me_client)
+            except ChangeRefused as exc:
+                raise JoinRefused(exc.message) from None
 
     try:
         doc = asyncio.run(ask())

@@ -109,7 +109,7 @@ async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
             except ChangeRefused as exc:
                 if "already a voter" in exc.message:
                     return
-                if "not caught up" in exc.message or "in progress" in exc.message:
+                if exc.transient or "not caught up" in exc.message:
                     continue
                 raft.events.note(
                     logging.WARNING, raft.role, raft.term, f"Not promoted: {exc.message}"

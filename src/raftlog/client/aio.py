@@ -296,12 +296,21 @@ def _encode_data(data: str | bytes) -> dict[str, Any]:
 class _Failed(Exception):
     """One attempt failed in a way worth retrying elsewhere or later."""
 
-    def __init__(self, reason: str, *, maybe_done: bool, hint: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        maybe_done: bool,
+        hint: int | None = None,
+        refusal: ChangeRefused | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.maybe_done = maybe_done
         """The request may have been carried out (timeout, 504, dropped connection)."""
         self.hint = hint
+        self.refusal = refusal
+        """A membership change refused for a passing reason: raised if retries run out."""
 
 
 # -- the client ----------------------------------------------------------------------------
@@ -712,7 +721,11 @@ class Client:
         if status == 409 and message.startswith("stale request"):
             raise StaleRequest(message, status=status, doc=doc)
         if status == 409 and message.startswith("refused:"):
-            raise ChangeRefused(status, message, doc)
+            refusal = ChangeRefused(status, message, doc)
+            if isinstance(doc, dict) and doc.get("retryable") is True:
+                # Nothing was changed, and the same request may succeed soon.
+                raise _Failed(message, maybe_done=False, hint=_hint(doc), refusal=refusal)
+            raise refusal
         if status == 410 and isinstance(doc, dict) and isinstance(doc.get("first_index"), int):
             raise EntriesTrimmed(status, message, doc, doc["first_index"])
         if status in (503, 409, 408, 429):  # not done: no leader, leadership lost, busy
@@ -740,6 +753,7 @@ class Client:
         deadline = loop.time() + self.retry_for
         errors: dict[str, str] = {}
         unknown: str | None = None  # the last attempt that may have happened
+        refusal: ChangeRefused | None = None  # the last passing refusal of a change
         all_refused = True  # no attempt that may have been carried out
         attempts = 0
         round_no = 0
@@ -751,13 +765,14 @@ class Client:
                 if url in tried:
                     continue
                 if attempts and loop.time() >= deadline:
-                    raise self._give_up(errors, unknown, all_refused, write, seq)
+                    raise self._give_up(errors, unknown, all_refused, write, seq, refusal)
                 tried.add(url)
                 attempts += 1
                 try:
                     result = await self._attempt(method, url, path, body, parse)
                 except _Failed as failed:
                     errors[url] = failed.reason
+                    refusal = failed.refusal or refusal
                     if failed.maybe_done:
                         all_refused = False
                         unknown = f"{url}: {failed.reason}"
@@ -769,7 +784,7 @@ class Client:
                 return result
             now = loop.time()
             if now >= deadline:
-                raise self._give_up(errors, unknown, all_refused, write, seq)
+                raise self._give_up(errors, unknown, all_refused, write, seq, refusal)
             await self._sleep(min(backoff_delay(round_no, self._rng), deadline - now))
             round_no += 1
             await self._discover(deadline)
@@ -792,10 +807,13 @@ class Client:
         all_refused: bool,
         write: bool,
         seq: int,
+        refusal: ChangeRefused | None = None,
     ) -> ClientError:
         lines = [f"{url}: {reason}" for url, reason in errors.items()]
         if write and unknown is not None:
             return OutcomeUnknown(unknown, client_id=self.client_id, seq=seq, errors=lines)
+        if refusal is not None:
+            return refusal  # the cluster answered, and kept refusing for a passing reason
         summary = "; ".join(lines)
         if all_refused:
             return NoLeader(

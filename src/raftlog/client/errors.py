@@ -18,9 +18,12 @@
         │                       server's message: not retried
         ├── EntriesTrimmed      410: the read started before the first entry the log still
         │                       keeps (retention); ``first_index`` says where it starts
-        └── ChangeRefused       409: the leader refused a membership change now; ``message``
-                                says why (a change in progress, not caught up, unknown
-                                member, would lose quorum)
+        └── ChangeRefused       409: the leader refused a membership change; ``message`` says
+                                why. Final at once for refusals that need an operator (not
+                                caught up, unknown member, two voters at a time); refusals
+                                that pass on their own (a change in progress, a new leader,
+                                voters not answering) are retried for ``retry_for`` first
+                                and raised with ``transient`` True
 
 ``OutcomeUnknown`` is deliberately *not* an ``Unavailable``: code that catches
 ``Unavailable`` may assume that nothing happened, which is false for an unknown outcome.
@@ -111,7 +114,13 @@ class EntriesTrimmed(BadRequest):
 
 
 class ChangeRefused(BadRequest):
-    """409: the leader refused the membership change; ``message`` says why."""
+    """409: the leader refused the membership change; ``message`` says why. Nothing was
+    changed."""
+
+    @property
+    def transient(self) -> bool:
+        """The reason passes on its own (the client already retried for ``retry_for``)."""
+        return isinstance(self.doc, dict) and self.doc.get("retryable") is True
 
 
 __all__ = [

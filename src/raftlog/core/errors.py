@@ -53,10 +53,13 @@ class ProposalDropped(RaftError):
 
 
 class ConfChangeRefused(RaftError):
-    """The leader will not make this configuration change now; ``reason`` says why."""
+    """The leader will not make this configuration change now; ``reason`` says why.
+    ``transient``: the same request may well succeed shortly, untouched (another change
+    is committing, a new leader has not committed its first entry, voters are silent)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
         self.reason = reason
+        self.transient = transient
         super().__init__(reason)
 
 

@@ -71,6 +71,7 @@ class Progress:
     """
 
     __slots__ = (
+        "active_last_round",
         "inflights",
         "match",
         "next",
@@ -91,6 +92,8 @@ class Progress:
         heartbeat response) before probing again."""
         self.recent_active = False
         """Heard from since the last CheckQuorum round."""
+        self.active_last_round = False
+        """Heard from during the previous CheckQuorum round."""
         self.offline = False
         """Reported offline (no answer for a whole CheckQuorum round)."""
         self.inflights = Inflights(max_inflight)
@@ -99,6 +102,12 @@ class Progress:
         least it once it acknowledges)."""
         self.snapshot_rounds = 0
         """In SNAPSHOT: CheckQuorum rounds the snapshot has been out without an answer."""
+
+    @property
+    def responsive(self) -> bool:
+        """Heard from in this CheckQuorum round or the one before: a round has just
+        started does not make every follower look silent."""
+        return self.recent_active or self.active_last_round
 
     def become_probe(self) -> None:
         self.state = ProgressState.PROBE

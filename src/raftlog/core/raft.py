@@ -100,6 +100,7 @@ class PeerStatus(msgspec.Struct, frozen=True):
     next: int
     state: str
     recent_active: bool
+    """Heard from in this CheckQuorum round or the previous one."""
     inflight: int
     learner: bool = False
 
@@ -297,9 +298,7 @@ class Raft:
         if self.role is Role.LEADER:
             last = self.log.last_index()
             for node in self.conf.ids() - set(self._progress):
-                pr = Progress(last + 1, self._cfg.max_inflight_msgs)
-                pr.recent_active = True  # just added: give it a round before judging it
-                self._progress[node] = pr
+                self._progress[node] = Progress(last + 1, self._cfg.max_inflight_msgs)
             # A removed node is still sent the log until the change has committed (and
             # for a round after), so that it learns it was removed; its answers count
             # for nothing meanwhile (only voters make quorums).
@@ -341,12 +340,14 @@ class Raft:
             and self.log.term(self.log.committed) != self.term
         ):
             raise ConfChangeRefused(
-                "the leader has not committed an entry of its term yet; try again"
+                "the leader has not committed an entry of its term yet; try again",
+                transient=True,
             )
         if "two-changes-in-flight" not in self._bugs and self.conf_index > self.log.committed:
             raise ConfChangeRefused(
                 f"a configuration change is in progress (entry {self.conf_index} is not "
-                "committed yet)"
+                "committed yet)",
+                transient=True,
             )
         added, removed = conf.voters - old.voters, old.voters - conf.voters
         if len(added) + len(removed) > 1:
@@ -358,7 +359,7 @@ class Raft:
                     f"node {node} must join as a learner and catch up before it votes"
                 )
             lag = self.log.committed - pr.match
-            if lag > self._cfg.promote_max_lag or not pr.recent_active:
+            if lag > self._cfg.promote_max_lag or not pr.responsive or pr.match == 0:
                 raise ConfChangeRefused(
                     f"node {node} has not caught up (it holds up to {pr.match}, the commit "
                     f"index is {self.log.committed})"
@@ -366,12 +367,13 @@ class Raft:
         live = sum(
             1
             for node in conf.voters
-            if node == self.id or (node in self._progress and self._progress[node].recent_active)
+            if node == self.id or (node in self._progress and self._progress[node].responsive)
         )
         if live < majority(len(conf.voters)):
             raise ConfChangeRefused(
                 f"it would lose quorum: {live} of the {len(conf.voters)} voters answer, "
-                f"{majority(len(conf.voters))} are needed"
+                f"{majority(len(conf.voters))} are needed",
+                transient=True,
             )
         entry = Entry(
             self.log.last_index() + 1, self.term, EntryKind.CONF_CHANGE, encode_conf(conf)
@@ -617,7 +619,7 @@ class Raft:
                     match=pr.match,
                     next=pr.next,
                     state=pr.state.value,
-                    recent_active=pr.recent_active,
+                    recent_active=pr.responsive,
                     inflight=len(pr.inflights),
                     learner=node in self.learners,
                 )
@@ -993,7 +995,7 @@ class Raft:
             elif not pr.offline:
                 pr.offline = True
                 self._emit(ev.PeerOffline, peer=node)
-            pr.recent_active = False
+            pr.active_last_round, pr.recent_active = pr.recent_active, False
             if pr.state is ProgressState.SNAPSHOT:
                 pr.snapshot_rounds += 1
                 if pr.snapshot_rounds >= SNAPSHOT_ROUNDS:
@@ -1055,7 +1057,7 @@ class Raft:
         Not to a follower that has not been answering: a snapshot is large."""
         pr = self._progress[to]
         meta = self.log.stored_snapshot()
-        if not pr.recent_active or meta.index == 0:
+        if not pr.responsive or meta.index == 0:
             return False
         self._send(InstallSnapshot(self.id, to, self.term, meta))
         pr.become_snapshot(meta.index)

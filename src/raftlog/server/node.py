@@ -521,10 +521,12 @@ class RaftNode:
     async def shutdown(self, *, transfer: bool = True) -> None:
         """Stop gracefully: a leader first hands leadership to its most up-to-date
         follower (waiting up to two election timeouts), then the node stops."""
-        if transfer and self.is_leader and not self._stopped and len(self.config.voters) > 1:
+        if transfer and self.is_leader and not self._stopped and len(self.conf.voters) > 1:
             try:
                 status = await self.status()
-                peers = [p for p in status.peers if p.id != self.id and p.recent_active]
+                peers = [
+                    p for p in status.peers if p.id != self.id and p.recent_active and not p.learner
+                ]
                 if peers:
                     target = max(peers, key=lambda p: p.match).id
                     self._note(logging.INFO, f"Stopping: handing leadership to node {target}")
