@@ -29,7 +29,7 @@ def _node_args(argv: list[str]) -> Any:
 def test_compose_runs_the_labs_three_nodes_and_client_on_one_network() -> None:
     compose = _load("docker-compose.yml")
     services = compose["services"]
-    assert set(services) == {"node_1", "node_2", "node_3", "client"}
+    assert set(services) == {"node_1", "node_2", "node_3", "node_4", "client"}
     volumes = set(compose["volumes"])
     for n in (1, 2, 3):
         svc = services[f"node_{n}"]
@@ -51,6 +51,12 @@ def test_compose_runs_the_labs_three_nodes_and_client_on_one_network() -> None:
         name, path = mount.split(":")
         assert path == "/data" and name == f"node_{n}_data" and name in volumes
         assert "networks" not in svc  # all on the default network
+    # A fourth node, only with `--profile extra`, joins the running three.
+    extra = services["node_4"]
+    assert extra["profiles"] == ["extra"] and extra["hostname"] == "node_4"
+    args = _node_args(extra["command"])
+    assert args.id == 4 and args.peers is None and args.advertise == "node_4"
+    assert args.join.split(",") == [f"http://node_{n}:1234" for n in (1, 2, 3)]
     client = services["client"]
     assert set(client["depends_on"]) == {"node_1", "node_2", "node_3"}
     assert client["entrypoint"] == ["python", "/app/lab_client.py"]
@@ -61,7 +67,7 @@ def test_the_fast_override_switches_every_node_to_fast_timings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fast = _load("docker-compose.fast.yml")["services"]
-    assert set(fast) == {"node_1", "node_2", "node_3"}
+    assert set(fast) == {"node_1", "node_2", "node_3", "node_4"}
     base = _load("docker-compose.yml")["services"]
     for name, svc in fast.items():
         env = svc["environment"]
@@ -109,6 +115,13 @@ def test_the_statefulset_is_what_a_raft_cluster_needs() -> None:
 
     args = _node_args(container["args"])
     assert args.id_from_ordinal and args.id is None and str(args.data_dir) == "/data"
+    # One command line for every replica: the founding three start from --peers, pods
+    # beyond them (kubectl scale) join the cluster those three form, advertising the
+    # pod's own name on the headless service.
+    assert args.join == "peers"
+    assert args.advertise == f"$(POD_NAME).{sts['serviceName']}"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     peers = parse_peers(args.peers, args.client_port)
     assert sorted(peers) == [1, 2, 3]
     for node, address in peers.items():

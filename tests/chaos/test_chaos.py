@@ -16,13 +16,15 @@ def _check(result: ChaosResult, name: str) -> bool:
     return next(c.ok for c in result.checks if c.name.startswith(name))
 
 
-def test_a_short_run_with_kill_pause_and_partition_passes_every_check(tmp_path: Path) -> None:
+def test_a_short_run_with_kill_pause_partition_and_membership_passes_every_check(
+    tmp_path: Path,
+) -> None:
     result = _run(
         ChaosOptions(
             nodes=3,
             time_s=60,
             clients=8,
-            nemesis=("kill", "pause", "partition"),
+            nemesis=("kill", "pause", "partition", "membership"),
             seed=11,
             out=tmp_path / "out",
         )
@@ -31,7 +33,7 @@ def test_a_short_run_with_kill_pause_and_partition_passes_every_check(tmp_path: 
     s = result.summary
     assert s["faults"] >= 10 and s["ops_ok"] > 1000
     kinds = {f["kind"] for f in result.faults}
-    assert {"kill", "pause", "partition"} <= kinds
+    assert {"kill", "pause", "partition", "membership"} <= kinds
     out = tmp_path / "out"
     assert (out / "report.html").stat().st_size > 1000
     assert (out / "history.jsonl").read_text().count('"type": "op"') == len(result.ops)

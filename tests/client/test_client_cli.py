@@ -90,3 +90,35 @@ def test_append_to_nothing_gives_up_after_retry_for() -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("no node could answer:")
     assert all(str(p) in out.stderr for p in ports)
+
+
+def test_members_and_leader_commands() -> None:
+    async def main() -> None:
+        async with LocalCluster(3) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            env = dict(os.environ, RAFTLOG_CLUSTER=",".join(n.url for n in cluster.nodes.values()))
+            listed = await asyncio.to_thread(_raftlog, "members", "list", "--json", env=env)
+            assert listed.returncode == 0, listed.stderr
+            doc = json.loads(listed.stdout)
+            assert [(m["id"], m["role"]) for m in doc["members"]] == [
+                (1, "voter"),
+                (2, "voter"),
+                (3, "voter"),
+            ]
+            table = await asyncio.to_thread(_raftlog, "members", env=env)
+            assert "voter (leader)" in table.stdout and table.returncode == 0
+            added = await asyncio.to_thread(
+                _raftlog, "members", "add", "9", "--peer", "127.0.0.1:1", env=env
+            )
+            assert added.returncode == 0 and "node 9 added as a learner" in added.stdout
+            refused = await asyncio.to_thread(_raftlog, "members", "promote", "9", env=env)
+            assert refused.returncode == 1 and "has not caught up" in refused.stderr
+            removed = await asyncio.to_thread(_raftlog, "members", "remove", "9", env=env)
+            assert removed.returncode == 0, removed.stderr
+            moved = await asyncio.to_thread(_raftlog, "leader", "transfer", "--json", env=env)
+            assert moved.returncode == 0, moved.stderr
+            new = json.loads(moved.stdout)["leader"]
+            assert new != leader and new in cluster.nodes
+
+    run(main(), timeout=120)

@@ -24,6 +24,7 @@ from transport_testlib import (
     hello,
     make_cluster,
     run,
+    sample,
     wait_for,
     wait_until,
 )
@@ -738,5 +739,31 @@ def test_wait_for_reports_what_it_waited_for() -> None:
     async def main() -> None:
         with pytest.raises(AssertionError, match="never"):
             await wait_for(asyncio.Event().wait(), "never", timeout=0.01)
+
+    run(main())
+
+
+def test_set_peers_drops_a_peer_that_is_gone_and_dials_one_that_is_added() -> None:
+    """Membership changes reach the transport: a removed member is no longer reachable
+    (its queue dropped, its connections closed); one added is dialled at once."""
+
+    async def main() -> None:
+        cluster = make_cluster("tcp", [1, 2, 3])
+        try:
+            await cluster.start()
+            one = cluster.transports[1]
+            assert isinstance(one, TcpTransport)
+            two, three = cluster.transports[2].address, cluster.transports[3].address
+            one.set_peers({NodeId(2): two})
+            assert set(one.peers()) == {2}
+            assert one.send(sample(Heartbeat, 1, 3, salt=1)) is False
+            one.set_peers({NodeId(2): two, NodeId(3): three})
+            assert set(one.peers()) == {2, 3}
+            assert one.send(sample(Heartbeat, 1, 3, salt=2)) is True
+            await wait_until(
+                lambda: any(m.term == 2 for m in cluster.inbox[3]), what="node 3 hears node 1"
+            )
+        finally:
+            await cluster.close()
 
     run(main())

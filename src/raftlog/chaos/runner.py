@@ -5,7 +5,8 @@ A run: start N node processes on loopback (fast timings, test-only fault injecti
 C clients append unique values (with a client id and sequence number, so that retries are
 applied once) and read linearizably, each recording every operation as invoke and
 ok / fail / info with monotonic times; a nemesis injects faults on a schedule (kill -9 and
-restart, SIGSTOP/SIGCONT, network partitions of several shapes, restart of every node);
+restart, SIGSTOP/SIGCONT, network partitions of several shapes, restart of every node,
+membership changes: a fresh node joins, a member (the leader too) is removed);
 every node's status is sampled throughout. At the end every fault is healed, clients
 finish, and the checks run:
 
@@ -41,7 +42,8 @@ from raftlog.local.cluster import LocalCluster, wait_for
 if TYPE_CHECKING:
     from raftlog.chaos.netns import NetnsCluster
 
-NEMESES = ("kill", "pause", "partition", "restart-all")
+NEMESES = ("kill", "pause", "partition", "restart-all", "membership")
+MIN_VOTERS, MAX_VOTERS = 3, 5
 PARTITION_SHAPES = ("halves", "isolate-leader", "one-link", "bridge")
 RECOVERY_S = 10.0
 _CLIENT_VALUE = re.compile(r"c\d+-\d+")
@@ -124,6 +126,8 @@ class Chaos:
         self.stop_clients = asyncio.Event()
         self.heal_time: float | None = None
         self.blocked: dict[int, set[int]] = {i: set() for i in self.cluster.nodes}
+        self.removed: dict[int, list[str]] = {}
+        """Nodes removed by the membership nemesis (stopped), with their event logs."""
         self.http: aiohttp.ClientSession | None = None
 
     # -- the run ---------------------------------------------------------------------
@@ -166,7 +170,14 @@ class Chaos:
     # -- clients ---------------------------------------------------------------------
 
     def _url(self, node: int) -> str:
-        return self.cluster.nodes[node].url
+        known = self.cluster.nodes.get(node)
+        if known is None:  # removed by the membership nemesis: ask a member instead
+            known = self.cluster.nodes[self.rng.choice(self._targets())]
+        return known.url
+
+    def _targets(self) -> list[int]:
+        """The nodes a client may send to (members, running or not)."""
+        return list(self.cluster.nodes)
 
     async def _client(self, k: int) -> None:
         """A client bound to one node, as in Jepsen: it sees what that node says, whether
@@ -226,12 +237,12 @@ class Chaos:
                     status = resp.status
             except aiohttp.ClientConnectorError as exc:
                 op["error"] = f"{type(exc).__name__}"
-                target = rng.choice(list(self.cluster.nodes))
+                target = rng.choice(self._targets())
                 continue
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 maybe = True  # sent: it may have happened
                 op["error"] = f"{type(exc).__name__}: {exc}"[:200]
-                target = rng.choice(list(self.cluster.nodes))
+                target = rng.choice(self._targets())
                 continue
             if status == 200:
                 op.update(status="ok", ret=self.rec.now(), index=doc["index"], error=None)
@@ -242,7 +253,7 @@ class Chaos:
                 :200
             ]
             hint = doc.get("leader") if isinstance(doc, dict) else None
-            target = hint if hint in self.cluster.nodes else rng.choice(list(self.cluster.nodes))
+            target = hint if hint in self.cluster.nodes else rng.choice(self._targets())
             if self.stop_clients.is_set():
                 break
             await asyncio.sleep(0.02)
@@ -278,12 +289,12 @@ class Chaos:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             op.update(ret=self.rec.now(), error=f"{type(exc).__name__}"[:200])
-            return op, rng.choice(list(self.cluster.nodes)), last_applied
+            return op, rng.choice(self._targets()), last_applied
         op["ret"] = self.rec.now()
         if status != 200:
             op["error"] = f"HTTP {status}"
             hint = doc.get("leader") if isinstance(doc, dict) else None
-            target = hint if hint in self.cluster.nodes else rng.choice(list(self.cluster.nodes))
+            target = hint if hint in self.cluster.nodes else rng.choice(self._targets())
             return op, target, last_applied
         op.update(
             status="ok",
@@ -319,7 +330,7 @@ class Chaos:
         leader = await self._leader_guess()
         if leader is not None and self.rng.random() < 0.5:
             return leader
-        return self.rng.choice(list(self.cluster.nodes))
+        return self.rng.choice(self._targets())
 
     async def _inject(self, kind: str) -> dict[str, Any]:
         fault: dict[str, Any] = {
@@ -346,6 +357,8 @@ class Chaos:
             for i in ids:
                 await self.cluster.wait_exit(i)
             fault.update(target="all nodes", detail="SIGKILL of every node", nodes=ids)
+        elif kind == "membership":
+            await self._change_membership(fault)
         elif kind == "partition":
             sides = await self._partition_shape()
             fault.update(target=" | ".join(str(sorted(s)) for s in sides[:2]), detail=sides[2])
@@ -354,6 +367,52 @@ class Chaos:
             raise ValueError(f"unknown nemesis {kind!r}")
         self.rec.faults.append(fault)
         return fault
+
+    async def _change_membership(self, fault: dict[str, Any]) -> None:
+        """A fresh node joins (``raftlog node --join``; it is promoted once caught up), or
+        a voter (the leader too, sometimes) is removed, keeping 3 to 5 voters."""
+        from raftlog.client import AsyncClient, ClientError  # noqa: PLC0415
+
+        leader = await self._leader_guess()
+        status = await self.cluster.status(leader) if leader is not None else None
+        voters = list(status["voters"]) if status else list(self.cluster.nodes)
+        add = len(voters) < MAX_VOTERS and (len(voters) <= MIN_VOTERS or self.rng.random() < 0.5)
+        if add:
+            new = self.cluster.add_node()
+            self.blocked[new] = set()
+            try:
+                await self.cluster.start_node(new)
+            except (RuntimeError, TimeoutError) as exc:
+                fault.update(target=f"node {new} joins", detail=f"could not start: {exc}")
+                return
+            fault.update(target=f"node {new} joins", detail="--join, promoted once caught up")
+            fault["nodes"] = [new]
+            return
+        victim = (
+            leader
+            if leader is not None and self.rng.random() < 0.3
+            else self.rng.choice([v for v in voters if v in self.cluster.nodes])
+        )
+        urls = [n.url for i, n in self.cluster.nodes.items() if n.running and not n.paused]
+        fault.update(target=f"node {victim} removed", nodes=[victim])
+        try:
+            async with AsyncClient(urls, timeout=5, retry_for=10) as client:
+                await client.remove_member(victim)
+        except ClientError as exc:
+            fault["detail"] = f"refused or failed: {exc}"[:200]
+            return
+        fault["detail"] = "removed: it stops by itself"
+        proc = self.cluster.nodes[victim]
+        if proc.paused:
+            self.cluster.resume(victim)
+        try:
+            await asyncio.wait_for(self.cluster.wait_exit(victim), 10)
+        except TimeoutError:
+            # It did not hear of its removal (cut off, or paused meanwhile): stop it.
+            await self.cluster.kill(victim)
+        self.removed[victim] = list(proc.lines)
+        self.blocked.pop(victim, None)
+        self.cluster.forget(victim)
 
     async def _partition_shape(self) -> tuple[set[int], set[int], str, int | None]:
         ids = list(self.cluster.nodes)
@@ -408,7 +467,8 @@ class Chaos:
             await self._push_blocks()
         elif kind == "pause":
             for i in fault["nodes"]:
-                self.cluster.resume(i)
+                if i in self.cluster.nodes:
+                    self.cluster.resume(i)
         elif kind == "partition":
             if self._netns is not None:
                 await self._netns.heal_network()
@@ -528,8 +588,9 @@ class Chaos:
 
     def _check_leaders(self) -> Check:
         leaders: dict[int, set[int]] = defaultdict(set)
-        for node in self.cluster.nodes.values():
-            for line in node.lines:
+        every = [n.lines for n in self.cluster.nodes.values()] + list(self.removed.values())
+        for lines in every:
+            for line in lines:
                 m = _LEADER_LINE.search(line)
                 if m:
                     leaders[int(m.group(2))].add(int(m.group(1)))
@@ -664,9 +725,10 @@ class Chaos:
             for record in [*result.ops, *result.faults, *result.statuses]:
                 f.write(json.dumps(record) + "\n")
         node_logs = {}
-        for i, node in self.cluster.nodes.items():
+        every = {i: n.lines for i, n in self.cluster.nodes.items()} | self.removed
+        for i, lines in sorted(every.items()):
             path = out / f"node-{i}.log"
-            path.write_text("\n".join(node.lines) + "\n")
+            path.write_text("\n".join(lines) + "\n")
             node_logs[i] = path.name
         write_report(
             out,

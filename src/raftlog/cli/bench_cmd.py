@@ -19,11 +19,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "and at each step record every node's memory, its files, and how long a "
             "restarted follower takes to serve and to catch up. --what catchup: a follower "
             "down while --entries entries are appended, then its catch-up time, with "
-            "snapshots and without. Numbers depend on the machine and its load: compare "
-            "runs made side by side."
+            "snapshots and without. --what transfer: leadership transfers, from the request to "
+            "the new leader's first commit. Numbers depend on the machine and its load: "
+            "compare runs made side by side."
         ),
     )
-    p.add_argument("--what", choices=("throughput", "growth", "catchup"), default="throughput")
+    p.add_argument(
+        "--what", choices=("throughput", "growth", "catchup", "transfer"), default="throughput"
+    )
     p.add_argument(
         "--entries",
         default=None,
@@ -74,6 +77,17 @@ def run_growth_or_catchup(args: argparse.Namespace) -> int:
     if any(n < 1 for n in counts):
         print("raftlog bench: --entries must be positive", file=sys.stderr)
         return 2
+    if args.what == "transfer":
+        import statistics  # noqa: PLC0415
+
+        times = asyncio.run(bench_growth.run_transfer(counts[0] if counts else 20))
+        ordered = sorted(times)
+        print(
+            f"leadership transfer, request to the new leader's first commit ({len(times)} "
+            f"rounds): median {statistics.median(times):.1f} ms, "
+            f"p90 {ordered[int(0.9 * (len(ordered) - 1))]:.1f} ms, max {ordered[-1]:.1f} ms"
+        )
+        return 0
     if args.what == "growth":
         steps = sorted(counts or [10_000, 100_000])
         growth = asyncio.run(bench_growth.run_growth(steps, snapshot_entries=args.snapshot_entries))

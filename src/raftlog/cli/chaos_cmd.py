@@ -88,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
         inject_bugs=tuple(args.inject_bug),
         netns=args.netns,
     )
+    if args.netns and "membership" in nemesis:
+        print(
+            "raftlog chaos: the membership nemesis runs on loopback only (the network "
+            "namespaces are a fixed node_1..node_N topology)",
+            file=sys.stderr,
+        )
+        return 2
     if args.netns:
         from raftlog.local.netcluster import unavailable_reason  # noqa: PLC0415
 

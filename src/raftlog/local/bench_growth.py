@@ -202,3 +202,35 @@ def catchup_table(rows: list[CatchUpRow]) -> str:
     for r in rows:
         lines.append(f"{r.label:<38} {r.entries:>9,} {r.seconds:>8.2f} {r.rate:>10,.0f}")
     return "\n".join(lines)
+
+
+async def run_transfer(rounds: int = 20, *, say: Callable[[str], None] = print) -> list[float]:
+    """Leadership transfer: from the request to the new leader's first commit, in ms."""
+    times: list[float] = []
+    async with LocalCluster(3, fast=True, log_level="warning") as cluster:
+        await cluster.start()
+        async with aiohttp.ClientSession() as http:
+            for k in range(rounds):
+                leader = await cluster.leader()
+                await cluster.append(leader, f"warm-{k}")
+                target = next(i for i in sorted(cluster.nodes) if i != leader)
+                started = time.perf_counter()
+                async with http.post(
+                    cluster.nodes[leader].url + "/v1/leader/transfer", json={"to": target}
+                ) as resp:
+                    doc = await resp.json()
+                    if resp.status != 200:
+                        raise RuntimeError(f"transfer refused: {doc}")
+                while True:
+                    async with http.post(
+                        cluster.nodes[target].url + "/v1/log",
+                        json={"data": f"after-{k}"},
+                        headers={"X-Raftlog-Forwarded": "bench"},  # the new leader itself
+                    ) as resp:
+                        await resp.read()
+                        if resp.status == 200:
+                            break
+                    await asyncio.sleep(0.001)
+                times.append((time.perf_counter() - started) * 1000)
+                say(f"bench: transfer {k + 1}: {leader} -> {target}: {times[-1]:.1f} ms")
+    return times
