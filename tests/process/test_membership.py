@@ -226,3 +226,26 @@ def test_one_command_line_for_every_replica_with_join_peers(tmp_path: Any) -> No
             assert await _converged(cluster, [1, 2, 3, 4]) == ["x"]
 
     run(main(), timeout=200)
+
+
+def test_a_removed_joiner_restarted_with_join_on_its_data_is_not_added_back() -> None:
+    """`--join` asks to be added only on a fresh data directory: a node that was removed
+    and comes back on its old data refuses to start, and the cluster does not list it."""
+
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            node = cluster.add_node()
+            await cluster.start_node(node)
+            await _until_voter(cluster, node)
+            await _remove(cluster, node)
+            assert await asyncio.wait_for(cluster.wait_exit(node), 30) == 5
+            await cluster.start_node(node, wait=False)  # the same command line: --join
+            assert await asyncio.wait_for(cluster.wait_exit(node), 60) == 3
+            lines = "\n".join(cluster.nodes[node].lines)
+            assert lines.count("was removed from the cluster") == 1, lines[-2000:]
+            async with AsyncClient([cluster.nodes[1].url], timeout=10, retry_for=30) as client:
+                doc = await client.membership()
+            assert sorted(m["id"] for m in doc["members"]) == [1, 2, 3]
+
+    run(main(), timeout=200)

@@ -35,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _add_cluster_option(listing)
     listing.set_defaults(handler=run_list)
     add = members.add_parser("add", help="add a node as a learner")
-    add.add_argument("id", type=int)
+    add.add_argument("id", type=int, help="the new member's node id")
     add.add_argument("--peer", required=True, metavar="HOST:PORT", help="its peer address")
     add.add_argument("--client", default="", metavar="URL", help="its client URL")
     add.add_argument("--json", action="store_true")
@@ -43,7 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.set_defaults(handler=run_add)
     for name, help_text in (("promote", "make a learner a voter"), ("remove", "remove a member")):
         c = members.add_parser(name, help=help_text)
-        c.add_argument("id", type=int)
+        c.add_argument("id", type=int, help="the member's node id")
         c.add_argument("--json", action="store_true")
         _add_cluster_option(c)
         c.set_defaults(handler=run_promote if name == "promote" else run_remove)
@@ -60,7 +60,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     leader = p.add_subparsers(dest="leader_command", metavar="{transfer}")
     t = leader.add_parser("transfer", help="hand leadership to another voter")
-    t.add_argument("--to", type=int, default=None, metavar="N")
+    t.add_argument(
+        "--to",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the voter to hand over to (default: the most up-to-date one)",
+    )
     t.add_argument("--json", action="store_true")
     _add_cluster_option(t)
     t.set_defaults(handler=run_transfer)

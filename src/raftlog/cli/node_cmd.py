@@ -21,16 +21,22 @@ from raftlog.server.timing import timing_for
 ALL_BUGS = KNOWN_BUGS | SERVER_BUGS
 
 NODE_HELP = """\
-Run one raftlog node. Every member runs one, with the same --peers list:
+Run one raftlog node. The founding members each run one, with the same --peers list:
 
   raftlog node --id 1 --peers 1=node_1:4321,2=node_2:4321,3=node_3:4321 --data-dir /data
+
+A node added later joins a running cluster (as a learner, promoted to voter once it has
+caught up, unless --learner):
+
+  raftlog node --id 4 --join http://node_1:1234 --advertise node_4 --data-dir /data
 
 Clients talk to --client-port (1234, the lab's): XML-RPC (is_leader, leader_receive_log)
 and HTTP/JSON (/v1/log, /v1/status, /livez, /readyz). Timings default to the lab's
 (election timeout 6-10 s, heartbeat 2 s); --fast is the production preset (150-300 ms,
 50 ms). The event log goes to standard output. SIGTERM or Ctrl-C stops the node; a leader
 hands leadership over first. Exit status: 0 stopped, 1 crashed, 2 bad arguments, 3 data
-directory refused or storage failed, 4 a port could not be bound, 130 interrupted."""
+directory refused, storage failed or join refused, 4 a port could not be bound, 5 removed
+from the cluster, 130 interrupted."""
 
 
 def _env_flag(name: str) -> bool:
@@ -285,8 +291,10 @@ class JoinRefused(Exception):
 
 
 def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
-    """Ask the cluster to add this node as a learner (unless it is a member already).
-    Returns every member's peer address and client URL, this node's included."""
+    """Ask the cluster to add this node as a learner, on a fresh data directory only: a
+    node that has data joined before, and starts on what it holds (or refuses to, if it
+    was removed since). Returns every member's peer address and client URL, as far as the
+    cluster answers, this node's included."""
     from raftlog.client import AsyncClient, ChangeRefused, ClientError  # noqa: PLC0415
 
     advertise = args.advertise or socket.gethostname()
@@ -297,16 +305,16 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
     seeds = [u.strip() for u in args.join.split(",") if u.strip()]
 
     async def ask() -> dict[str, Any]:
-        async with AsyncClient(seeds, timeout=10, retry_for=60) as client:
+        async with AsyncClient(seeds, timeout=10, retry_for=60 if fresh else 10) as client:
             doc = await client.membership()
-            if any(m["id"] == args.id for m in doc["members"]):
-                if fresh:
-                    raise JoinRefused(
-                        f"node {args.id} is already a member, but its data directory "
-                        f"{args.data_dir} is empty (a member must never lose its state): "
-                        f"remove it first (raftlog members remove {args.id}), then join"
-                    )
+            if not fresh:  # never ask again: a removed node must not be added back unseen
                 return doc
+            if any(m["id"] == args.id for m in doc["members"]):
+                raise JoinRefused(
+                    f"node {args.id} is already a member, but its data directory "
+                    f"{args.data_dir} is empty (a member must never lose its state): "
+                    f"remove it first (raftlog members remove {args.id}), then join"
+                )
             try:  # passing refusals (a change in progress...) are retried for retry_for
                 return await client.add_member(args.id, me_peer, me_client)
             except ChangeRefused as exc:
@@ -315,7 +323,9 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
     try:
         doc = asyncio.run(ask())
     except ClientError as exc:
-        raise JoinRefused(str(exc)) from None
+        if fresh:
+            raise JoinRefused(str(exc)) from None
+        doc = {"members": []}  # the addresses kept in its own configuration will do
     addresses: dict[int, str] = {}
     urls: dict[int, str] = {}
     for m in doc["members"]:

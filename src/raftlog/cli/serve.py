@@ -19,7 +19,7 @@ import sys
 from raftlog.core.errors import StorageError
 from raftlog.core.types import Role
 from raftlog.node import Node, NodeConfig
-from raftlog.server.node import NodeStartError, StateMachineFailed
+from raftlog.server.node import NodeRemoved, NodeStartError, SnapshotFailed, StateMachineFailed
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND, EXIT_REMOVED = 0, 1, 2, 3, 4, 5
 PROMOTE_EVERY_S = 0.5
@@ -35,7 +35,8 @@ async def serve(
     try:
         await node.start()
     except StorageError as exc:
-        _say(node, config, f"Refusing to start: {exc}")
+        if not isinstance(exc, (NodeRemoved, SnapshotFailed)):  # those the node said itself
+            _say(node, config, f"Refusing to start: {exc}")
         return EXIT_STORAGE
     except NodeStartError as exc:
         _say(node, config, f"Cannot start: {exc}")
