@@ -13,7 +13,7 @@ help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
 	@echo "make test      create .venv, install with test extras, lint, typecheck, run the suite"
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
-	@echo "make bench     simulator runs/s; a local cluster's appends/s, latency, failover; growth; catch-up"
+	@echo "make bench     simulator runs/s; a local cluster's appends/s, latency, failover; growth; catch-up; transfer"
 	@echo "make soak      the snapshot process test with 200,000 appends"
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
 
@@ -61,6 +61,7 @@ bench: venv
 	$(PY) -m raftlog bench
 	$(PY) -m raftlog bench --what growth --entries 10000,100000,1000000
 	$(PY) -m raftlog bench --what catchup --entries 100000
+	$(PY) -m raftlog bench --what transfer
 
 # The snapshot process test at full size (the default suite runs it with 30,000 appends).
 soak: venv-test

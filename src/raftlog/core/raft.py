@@ -1149,6 +1149,8 @@ class Raft:
         )
         if best != NO_NODE and self._progress[best].match == self.log.last_index():
             self._send(TimeoutNow(self.id, best, self.term))
+        else:
+            best = NO_NODE  # nobody holds the whole log: the next election decides
         self._emit(ev.LeaderRemoved, index=self.conf_index, successor=best)
         self._become_follower(self.term, NO_NODE)
 
