@@ -109,6 +109,11 @@ class Chaos:
     def __init__(self, options: ChaosOptions, *, echo: Callable[[str], None] | None = None) -> None:
         self.opt = options
         self.rng = random.Random(options.seed)
+        # The fault schedule (kinds, lengths, gaps) has its own generator: the shared one
+        # is also drawn from where timing decides (which leaders a status poll saw), and
+        # the schedule must not depend on timing.
+        self._schedule_rng = random.Random(f"schedule-{options.seed}")
+        self._bag: list[str] = []
         self.rec = _Recorder()
         self.echo = echo or (lambda _line: None)
         node_args = ["--enable-fault-injection"]
@@ -311,15 +316,23 @@ class Chaos:
         end = time.monotonic() + duration
         await asyncio.sleep(min(1.0, duration / 10))
         while time.monotonic() < end and opt.nemesis:
-            kind = self.rng.choice(opt.nemesis)
-            length = self.rng.uniform(*opt.fault_length_s)
+            kind = self._next_kind()
+            length = self._schedule_rng.uniform(*opt.fault_length_s)
             fault = await self._inject(kind)
             self.echo(f"chaos: {self.rec.now():7.2f}s {fault['kind']} {fault['target']}")
             await asyncio.sleep(min(length, max(0.0, end - time.monotonic())))
             await self._repair(fault)
             fault["end"] = self.rec.now()
-            gap = self.rng.uniform(*opt.fault_every_s)
+            gap = self._schedule_rng.uniform(*opt.fault_every_s)
             await asyncio.sleep(min(gap, max(0.0, end - time.monotonic())))
+
+    def _next_kind(self) -> str:
+        """Kinds come from a shuffled bag: every kind once in each len(nemesis) faults,
+        so a short run still exercises all of them."""
+        if not self._bag:
+            self._bag = list(self.opt.nemesis)
+            self._schedule_rng.shuffle(self._bag)
+        return self._bag.pop()
 
     async def _leader_guess(self) -> int | None:
         statuses = await self.cluster.statuses()
@@ -371,8 +384,6 @@ class Chaos:
     async def _change_membership(self, fault: dict[str, Any]) -> None:
         """A fresh node joins (``raftlog node --join``; it is promoted once caught up), or
         a voter (the leader too, sometimes) is removed, keeping 3 to 5 voters."""
-        from raftlog.client import AsyncClient, ClientError  # noqa: PLC0415
-
         leader = await self._leader_guess()
         status = await self.cluster.status(leader) if leader is not None else None
         voters = list(status["voters"]) if status else list(self.cluster.nodes)
@@ -393,13 +404,10 @@ class Chaos:
             if leader is not None and self.rng.random() < 0.3
             else self.rng.choice([v for v in voters if v in self.cluster.nodes])
         )
-        urls = [n.url for i, n in self.cluster.nodes.items() if n.running and not n.paused]
         fault.update(target=f"node {victim} removed", nodes=[victim])
-        try:
-            async with AsyncClient(urls, timeout=5, retry_for=10) as client:
-                await client.remove_member(victim)
-        except ClientError as exc:
-            fault["detail"] = f"refused or failed: {exc}"[:200]
+        refusal = await self._remove_member(victim)
+        if refusal:
+            fault["detail"] = f"refused or failed: {refusal}"[:200]
             return
         fault["detail"] = "removed: it stops by itself"
         proc = self.cluster.nodes[victim]
@@ -413,6 +421,34 @@ class Chaos:
         self.removed[victim] = list(proc.lines)
         self.blocked.pop(victim, None)
         self.cluster.forget(victim)
+
+    async def _remove_member(self, victim: int, retry_for: float = 10.0) -> str:
+        """``DELETE /v1/members/N`` through any live node (followers forward), retrying
+        passing refusals and unreachable nodes for ``retry_for`` seconds. Returns "" once
+        the removal committed, else the last reason it did not."""
+        assert self.http is not None
+        deadline = time.monotonic() + retry_for
+        reason = "no node answered"
+        while time.monotonic() < deadline:
+            for i, node in list(self.cluster.nodes.items()):
+                if not node.running or node.paused:
+                    continue
+                try:
+                    async with self.http.delete(
+                        f"{node.url}/v1/members/{victim}",
+                        timeout=aiohttp.ClientTimeout(total=5),
+                    ) as resp:
+                        doc = await resp.json(content_type=None)
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    reason = f"node {i}: {type(exc).__name__}"
+                    continue
+                if resp.status == 200:
+                    return ""
+                reason = str(doc.get("error", resp.status) if isinstance(doc, dict) else doc)
+                if resp.status == 409 and not (isinstance(doc, dict) and doc.get("retryable")):
+                    return reason  # a final refusal
+            await asyncio.sleep(0.2)
+        return reason
 
     async def _partition_shape(self) -> tuple[set[int], set[int], str, int | None]:
         ids = list(self.cluster.nodes)
