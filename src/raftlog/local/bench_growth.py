@@ -136,7 +136,21 @@ async def run_growth(
                 doc = await cluster.get(node, "/readyz", 1.0)
                 return isinstance(doc, dict) and doc.get("ready") is True
 
-            await wait_for(ready, 60, "the restarted follower never became ready", interval=0.01)
+            try:
+                await wait_for(ready, 60, "", interval=0.01)
+            except TimeoutError:
+                node = cluster.nodes[follower]
+                state = (
+                    "running"
+                    if node.running
+                    else f"exited {node.process and node.process.returncode}"
+                )
+                raise RuntimeError(
+                    f"the restarted follower {follower} ({state}) was not ready within 60 s; "
+                    f"its status: {await cluster.status(follower)}; the leader's: "
+                    f"{await cluster.status(leader)}; its last lines:\n"
+                    + "\n".join(node.lines[-20:])
+                ) from None
             ready_s = time.monotonic() - started
             await _caught_up(cluster, follower, status["commit"], 120)
             caught_s = time.monotonic() - started
