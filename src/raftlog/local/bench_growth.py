@@ -24,6 +24,7 @@ import aiohttp
 from raftlog.local.cluster import LocalCluster, wait_for
 
 LOAD_CLIENTS = 64
+VALUE_BYTES = 100
 
 
 def rss_mb(pid: int) -> float:
@@ -35,8 +36,8 @@ def rss_mb(pid: int) -> float:
 
 
 async def append_load(url: str, first: int, count: int) -> float:
-    """Append ``count`` entries (values first..first+count-1) with LOAD_CLIENTS concurrent
-    connections; returns appends per second."""
+    """Append ``count`` entries of VALUE_BYTES bytes (numbered first..first+count-1) with
+    LOAD_CLIENTS concurrent connections; returns appends per second."""
     values = iter(range(first, first + count))
     started = time.perf_counter()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=LOAD_CLIENTS)) as http:
@@ -45,7 +46,9 @@ async def append_load(url: str, first: int, count: int) -> float:
             for k in values:
                 while True:
                     try:
-                        async with http.post(url, json={"data": f"value-{k:09d}"}) as resp:
+                        async with http.post(
+                            url, json={"data": f"value-{k:09d}".ljust(VALUE_BYTES, ".")}
+                        ) as resp:
                             await resp.read()
                             if resp.status == 200:
                                 break
