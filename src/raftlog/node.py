@@ -154,6 +154,10 @@ class NodeConfig:
     """This node joins a running cluster (``members`` are its members' addresses, as the
     cluster answered the join request): it starts with no configuration and learns one
     from the leader that added it. See ``raftlog node --join``."""
+    joined_at: int = 0
+    """The log index of the configuration that added this node (from the add's answer):
+    an id removed and added back on a fresh disk replays its earlier removal, which must
+    not stop it. 0 when unknown."""
     fault_injection: bool = False
     hold_from: frozenset[int] = frozenset()
     bugs: frozenset[str] = field(default_factory=frozenset)
@@ -242,6 +246,7 @@ class Node:
             voters=frozenset(members),
             members={n: Member(n, f"{h}:{p}", urls.get(n, "")) for n, (h, p) in members.items()},
             joining=cfg.join,
+            joined_at=cfg.joined_at,
             timing=timing,
             cluster_id=cfg.cluster_id,
             first_campaign_at=cfg.first_campaign_at,

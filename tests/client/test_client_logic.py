@@ -211,6 +211,27 @@ def test_a_passing_refusal_of_a_change_is_retried_and_a_final_one_is_not() -> No
     run(main())
 
 
+def test_a_final_refusal_after_an_attempt_that_may_have_happened_is_outcome_unknown() -> None:
+    """add gets a 504 (the change may have been made), then "already a learner" (maybe
+    because of that very attempt): not a plain refusal, the outcome is unknown."""
+
+    async def main() -> None:
+        async with fake_cluster(1, leader=1) as (a,):
+            a.script(
+                "POST /v1/members",
+                err(504, "outcome unknown: request timed out"),
+                err(409, "refused: node 3 is already a learner"),
+            )
+            async with RecordingClient([a.url], timeout=5, retry_for=10) as client:
+                with pytest.raises(OutcomeUnknown) as unknown:
+                    await client.add_member(3, "h:1")
+                text = str(unknown.value)
+                assert "already a learner" in text and "may or may not have been made" in text
+                assert len(a.posts()) == 2
+
+    run(main())
+
+
 def test_504s_until_retry_for_give_outcome_unknown_and_a_resend_settles_it() -> None:
     async def main() -> None:
         async with fake_cluster(1, leader=1) as (a,):

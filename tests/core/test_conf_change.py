@@ -210,3 +210,53 @@ def test_without_the_rule_two_majorities_disagree() -> None:
         h.drop()
     assert h.node(1).raft.role is Role.LEADER
     assert h.node(1).raft.log.term(noop.index) != 2  # a leader without a committed entry
+
+
+def test_a_leader_removing_itself_does_not_answer_reads_alone() -> None:
+    """Of voters {1, 2}, leader 1 removes itself: the one voter left is node 2, not the
+    leader, so a read needs node 2's confirmation (a regression: it was answered at once)."""
+    h = cluster(nodes=2, learners=frozenset())
+    h.propose(1, b"x")
+    h.stabilize()
+    h.change(1, [2])
+    h.drop()
+    h.read_index(1, b"r1")
+    assert h.reads[NodeId(1)] == []
+    h.deliver(lambda m: isinstance(m, AppendEntries) or m.dst == 2)  # to node 2 only
+    h.drop()
+    assert h.reads[NodeId(1)] == []  # node 2's answers were lost: nothing confirmed
+
+
+def test_a_dead_voter_does_not_count_as_live_for_a_change_right_after_an_election() -> None:
+    """A new leader assumes every follower active for its first quorum round; a change
+    must not count a voter that has not answered in this term."""
+    h = cluster(nodes=3, learners=frozenset())
+    h.propose(1, b"x")
+    h.stabilize()
+    h.crash(3)
+    h.transfer(1, 2)
+    h.stabilize()
+    assert h.node(2).raft.role is Role.LEADER
+    with pytest.raises(ConfChangeRefused, match="would lose quorum"):
+        h.change(2, [2, 3])  # removing live node 1 would leave only dead node 3 with 2
+
+
+def test_a_member_added_back_before_it_is_forgotten_starts_from_a_fresh_progress() -> None:
+    """A removed node's progress is kept for a round to tell it of its removal; added
+    back (on an empty disk) within that round, its old match must not pass for its log."""
+    h = cluster(nodes=3, learners=frozenset({3}))
+    h.propose(1, b"x")
+    h.stabilize()
+    h.change(1, [1, 2])  # remove learner 3
+    h.stabilize()
+    assert NodeId(3) in h.node(1).raft._progress  # not forgotten yet
+    h.change(1, [1, 2], [3])  # and add it back
+    pr = h.node(1).raft._progress[NodeId(3)]
+    assert pr.match == 0
+
+
+def test_learners_are_not_reported_offline_while_they_answer() -> None:
+    h = cluster()
+    h.elapse(100)  # several quorum rounds; learner 4 answers every heartbeat
+    said = [line for line in h.lines if "node 4" in line and "line" in line.lower()]
+    assert said == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from typing import Any
 
 from procsupport import run
@@ -247,5 +248,32 @@ def test_a_removed_joiner_restarted_with_join_on_its_data_is_not_added_back() ->
             async with AsyncClient([cluster.nodes[1].url], timeout=10, retry_for=30) as client:
                 doc = await client.membership()
             assert sorted(m["id"] for m in doc["members"]) == [1, 2, 3]
+            # On a fresh data directory the same id joins again, and stays.
+            shutil.rmtree(cluster.nodes[node].data_dir)
+            await cluster.start_node(node)
+            await _until_voter(cluster, node)
+            leader = await cluster.leader()
+            await cluster.append(leader, "with the new node 4")
+            assert cluster.nodes[node].running
+            assert await _converged(cluster, [1, 2, 3, node]) == ["with the new node 4"]
+
+    run(main(), timeout=200)
+
+
+def test_a_join_finding_itself_already_a_learner_at_its_address_starts() -> None:
+    """The add's answer was lost (or the node stopped before it started): asked again on
+    the same empty data directory, it finds itself a learner at its own address, which
+    is safe to start empty, and goes on."""
+
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            node = cluster.add_node()
+            me = cluster.nodes[node]
+            async with AsyncClient([cluster.nodes[1].url], timeout=10, retry_for=30) as client:
+                await client.add_member(node, f"127.0.0.1:{me.peer_port}", me.url)
+            await cluster.start_node(node)
+            await _until_voter(cluster, node)
+            assert cluster.nodes[node].running
 
     run(main(), timeout=200)

@@ -235,8 +235,9 @@ def run_node_command(args: argparse.Namespace) -> int:
         print("raftlog node: --id must be a positive integer", file=sys.stderr)
         return 2
     try:
+        joined_at = 0
         if args.join:
-            addresses, urls = _join(args)
+            addresses, urls, joined_at = _join(args)
         else:
             peers = parse_peers(args.peers, args.client_port)
             if args.id not in peers:
@@ -258,6 +259,7 @@ def run_node_command(args: argparse.Namespace) -> int:
     config = NodeConfig(
         id=args.id,
         join=bool(args.join),
+        joined_at=joined_at,
         members=addresses,
         data_dir=args.data_dir,
         election_timeout_s=(timing.election_min_s, timing.election_max_s),
@@ -290,12 +292,22 @@ class JoinRefused(Exception):
     pass
 
 
-def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
+JOINED_AT = "joined-at"
+"""In a joined node's data directory: the index of the configuration that added it."""
+
+
+def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int]:
     """Ask the cluster to add this node as a learner, on a fresh data directory only: a
     node that has data joined before, and starts on what it holds (or refuses to, if it
     was removed since). Returns every member's peer address and client URL, as far as the
-    cluster answers, this node's included."""
-    from raftlog.client import AsyncClient, ChangeRefused, ClientError  # noqa: PLC0415
+    cluster answers, this node's included, and the index of the configuration that added
+    it (kept in the data directory)."""
+    from raftlog.client import (  # noqa: PLC0415
+        AsyncClient,
+        ChangeRefused,
+        ClientError,
+        OutcomeUnknown,
+    )
 
     advertise = args.advertise or socket.gethostname()
     peer_port = args.peer_port or 4321
@@ -303,22 +315,40 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
     me_client = f"http://{advertise}:{args.client_port}"
     fresh = not (args.data_dir / "raftlog.db").exists()
     seeds = [u.strip() for u in args.join.split(",") if u.strip()]
+    marker = args.data_dir / JOINED_AT
+
+    def me_in(doc: dict[str, Any]) -> dict[str, Any] | None:
+        return next((m for m in doc.get("members", []) if m["id"] == args.id), None)
 
     async def ask() -> dict[str, Any]:
         async with AsyncClient(seeds, timeout=10, retry_for=60 if fresh else 10) as client:
             doc = await client.membership()
             if not fresh:  # never ask again: a removed node must not be added back unseen
                 return doc
-            if any(m["id"] == args.id for m in doc["members"]):
+            member = me_in(doc)
+            if member is not None:
+                if member["role"] == "learner" and member.get("peer") == me_peer:
+                    # Our own earlier attempt (its answer was lost, or we stopped before
+                    # starting): a learner holds no vote, so starting it empty is safe.
+                    doc.setdefault("index", doc.get("conf_index", 0))
+                    return doc
                 raise JoinRefused(
-                    f"node {args.id} is already a member, but its data directory "
-                    f"{args.data_dir} is empty (a member must never lose its state): "
-                    f"remove it first (raftlog members remove {args.id}), then join"
+                    f"node {args.id} is already a member ({member['role']}, at "
+                    f"{member.get('peer')}), but its data directory {args.data_dir} is empty "
+                    f"(a voter must never lose its state): remove it first (raftlog members "
+                    f"remove {args.id}), then join"
                 )
             try:  # passing refusals (a change in progress...) are retried for retry_for
                 return await client.add_member(args.id, me_peer, me_client)
             except ChangeRefused as exc:
                 raise JoinRefused(exc.message) from None
+            except OutcomeUnknown:  # did our add happen? The membership says.
+                doc = await client.membership()
+                member = me_in(doc)
+                if member is None or member.get("peer") != me_peer:
+                    raise
+                doc.setdefault("index", doc.get("conf_index", 0))
+                return doc
 
     try:
         doc = asyncio.run(ask())
@@ -326,6 +356,16 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
         if fresh:
             raise JoinRefused(str(exc)) from None
         doc = {"members": []}  # the addresses kept in its own configuration will do
+    joined_at = 0
+    if fresh:
+        joined_at = int(doc.get("index") or 0)
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        _write_durably(marker, f"{joined_at}\n")
+    elif marker.exists():
+        try:
+            joined_at = int(marker.read_text().strip() or 0)
+        except ValueError:
+            raise JoinRefused(f"{marker} is corrupt: {marker.read_text()[:40]!r}") from None
     addresses: dict[int, str] = {}
     urls: dict[int, str] = {}
     for m in doc["members"]:
@@ -335,7 +375,21 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str]]:
             urls[int(m["id"])] = m["client"]
     addresses[args.id] = me_peer
     urls[args.id] = me_client
-    return addresses, urls
+    return addresses, urls, joined_at
+
+
+def _write_durably(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:

@@ -98,6 +98,7 @@ async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
 
     raft = node.raft
     urls = list(dict.fromkeys([*seeds, *(m.client for m in raft.members.values() if m.client)]))
+    said = ""
     async with AsyncClient(urls, timeout=10, retry_for=10) as client:
         while not raft.removed:
             await asyncio.sleep(PROMOTE_EVERY_S)
@@ -110,12 +111,17 @@ async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
             except ChangeRefused as exc:
                 if "already a voter" in exc.message:
                     return
-                if exc.transient or "not caught up" in exc.message:
-                    continue
-                raft.events.note(
-                    logging.WARNING, raft.role, raft.term, f"Not promoted: {exc.message}"
-                )
-                return
+                # Other refusals may pass too (a stale leader that has not heard of this
+                # node says "unknown member"): say so once, and keep asking.
+                if not (exc.transient or "not caught up" in exc.message) and exc.message != said:
+                    said = exc.message
+                    raft.events.note(
+                        logging.WARNING,
+                        raft.role,
+                        raft.term,
+                        f"Not promoted yet: {exc.message}; asking again",
+                    )
+                continue
             except ClientError:
                 continue
             raft.events.note(logging.INFO, raft.role, raft.term, "Promoted to voter")

@@ -770,6 +770,15 @@ class Client:
                 attempts += 1
                 try:
                     result = await self._attempt(method, url, path, body, parse)
+                except ChangeRefused as final:
+                    if unknown is not None:  # e.g. "already a learner": maybe ours
+                        raise OutcomeUnknown(
+                            f"{unknown}; a later attempt was refused: {final.message}",
+                            client_id=self.client_id,
+                            seq=seq,
+                            errors=[f"{u}: {r}" for u, r in errors.items()],
+                        ) from None
+                    raise
                 except _Failed as failed:
                     errors[url] = failed.reason
                     refusal = failed.refusal or refusal

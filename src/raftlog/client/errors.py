@@ -61,19 +61,24 @@ class NoLeader(Unavailable):
 
 
 class OutcomeUnknown(ClientError):
-    """An append gave up, and at least one attempt may have been applied.
+    """A write gave up, and at least one attempt may have been applied.
 
-    ``reason`` is the last such attempt's failure; ``client_id`` and ``seq`` identify the
-    append: re-sending it with them (``append(data, seq=exc.seq)``) applies it at most once.
+    ``reason`` is the last such attempt's failure. For an append, ``client_id`` and ``seq``
+    identify it: re-sending it with them (``append(data, seq=exc.seq)``) applies it at
+    most once. For a membership change (``seq`` 0), read the membership to find out.
     """
 
     def __init__(
         self, reason: str, *, client_id: str, seq: int, errors: Sequence[str] = ()
     ) -> None:
-        super().__init__(
-            f"outcome unknown: {reason}; the entry may or may not have been appended "
-            f"(client_id {client_id}, seq {seq}: re-sending with these is safe)"
-        )
+        if seq:
+            what = (
+                f"the entry may or may not have been appended (client_id {client_id}, seq "
+                f"{seq}: re-sending with these is safe)"
+            )
+        else:
+            what = "the change may or may not have been made (read the membership to know)"
+        super().__init__(f"outcome unknown: {reason}; {what}")
         self.reason = reason
         self.client_id = client_id
         self.seq = seq

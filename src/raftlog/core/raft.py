@@ -121,8 +121,9 @@ class Status(msgspec.Struct, frozen=True):
     voters: tuple[NodeId, ...]
     learners: tuple[NodeId, ...]
     conf_index: int
-    """Where the configuration in force was appended (0: the initial one or a snapshot's);
-    it is pending while above ``commit``."""
+    """Where the configuration in force was appended (0: the initial one; after a
+    snapshot, the snapshot's index when the log holds no later one); it is pending while
+    above ``commit``."""
     transferee: NodeId
     peers: tuple[PeerStatus, ...]
     """Per-follower replication state; empty unless leader."""
@@ -297,8 +298,12 @@ class Raft:
         )
         if self.role is Role.LEADER:
             last = self.log.last_index()
-            for node in self.conf.ids() - set(self._progress):
-                self._progress[node] = Progress(last + 1, self._cfg.max_inflight_msgs)
+            # New members get a fresh progress; so does a node added back while its old
+            # progress (kept to tell it of its removal) is still here, or its stale match
+            # would pass for its state.
+            for node in self.conf.ids():
+                if node not in self._progress or (node != self.id and node not in old.ids()):
+                    self._progress[node] = Progress(last + 1, self._cfg.max_inflight_msgs)
             # A removed node is still sent the log until the change has committed (and
             # for a round after), so that it learns it was removed; its answers count
             # for nothing meanwhile (only voters make quorums).
@@ -364,10 +369,20 @@ class Raft:
                     f"node {node} has not caught up (it holds up to {pr.match}, the commit "
                     f"index is {self.log.committed})"
                 )
+        # Live: answered lately, and (a new leader assumes every follower active for its
+        # first round) holds an entry of this term. Once the no-op has committed, a
+        # majority does. The injected bug models a leader without that rule: its change
+        # in the first round is the race, so only the first condition applies there.
+        assumed_ok = "config-before-noop" in self._bugs
         live = sum(
             1
             for node in conf.voters
-            if node == self.id or (node in self._progress and self._progress[node].responsive)
+            if node == self.id
+            or (
+                node in self._progress
+                and self._progress[node].responsive
+                and (self._progress[node].match > 0 or assumed_ok)
+            )
         )
         if live < majority(len(conf.voters)):
             raise ConfChangeRefused(
@@ -990,8 +1005,8 @@ class Raft:
             if node == self.id:
                 active += node in self.voters
                 continue
-            if pr.recent_active and node in self.voters:
-                active += 1
+            if pr.recent_active:
+                active += node in self.voters  # learners answer too, and count for nothing
             elif not pr.offline:
                 pr.offline = True
                 self._emit(ev.PeerOffline, peer=node)
@@ -1164,7 +1179,7 @@ class Raft:
     def _start_reads(self, contexts: Iterable[bytes]) -> None:
         contexts = list(contexts)
         index = self.log.committed
-        if len(self.voters) == 1:
+        if self.voters == {self.id}:  # not merely one voter: a leader removing itself
             self._read_states.extend(ReadState(index, ctx) for ctx in contexts)
             return
         for ctx in contexts:

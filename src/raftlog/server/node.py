@@ -257,6 +257,10 @@ class ServerConfig:
     joining: bool = False
     """A new node joining a running cluster: it starts with no configuration (``voters``
     empty) and learns one from the leader that added it."""
+    joined_at: int = 0
+    """The index of the configuration that added this node (when it joined): an id can be
+    removed and added back on a fresh disk, and the removal from its earlier life, which
+    it replays, is not its own."""
     first_campaign_at: float | None = None
     """Campaign at this wall-clock time (``time.time()``) if no leader was heard by then:
     pins the first election timeout, for demos that need two nodes to time out together."""
@@ -524,8 +528,11 @@ class RaftNode:
         if transfer and self.is_leader and not self._stopped and len(self.conf.voters) > 1:
             try:
                 status = await self.status()
+                voters = self.conf.voters
                 peers = [
-                    p for p in status.peers if p.id != self.id and p.recent_active and not p.learner
+                    p
+                    for p in status.peers
+                    if p.id != self.id and p.recent_active and p.id in voters
                 ]
                 if peers:
                     target = max(peers, key=lambda p: p.match).id
@@ -725,7 +732,7 @@ class RaftNode:
         if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
             return False
         horizon = self._now - LEASE_FRACTION * self.config.timing.election_min_s
-        fresh = 1 + sum(
+        fresh = (self.id in core.voters) + sum(  # a leader removing itself counts not
             1
             for peer, (at, term) in self._acked.items()
             if term == core.term and at >= horizon and peer in core.voters
@@ -825,7 +832,7 @@ class RaftNode:
             self._conf_seen = conf
             for member in conf.members:
                 self.members[member.id] = member
-            if self.id in conf.ids():
+            if self.id in conf.ids() and core.conf_index >= self.config.joined_at:
                 self._was_member = True
         peers = core.peer_ids()
         if not conf.voters:
@@ -846,6 +853,7 @@ class RaftNode:
             and not self.removed
             and self.id not in conf.ids()
             and core.conf_index <= core.log.committed
+            and core.conf_index >= self.config.joined_at  # not an earlier life's removal
         ):
             self.removed = True
             self._note(
@@ -922,7 +930,13 @@ class RaftNode:
 
     def _refuse_if_removed(self) -> None:
         core = self._core
-        if core.conf.voters and self.id not in core.conf.ids() and core.conf_index:
+        if (
+            core.conf.voters
+            and self.id not in core.conf.ids()
+            and core.conf_index
+            and core.conf_index <= core.log.committed  # an uncommitted removal may be undone
+            and core.conf_index >= self.config.joined_at  # not an earlier life's removal
+        ):
             raise NodeRemoved(
                 f"node {self.id} was removed from the cluster (the configuration at index "
                 f"{core.conf_index}, voters {sorted(core.conf.voters)}, leaves it out); it "
