@@ -264,6 +264,7 @@ class Node:
                     node_id=me,
                     host=listen,
                     port=peer_port,
+                    advertise="{}:{}".format(*members[me]),  # as the others know it
                     peers={n: a for n, a in members.items() if n != me},
                     # Retry a lost peer at least twice per minimum election timeout.
                     backoff_max=min(2.0, max(0.02, timing.election_min_s / 3)),

@@ -277,3 +277,29 @@ def test_a_join_finding_itself_already_a_learner_at_its_address_starts() -> None
             assert cluster.nodes[node].running
 
     run(main(), timeout=200)
+
+
+def test_a_node_down_while_another_joined_follows_it_as_leader() -> None:
+    """Node 3 is down while node 4 joins and takes the lead: back, node 3 knows nothing of
+    node 4 (not even its address), yet must follow it (it hears it first, then learns its
+    address from the configuration entries it sends)."""
+
+    async def main() -> None:
+        async with LocalCluster(3, fast=True) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            await cluster.append(leader, "before")
+            await cluster.stop(3)
+            node = cluster.add_node()
+            await cluster.start_node(node)
+            await _until_voter(cluster, node)
+            async with AsyncClient(
+                [cluster.nodes[i].url for i in (1, 2)], timeout=10, retry_for=30
+            ) as client:
+                await client.transfer_leader(node)
+            assert await cluster.leader(among=[1, 2, node]) == node
+            await cluster.append(node, "under node 4")
+            await cluster.start_node(3)
+            assert await _converged(cluster, [3, node]) == ["before", "under node 4"]
+
+    run(main(), timeout=200)

@@ -57,6 +57,10 @@ log = logging.getLogger("raftlog.transport")
 
 _READ_BUFFER = 256 * 1024
 _YIELD_EVERY = 64
+MAX_STRANGERS = 8
+"""Inbound connections accepted from nodes not (yet) among the peers. A node that was
+down while another joined learns the newcomer's address only from the configuration
+entries that newcomer, once leader, sends it: so it must hear a node it cannot name."""
 _MAX_REMEMBERED = 1024
 """Inbound frames handled before giving other tasks a turn, when data is all buffered."""
 
@@ -75,6 +79,9 @@ class TcpConfig:
     peers: Mapping[NodeId, tuple[str, int]] = field(default_factory=dict)
     """Every other node: ``{node_id: (host, port)}``. Hostnames (``node_1``) are resolved
     at each connection attempt, so a peer may move or appear in DNS later."""
+    advertise: str = ""
+    """This node's peer address as the others know it (``host:port``), told in the
+    handshake so that a node that does not know this one yet can answer it."""
     queue_size: int = 1024
     """Messages waiting per peer; ``send`` drops beyond it."""
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
@@ -215,7 +222,9 @@ class TcpTransport:
         self._decoder = msgspec.msgpack.Decoder(WireMessage)
         self._handshake_decoder = msgspec.msgpack.Decoder(Handshake)
         self._hello = encode_frame(
-            self._encoder.encode(Hello(config.cluster_id, config.node_id, PROTOCOL_VERSION))
+            self._encoder.encode(
+                Hello(config.cluster_id, config.node_id, PROTOCOL_VERSION, config.advertise)
+            )
         )
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -223,6 +232,9 @@ class TcpTransport:
         self._errors: Counter[str] = Counter()
         self._last_problem: dict[str, str] = {}
         self._started = False
+        self._strangers: dict[NodeId, _Peer] = {}
+        """Nodes heard from over inbound connections but not among the peers: receive
+        only (nothing can be sent to a node without an address)."""
         self._closing = False
         self._closed = asyncio.Event()
         self._address: tuple[str, int] | None = None
@@ -281,6 +293,9 @@ class TcpTransport:
                 peer.flush()
                 log.info("node %s: node %s is no longer a peer", self.node_id, node_id)
         for node_id, (host, port) in sorted(wanted.items()):
+            stranger = self._strangers.pop(node_id, None)
+            if stranger is not None and stranger.task is not None:
+                stranger.task.cancel()  # a peer now: its own dialer takes over
             if node_id not in self._peers:
                 peer = _Peer(node_id, host, port, self.config.queue_size)
                 self._peers[node_id] = peer
@@ -297,7 +312,7 @@ class TcpTransport:
         """Queue ``msg`` for its peer; see :meth:`raftlog.transport.base.Transport.send`."""
         if msg.src != self.config.node_id:
             raise ValueError(f"message from {msg.src} sent through node {self.config.node_id}")
-        peer = self._peers.get(msg.dst)
+        peer = self._peers.get(msg.dst) or self._strangers.get(msg.dst)
         if peer is None or self._closing:
             return False
         if peer.outbox.put(msg):
@@ -422,8 +437,16 @@ class TcpTransport:
                 )
         elif hello.node_id == config.node_id:
             return ProtocolError("unknown_node", f"node id {hello.node_id} is this node's own")
-        elif hello.node_id not in self._peers:
-            return ProtocolError("unknown_node", f"node {hello.node_id} is not a known peer")
+        elif (
+            hello.node_id not in self._peers
+            and hello.node_id not in self._strangers
+            and len(self._strangers) >= MAX_STRANGERS
+        ):
+            return ProtocolError(
+                "unknown_node",
+                f"node {hello.node_id} is not a known peer, and {MAX_STRANGERS} unknown "
+                "nodes are connected already",
+            )
         return None
 
     # == inbound ========================================================================
@@ -446,7 +469,26 @@ class TcpTransport:
         me = asyncio.current_task()
         try:
             hello = await self._accept_handshake(reader, writer)
-            peer = self._peers[NodeId(hello.node_id)]
+            node_id = NodeId(hello.node_id)
+            known = self._peers.get(node_id)
+            if known is None:  # not a peer (yet): hear it, answer it once it is one
+                known = self._strangers.get(node_id)
+                if known is None:
+                    host, _, port = hello.address.rpartition(":")
+                    known = _Peer(
+                        node_id, host, int(port) if port.isdigit() else 0, self.config.queue_size
+                    )
+                    self._strangers[node_id] = known
+                    if known.host and known.port and self._started and not self._closing:
+                        self._start_peer(known)  # to answer it at the address it gave
+                    log.info(
+                        "node %s: node %s (not a known peer) connected from %s, listening at %s",
+                        self.node_id,
+                        node_id,
+                        remote,
+                        hello.address or "an address it did not say",
+                    )
+            peer = known
             where = f"inbound connection from node {peer.node_id} ({remote})"
             if peer.inbound is not None:
                 log.info("node %s: node %s reconnected", self.node_id, peer.node_id)
@@ -473,6 +515,10 @@ class TcpTransport:
         finally:
             if peer is not None and peer.inbound is me:
                 peer.inbound = None
+                if self._strangers.get(peer.node_id) is peer:
+                    del self._strangers[peer.node_id]
+                    if peer.task is not None:
+                        peer.task.cancel()
             self._discard(writer)
 
     async def _accept_handshake(

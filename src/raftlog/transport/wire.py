@@ -26,12 +26,15 @@ MAX_HANDSHAKE_FRAME_SIZE = 64 * 1024
 """A handshake frame is a few dozen bytes; anything this large is not one."""
 
 
-class Hello(msgspec.Struct, frozen=True, tag="hello"):
+class Hello(msgspec.Struct, frozen=True, tag="hello", omit_defaults=True):
     """The first frame each way: who is speaking, in which cluster, in which protocol."""
 
     cluster_id: str
     node_id: int
     version: int
+    address: str = ""
+    """Where the speaker listens for peers (``host:port``), so that a node that does not
+    know it yet can answer it (empty: not said)."""
 
 
 class Refused(msgspec.Struct, frozen=True, tag="refused"):
