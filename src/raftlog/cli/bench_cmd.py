@@ -18,9 +18,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "commits again. --what growth: append in steps (--entries 10000,100000,1000000) "
             "and at each step record every node's memory, its files, and how long a "
             "restarted follower takes to serve and to catch up. --what catchup: a follower "
-            "down while --entries entries are appended, then its catch-up time, with "
-            "snapshots and without. --what transfer: leadership transfers, from the request to "
-            "the new leader's first commit. Numbers depend on the machine and its load: "
+            "down while --entries entries are appended, then its time to serve once started "
+            "and its catch-up time from then on, with snapshots and without. --what "
+            "transfer: leadership transfers, from the request to the new leader's first "
+            "commit. Numbers depend on the machine and its load: "
             "compare runs made side by side."
         ),
     )
