@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,35 @@ def test_a_truncated_snapshot_is_refused() -> None:
     cut = io.BytesIO(sink.getvalue()[:-10])
     with pytest.raises(ValueError, match="truncated"):
         ReplicatedLog().restore(cut)
+
+
+def test_a_stream_of_appends_is_written_in_few_transactions(tmp_path: Path) -> None:
+    """One entry applied at a time, as a sequential client does: the records file gets
+    at most one transaction per flush interval, not one per entry, and all of it lands."""
+
+    async def main() -> None:
+        sm = ReplicatedLog(tmp_path, flush_every_s=0.05)
+        writes = 0
+        real_write = sm._write
+
+        def counting(*args: object) -> None:
+            nonlocal writes
+            writes += 1
+            real_write(*args)  # type: ignore[arg-type]
+
+        sm._write = counting  # type: ignore[method-assign]
+        began = time.monotonic()
+        for i in range(1, 201):
+            _fill(sm, i, i)
+            await asyncio.sleep(0.001)  # other work on the loop between two appends
+        await _settle(sm)
+        elapsed = time.monotonic() - began
+        assert sm.persisted_index() == 200
+        # At most one write per interval, plus the first (however slow the machine).
+        assert writes <= elapsed / 0.05 + 2, (writes, elapsed)
+        sm.close()
+        again = ReplicatedLog(tmp_path)
+        assert again.persisted_index() == 200 and len(_data(again)) == 200
+        again.close()
+
+    asyncio.run(main())

@@ -48,6 +48,11 @@ TRIM = 0x01
 _TIME = struct.Struct(">Q")
 _BLOCK = struct.Struct(">I")
 DB_NAME = "records.db"
+FLUSH_EVERY_S = 0.02
+"""At most one records transaction (one fsync) per this long: under a stream of appends
+the records file is written in batches instead of once per entry, so its fsyncs do not
+queue in front of the Raft log's on the disk. Nothing waits for it but compaction (the
+Raft log keeps every entry the records file does not yet hold)."""
 SCHEMA_VERSION = 1
 TAIL_RECORDS = 4096
 """Recent records kept in memory for reads (plus every record not yet on disk)."""
@@ -161,7 +166,13 @@ class ReplicatedLog:
     loop (or one thread of the caller's); ``restore`` runs in a worker thread while
     nothing else is called."""
 
-    def __init__(self, data_dir: Path | None = None, *, tail_records: int = TAIL_RECORDS) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        tail_records: int = TAIL_RECORDS,
+        flush_every_s: float = FLUSH_EVERY_S,
+    ) -> None:
         self.path = None if data_dir is None else Path(data_dir) / DB_NAME
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +187,9 @@ class ReplicatedLog:
         self._epoch = 0
         """Bumped by a restore: a write handed out before it reports nothing after it."""
         self._persisted = 0
+        self._flush_every = flush_every_s
+        self._next_write_at = 0.0
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.failed: BaseException | None = None
         self._closed = False
         self.applied = 0
@@ -243,6 +257,18 @@ class ReplicatedLog:
         write is in flight, the next batch waits for it."""
         if self._writing or self._restoring or self.applied == self._written_applied:
             return
+        if self.path is not None and self._flush_every > 0:
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                wait = self._next_write_at - time.monotonic()
+                if wait > 0:
+                    if self._flush_timer is None:
+                        self._flush_timer = loop.call_later(wait, self._flush_later)
+                    return
+                self._next_write_at = time.monotonic() + self._flush_every
         batch, self._pending = self._pending, []
         trim, self._pending_trim = self._pending_trim, 0
         applied = self._written_applied = self.applied
@@ -264,6 +290,11 @@ class ReplicatedLog:
                 loop.call_soon_threadsafe(self._after_write, f, applied, epoch)
 
         future.add_done_callback(done)
+
+    def _flush_later(self) -> None:
+        self._flush_timer = None
+        if not self._closed:
+            self._flush()
 
     def _after_write(
         self, future: concurrent.futures.Future[None], applied: int, epoch: int
@@ -489,6 +520,9 @@ class ReplicatedLog:
         if self._closed:
             return
         self._closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         if self.failed is None and self.applied != self._written_applied:
