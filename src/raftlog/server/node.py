@@ -617,8 +617,12 @@ class RaftNode:
             raise NodeStopped("the node is stopping")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._asks.add(future)
-        # Waiting for room in the inbox must not outlive the answer (e.g. a stop).
-        put = asyncio.ensure_future(self._inbox.put((kind, payload, future)))
+        put: asyncio.Future[None] | None = None
+        try:
+            self._inbox.put_nowait((kind, payload, future))  # the usual case: no task
+        except asyncio.QueueFull:
+            # Waiting for room in the inbox must not outlive the answer (e.g. a stop).
+            put = asyncio.ensure_future(self._inbox.put((kind, payload, future)))
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -626,7 +630,7 @@ class RaftNode:
             raise RequestTimeout(f"no outcome within {timeout} s") from None
         finally:
             self._asks.discard(future)
-            if not put.done():
+            if put is not None and not put.done():
                 put.cancel()
 
     # == the core task ===============================================================
