@@ -46,7 +46,7 @@ from aiohttp import web
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.messages import WireMessage
-from raftlog.core.types import Member, NodeId, Role
+from raftlog.core.types import Member, NodeId, Role, split_address
 from raftlog.server.eventlog import EventLog, EventLogHandler
 from raftlog.server.node import (
     KEEP_ENTRIES,
@@ -101,13 +101,6 @@ def parse_peers(text: str, default_client_port: int) -> dict[NodeId, PeerAddress
     if not peers:
         raise ValueError("--peers lists no node")
     return peers
-
-
-def _split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, not {address!r}")
-    return host, int(port)
 
 
 @dataclass
@@ -175,7 +168,7 @@ class NodeConfig:
         if any(type(m) is not int or m <= 0 for m in self.members):
             raise ValueError(f"member ids are positive integers: {sorted(self.members)}")
         for address in self.members.values():
-            _split_address(address)
+            split_address(address)
         self.timing()
         for name in ("snapshot_entries", "snapshot_bytes"):
             if getattr(self, name) < 1:
@@ -236,7 +229,7 @@ class Node:
                 await self._close_storage()
                 raise StorageError(f"cannot open the replicated log's records: {exc}") from exc
             self.state_machine = sm
-        members = {NodeId(i): _split_address(a) for i, a in cfg.members.items()}
+        members = {NodeId(i): split_address(a) for i, a in cfg.members.items()}
         host, peer_port = members[me]
         peer_port = cfg.peer_port or peer_port
         listen = cfg.listen_host or host

@@ -33,7 +33,7 @@ import msgspec
 from aiohttp import web
 
 from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError
-from raftlog.core.types import NO_NODE, Member, NodeId
+from raftlog.core.types import NO_NODE, Member, NodeId, split_address
 from raftlog.server.node import (
     Committed,
     LeadershipLost,
@@ -42,7 +42,6 @@ from raftlog.server.node import (
     RaftNode,
     RequestTimeout,
     StaleSession,
-    split_address,
 )
 from raftlog.server.replicated_log import (
     LogRecord,
@@ -420,6 +419,17 @@ class ClientApi:
             return member.client
         return self.config.client_urls.get(node)
 
+    def _member_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": int(member.id),
+                "role": role,
+                "peer": member.peer or None,
+                "client": self._client_url(member.id),
+            }
+            for member, role in self.node.member_list()
+        ]
+
     async def members(self, _request: web.Request) -> web.Response:
         """The configuration in force (this node's view; the leader adds each member's
         progress). ``pending``: a change is appended but not committed yet."""
@@ -428,18 +438,11 @@ class ClientApi:
         except (RaftError, TimeoutError) as exc:
             raise ApiError(503, f"status unavailable: {exc}") from None
         progress = {p.id: p for p in s.peers}
-        rows = []
-        for member, role in self.node.member_list():
-            row: dict[str, Any] = {
-                "id": int(member.id),
-                "role": role,
-                "peer": member.peer or None,
-                "client": self._client_url(member.id),
-            }
-            p = progress.get(member.id)
-            if p is not None and member.id != s.id:
+        rows = self._member_rows()
+        for row in rows:
+            p = progress.get(NodeId(row["id"]))
+            if p is not None and p.id != s.id:
                 row.update(match=p.match, caught_up=s.commit - p.match, active=p.recent_active)
-            rows.append(row)
         return _json(
             {
                 "node": int(self.node.id),
@@ -472,21 +475,7 @@ class ClientApi:
             raise ApiError(504, f"outcome unknown: {exc}") from None
         except NodeStopped as exc:
             raise ApiError(503, str(exc)) from None
-        return _json(
-            {
-                "index": done.index,
-                "term": done.term,
-                "members": [
-                    {
-                        "id": int(member.id),
-                        "role": role,
-                        "peer": member.peer or None,
-                        "client": self._client_url(member.id),
-                    }
-                    for member, role in self.node.member_list()
-                ],
-            }
-        )
+        return _json({"index": done.index, "term": done.term, "members": self._member_rows()})
 
     async def add_member(self, request: web.Request) -> web.Response:
         """``{"id": N, "peer": "host:port", "client": "http://host:port"}``: add a node as

@@ -95,6 +95,14 @@ class Member(msgspec.Struct, frozen=True, array_like=True):
     """Its client URL (``http://host:port``), where requests are forwarded."""
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """``"host:port"`` (a :attr:`Member.peer`) -> (host, port); raises ValueError."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, not {address!r}")
+    return host, int(port)
+
+
 class ConfState(msgspec.Struct, frozen=True):
     """The cluster's configuration: the voters (who elect and form quorums), the learners
     (who receive the log but do not vote), and the members' addresses (``members``: one

@@ -70,6 +70,7 @@ from raftlog.core.types import (
     NodeId,
     Role,
     SnapshotMeta,
+    split_address,
 )
 from raftlog.server import snapfile
 from raftlog.server.eventlog import EventLog
@@ -141,14 +142,6 @@ SNAPSHOT_BYTES = 64 << 20
 KEEP_ENTRIES = 5_000
 """Entries kept after a snapshot, so that a follower a little behind catches up from the
 log (etcd keeps 5,000 too)."""
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` -> (host, port); raises ValueError."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, not {address!r}")
-    return host, int(port)
 
 
 class LeadershipLost(RaftError):
@@ -852,13 +845,7 @@ class RaftNode:
                     if known is not None and known.peer:
                         addresses[node] = split_address(known.peer)
                 set_peers(addresses)
-        if (
-            self._was_member
-            and not self.removed
-            and self.id not in conf.ids()
-            and core.conf_index <= core.log.committed
-            and core.conf_index >= self.config.joined_at  # not an earlier life's removal
-        ):
+        if self._was_member and not self.removed and self._left_out():
             self.removed = True
             self._note(
                 logging.WARNING,
@@ -932,15 +919,20 @@ class RaftNode:
 
     # == snapshots: start-up, install ================================================
 
+    def _left_out(self) -> bool:
+        """A committed configuration of this node's life leaves it out (an uncommitted
+        one may still be undone; one before it joined is an earlier life's)."""
+        core = self._core
+        return (
+            bool(core.conf.voters)
+            and self.id not in core.conf.ids()
+            and 0 < core.conf_index <= core.log.committed
+            and core.conf_index >= self.config.joined_at
+        )
+
     def _refuse_if_removed(self) -> None:
         core = self._core
-        if (
-            core.conf.voters
-            and self.id not in core.conf.ids()
-            and core.conf_index
-            and core.conf_index <= core.log.committed  # an uncommitted removal may be undone
-            and core.conf_index >= self.config.joined_at  # not an earlier life's removal
-        ):
+        if self._left_out():
             raise NodeRemoved(
                 f"node {self.id} was removed from the cluster (the configuration at index "
                 f"{core.conf_index}, voters {sorted(core.conf.voters)}, leaves it out); it "

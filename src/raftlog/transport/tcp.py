@@ -38,7 +38,7 @@ from typing import Any
 import msgspec
 
 from raftlog.core.messages import WireMessage
-from raftlog.core.types import NodeId
+from raftlog.core.types import NodeId, split_address
 from raftlog.transport.base import MessageHandler, PeerInfo, TransportError
 from raftlog.transport.wire import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -474,10 +474,11 @@ class TcpTransport:
             if known is None:  # not a peer (yet): hear it, answer it once it is one
                 known = self._strangers.get(node_id)
                 if known is None:
-                    host, _, port = hello.address.rpartition(":")
-                    known = _Peer(
-                        node_id, host, int(port) if port.isdigit() else 0, self.config.queue_size
-                    )
+                    try:
+                        host, port = split_address(hello.address)
+                    except ValueError:  # not said (or nonsense): hear it, cannot answer
+                        host, port = "", 0
+                    known = _Peer(node_id, host, port, self.config.queue_size)
                     self._strangers[node_id] = known
                     if known.host and known.port and self._started and not self._closing:
                         self._start_peer(known)  # to answer it at the address it gave
