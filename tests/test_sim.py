@@ -143,3 +143,49 @@ def test_cli_rejects_unknown_fault_and_bug() -> None:
         )
         assert proc.returncode == 2
         assert "meteor" in proc.stderr or "nope" in proc.stderr
+
+
+def test_the_majority_check_catches_a_commit_held_by_too_few_voters() -> None:
+    """Known-bad input for the cluster's "Committed on a majority" check: an entry marked
+    committed that no voter holds."""
+    from raftlog.core.types import EntryKind  # noqa: PLC0415
+    from raftlog.sim.cluster import Cluster  # noqa: PLC0415
+    from raftlog.sim.invariants import Violation  # noqa: PLC0415
+
+    cluster = Cluster(1, SimOptions(nodes=3, faults=frozenset()))
+    assert cluster.run_until(until=lambda: cluster.leader() is not None, max_steps=5000)
+    leader = cluster.leader()
+    assert leader is not None
+    cluster._check_majority(leader, leader.raft.log.committed)  # the real state: fine
+    bogus = leader.raft.log.last_index() + 100
+    cluster.checker.committed[bogus] = (leader.raft.term, EntryKind.NORMAL, b"x", 0)
+    with pytest.raises(Violation, match="durable only on"):
+        cluster._check_majority(leader, bogus)
+
+
+def test_the_removed_leader_check_catches_a_removed_node_leading() -> None:
+    """Known-bad input for "Removed member became leader": a committed configuration
+    without node 1, while node 1 leads."""
+    from raftlog.core.types import (  # noqa: PLC0415
+        ConfState,
+        Entry,
+        EntryKind,
+        NodeId,
+        encode_conf,
+    )
+    from raftlog.sim.harness import Harness, HarnessOptions  # noqa: PLC0415
+    from raftlog.sim.invariants import SafetyChecker, Violation  # noqa: PLC0415
+
+    h = Harness(HarnessOptions(nodes=3))
+    h.campaign(1)
+    h.stabilize()
+    raft = h.node(1).raft
+    ids = [NodeId(i) for i in (1, 2, 3)]
+    fine = SafetyChecker()
+    fine.after_step(NodeId(1), raft, raft.term, raft.log.committed)  # nothing removed: fine
+    bad = SafetyChecker()
+    for index, voters in ((50, ids), (51, ids[1:])):
+        conf = ConfState(voters=frozenset(voters))
+        bad._conf_committed(Entry(index, 1, EntryKind.CONF_CHANGE, encode_conf(conf)))
+    with pytest.raises(Violation, match="left it out"):
+        bad.after_step(NodeId(1), raft, raft.term, raft.log.committed)
