@@ -34,6 +34,7 @@ from aiohttp import web
 
 from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError
 from raftlog.core.types import NO_NODE, Member, NodeId, split_address
+from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
     LeadershipLost,
@@ -383,6 +384,7 @@ class ClientApi:
                 "learners": [int(v) for v in s.learners],
                 "conf_index": s.conf_index,
                 "client_url": self.config.client_urls.get(self.node.id),
+                "event_loop": loop_name(),
                 "peers": [
                     {
                         "id": int(p.id),

@@ -15,6 +15,7 @@ from typing import Any
 
 from raftlog.core.config import KNOWN_BUGS
 from raftlog.server.eventlog import LEVELS
+from raftlog.server.eventloop import CHOICES, ENV, default_choice, loop_factory
 from raftlog.server.node import KEEP_ENTRIES, SERVER_BUGS, SNAPSHOT_BYTES, SNAPSHOT_ENTRIES
 from raftlog.server.timing import timing_for
 
@@ -54,6 +55,13 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
         "--election-timeout", metavar="MIN-MAX", help="election timeout in seconds, e.g. 0.15-0.3"
     )
     p.add_argument("--heartbeat", type=float, metavar="SECONDS", help="heartbeat interval")
+    p.add_argument(
+        "--event-loop",
+        choices=CHOICES,
+        default=None,
+        help="asyncio event loop: uvloop is faster (pip install 'raftlog[fast]'); auto takes "
+        f"it when installed (default auto, or {ENV})",
+    )
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -285,7 +293,15 @@ def run_node_command(args: argparse.Namespace) -> int:
     promote = None
     if args.join and not args.learner:
         promote = [u.strip() for u in args.join.split(",") if u.strip()]
-    return run_node(config, stop_with_parent=args.stop_with_parent, promote_via=promote)
+    try:
+        event_loop = args.event_loop or default_choice()
+        loop_factory(event_loop)
+    except ValueError as exc:
+        print(f"raftlog node: {exc}", file=sys.stderr)
+        return 2
+    return run_node(
+        config, stop_with_parent=args.stop_with_parent, promote_via=promote, event_loop=event_loop
+    )
 
 
 class JoinRefused(Exception):
@@ -407,6 +423,8 @@ async def _cluster(args: argparse.Namespace) -> int:
         extra += ["--election-timeout", args.election_timeout]
     if args.heartbeat:
         extra += ["--heartbeat", str(args.heartbeat)]
+    if args.event_loop:
+        extra += ["--event-loop", args.event_loop]
     color = sys.stdout.isatty()
     cluster = LocalCluster(
         args.nodes,

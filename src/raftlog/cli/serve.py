@@ -19,6 +19,7 @@ import sys
 from raftlog.core.errors import StorageError
 from raftlog.core.types import Role
 from raftlog.node import Node, NodeConfig
+from raftlog.server.eventloop import loop_factory
 from raftlog.server.node import NodeRemoved, NodeStartError, SnapshotFailed, StateMachineFailed
 
 EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND, EXIT_REMOVED = 0, 1, 2, 3, 4, 5
@@ -150,11 +151,13 @@ def run_node(
     *,
     stop_with_parent: int | None = None,
     promote_via: list[str] | None = None,
+    event_loop: str = "auto",
 ) -> int:
     try:
-        return asyncio.run(
-            serve(config, stop_with_parent=stop_with_parent, promote_via=promote_via)
-        )
+        with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+            return runner.run(
+                serve(config, stop_with_parent=stop_with_parent, promote_via=promote_via)
+            )
     except KeyboardInterrupt:
         return 130
     finally:
