@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from raftlog import wire
 from raftlog.client.aio import Client
 
 HANG = "hang"
@@ -61,11 +62,13 @@ class FakeNode:
         if not queue:
             if route == "GET /v1/nodes" and self.nodes_doc is not None:
                 return web.json_response(self.nodes_doc)
-            return web.json_response({"error": f"no script for {route}"}, status=404)
+            return web.json_response(
+                {"error": f"no script for {route}", "code": wire.NOT_FOUND}, status=404
+            )
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         if answer == HANG:
             await self.release.wait()
-            return web.json_response({"error": "released"}, status=503)
+            return web.json_response({"error": "released", "code": wire.UNAVAILABLE}, status=503)
         if callable(answer):
             status, doc = await answer(request)
         else:
@@ -115,8 +118,22 @@ def ok(index: int, term: int = 1, duplicate: bool = False) -> tuple[int, Any]:
     return 200, {"index": index, "term": term, "duplicate": duplicate}
 
 
-def err(status: int, message: str, leader: int | None = None) -> tuple[int, Any]:
-    doc: dict[str, Any] = {"error": message}
+DEFAULT_CODE = {
+    400: wire.BAD_REQUEST,
+    404: wire.NOT_FOUND,
+    413: wire.TOO_LARGE,
+    503: wire.NO_LEADER,
+    504: wire.OUTCOME_UNKNOWN,
+}
+"""The code an error of a status has unless told (a 409 is always told: it has several)."""
+
+
+def err(
+    status: int, message: str, leader: int | None = None, *, code: str | None = None
+) -> tuple[int, Any]:
+    """An error answer as a node gives it: ``{"error": ..., "code": ...}`` (and the
+    leader's hint)."""
+    doc: dict[str, Any] = {"error": message, "code": code or DEFAULT_CODE[status]}
     if status == 503 or leader is not None:
         doc["leader"] = leader
     return status, doc

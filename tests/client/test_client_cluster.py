@@ -51,7 +51,7 @@ def test_round_trip_through_a_follower_only_seed_list() -> None:
                 with pytest.raises(BadRequest) as bad:
                     await client.read(limit=10**6)
                 assert bad.value.status == 400 and "limit" in bad.value.message
-                with pytest.raises(BadRequest, match="Unicode"):
+                with pytest.raises(BadRequest, match="surrogate"):
                     await client.append("\ud800")  # a lone surrogate: not UTF-8
 
             async with AsyncClient([cluster.nodes[followers[0]].url]) as local_client:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from clientfakes import HANG, RecordingClient, err, fake_cluster, ok, run
+from clientfakes import DEFAULT_CODE, HANG, RecordingClient, err, fake_cluster, ok, run
 
+from raftlog import wire
 from raftlog.client import (
     AppendResult,
     AsyncClient,
@@ -38,8 +39,13 @@ STATUS = {
     "applied": 7,
     "last_index": 7,
     "last_term": 3,
+    "first_index": 1,
+    "snapshot_index": 0,
     "voters": [1, 2],
+    "learners": [],
+    "conf_index": 0,
     "client_url": None,
+    "event_loop": "asyncio",
     "peers": [],
 }
 
@@ -162,13 +168,20 @@ def test_a_timeout_is_retried_elsewhere_with_the_same_seq() -> None:
 def test_409_not_committed_is_retried_but_stale_and_4xx_are_final() -> None:
     async def main() -> None:
         async with fake_cluster(1, leader=1) as (a,):
-            a.script("POST /v1/log", err(409, "not committed: leadership lost", leader=1), ok(2))
+            a.script(
+                "POST /v1/log",
+                err(409, "not committed: leadership lost", leader=1, code=wire.NOT_COMMITTED),
+                ok(2),
+            )
             async with RecordingClient([a.url], timeout=5, retry_for=10) as client:
                 assert (await client.append("x")).index == 2
                 assert [p["seq"] for p in a.posts()] == [1, 1]
 
                 a.seen.clear()
-                a.script("POST /v1/log", err(409, "stale request: client 'c' is at seq 9, not 2"))
+                a.script(
+                    "POST /v1/log",
+                    err(409, "stale request: client 'c' is at seq 9, not 2", code="stale_request"),
+                )
                 with pytest.raises(StaleRequest) as stale:
                     await client.append("y")
                 assert "is at seq 9" in stale.value.message and stale.value.status == 409
@@ -178,7 +191,10 @@ def test_409_not_committed_is_retried_but_stale_and_4xx_are_final() -> None:
                     with pytest.raises(BadRequest) as bad:
                         await client.append("z")
                     assert bad.value.status == status and bad.value.message == f"refused {status}"
-                    assert bad.value.doc == {"error": f"refused {status}"}
+                    assert bad.value.doc == {
+                        "error": f"refused {status}",
+                        "code": DEFAULT_CODE[status],
+                    }
                 assert [p["seq"] for p in a.posts()] == [2, 3, 4]  # each tried once
                 assert not isinstance(bad.value, Unavailable)
 
@@ -186,8 +202,15 @@ def test_409_not_committed_is_retried_but_stale_and_4xx_are_final() -> None:
 
 
 def test_a_passing_refusal_of_a_change_is_retried_and_a_final_one_is_not() -> None:
-    conf = {"voters": [1, 2], "learners": [3], "members": []}
-    passing = (409, {"error": "refused: a change is in progress", "retryable": True})
+    conf = {
+        "index": 9,
+        "term": 2,
+        "members": [{"id": 3, "role": "learner", "peer": "h:1", "client": None}],
+    }
+    passing = (
+        409,
+        {"error": "refused: a change is in progress", "code": "refused", "retryable": True},
+    )
 
     async def main() -> None:
         async with fake_cluster(1, leader=1) as (a,):
@@ -197,7 +220,10 @@ def test_a_passing_refusal_of_a_change_is_retried_and_a_final_one_is_not() -> No
                 assert len(a.posts()) == 3 and len(client.pauses) == 2
 
                 a.seen.clear()
-                a.script("POST /v1/members/3/promote", err(409, "refused: has not caught up"))
+                a.script(
+                    "POST /v1/members/3/promote",
+                    err(409, "refused: has not caught up", code=wire.REFUSED),
+                )
                 with pytest.raises(ChangeRefused) as final:
                     await client.promote_member(3)
                 assert not final.value.transient and len(a.posts()) == 1
@@ -220,7 +246,7 @@ def test_a_final_refusal_after_an_attempt_that_may_have_happened_is_outcome_unkn
             a.script(
                 "POST /v1/members",
                 err(504, "outcome unknown: request timed out"),
-                err(409, "refused: node 3 is already a learner"),
+                err(409, "refused: node 3 is already a learner", code=wire.REFUSED),
             )
             async with RecordingClient([a.url], timeout=5, retry_for=10) as client:
                 with pytest.raises(OutcomeUnknown) as unknown:
@@ -330,6 +356,7 @@ def test_reads_decode_entries_follow_next_and_retry() -> None:
             "consistency": "linearizable",
             "commit": 4,
             "applied": 4,
+            "first_index": 2,
             "entries": [
                 {"index": 2, "term": 1, "data": "SET 5"},
                 {"index": 3, "term": 1, "data": "AP8=", "encoding": "base64"},
@@ -341,6 +368,7 @@ def test_reads_decode_entries_follow_next_and_retry() -> None:
             "consistency": "linearizable",
             "commit": 4,
             "applied": 4,
+            "first_index": 2,
             "entries": [{"index": 4, "term": 2, "data": "ADD 1"}],
             "next": None,
         },
@@ -351,7 +379,9 @@ def test_reads_decode_entries_follow_next_and_retry() -> None:
 
     async def main() -> None:
         async with fake_cluster(2, leader=None) as (a, b):
-            a.script("GET /v1/log", err(504, "could not confirm leadership"), page)
+            a.script(
+                "GET /v1/log", err(504, "could not confirm leadership", code=wire.TIMEOUT), page
+            )
             b.script("GET /v1/log", err(503, "no leader"), page)
             async with AsyncClient([a.url, b.url], timeout=5, retry_for=10) as client:
                 records = await client.read_all(page=2)
@@ -398,7 +428,7 @@ def test_reads_decode_entries_follow_next_and_retry() -> None:
 def test_reads_that_time_out_give_unavailable_not_no_leader() -> None:
     async def main() -> None:
         async with fake_cluster(1, leader=1) as (a,):
-            a.script("GET /v1/log", err(504, "could not confirm leadership"))
+            a.script("GET /v1/log", err(504, "could not confirm leadership", code=wire.TIMEOUT))
             async with AsyncClient([a.url], timeout=5, retry_for=0.3) as client:
                 with pytest.raises(Unavailable) as caught:
                     await client.read()

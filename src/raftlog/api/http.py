@@ -11,28 +11,36 @@ With a state machine of the program's own instead of the replicated log, ``POST 
 carries its commands (opaque bytes in, the state machine's result out) and the log reads
 answer 404.
 
-Bad input gets a 4xx with a JSON body ``{"error": ...}`` (413 for oversized bodies), never a
-500, and the node serves on.
+The bodies are the Structs of :mod:`raftlog.wire` (requests decoded and checked by them,
+answers encoded from them). Bad input gets a 4xx with a JSON body ``{"error": ..., "code":
+...}`` (413 for oversized bodies), never a 500, and the node serves on; every error answer
+carries one of the codes :mod:`raftlog.wire` lists.
+
+No middleware: a handler turns its own errors into answers (the append, the hot path,
+inline; the others through ``_guarded``), and a catch-all route answers 404 and 405, so a
+request that succeeds costs no extra layer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import json
+import functools
 import logging
 import time
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 
+from raftlog import wire
 from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError
+from raftlog.core.raft import PeerStatus
 from raftlog.core.types import NO_NODE, Member, NodeId, split_address
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
@@ -45,7 +53,6 @@ from raftlog.server.node import (
     StaleSession,
 )
 from raftlog.server.replicated_log import (
-    LogRecord,
     ReplicatedLog,
     Trimmed,
     append_command,
@@ -57,10 +64,35 @@ log = logging.getLogger("raftlog.api")
 FORWARDED = "X-Raftlog-Forwarded"
 MAX_BODY = 1 << 20
 MAX_READ_LIMIT = 10_000
-MAX_CLIENT_ID = 128
+MAX_CLIENT_ID = wire.MAX_CLIENT_ID
 CONSISTENCY = ("linearizable", "lease", "local")
 MAX_READ_BYTES = 4 << 20
 """Entry data in one read answer, at most; ``next`` says where to continue."""
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_encode = msgspec.json.Encoder().encode
+_APPEND = msgspec.json.Decoder(wire.AppendRequest)
+_TRIM = msgspec.json.Decoder(wire.TrimRequest)
+_ADD_MEMBER = msgspec.json.Decoder(wire.AddMemberRequest)
+_TRANSFER = msgspec.json.Decoder(wire.TransferRequest)
+_PARTITION = msgspec.json.Decoder(wire.PartitionRequest)
+
+APPEND_USAGE = (
+    'expected {"data": "..."}, with "encoding": "base64" for binary data and "client_id" '
+    'with "seq" for an append applied at most once'
+)
+TRIM_USAGE = 'expected one of {"before": N}, {"keep_last": N}, {"older_than_s": S}'
+ADD_MEMBER_USAGE = 'expected {"id": N, "peer": "HOST:PORT", "client": "http://HOST:PORT"}'
+TRANSFER_USAGE = 'expected {"to": N} or {}'
+PARTITION_USAGE = 'expected {"blocked": [node ids], "held": [node ids]} (either key optional)'
+
+_CODE_OF_STATUS: Mapping[int, wire.ErrorCode] = {
+    404: wire.NOT_FOUND,
+    405: wire.METHOD_NOT_ALLOWED,
+    413: wire.TOO_LARGE,
+}
 
 
 @dataclass
@@ -74,41 +106,86 @@ class ApiConfig:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+    """An error answer: its ``code`` (:mod:`raftlog.wire`) gives the HTTP status."""
+
+    def __init__(
+        self,
+        code: wire.ErrorCode,
+        message: str,
+        *,
+        leader: int | UnsetType | None = UNSET,
+        retryable: bool | UnsetType = UNSET,
+        first_index: int | UnsetType = UNSET,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status = status
+        self.code = code
         self.message = message
-        self.extra = extra
+        self.status = wire.HTTP_STATUS[code] if status is None else status
+        self.body = wire.Error(message, code, leader, retryable, first_index)
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        return web.Response(
+            body=_encode(self.body),
+            status=self.status,
+            content_type="application/json",
+            headers=self.headers,
+        )
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        data, status=status, dumps=lambda d: json.dumps(d, separators=(",", ":"))
-    )
+def _answer(doc: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(doc), status=status, content_type="application/json")
 
 
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return _json({"error": message, **extra}, status)
+def _error_of(exc: Exception) -> ApiError:
+    """The error answer for an exception a handler raised (an HTTPException below 400,
+    a redirect, is raised again: aiohttp answers it). An unexpected one is an internal
+    error, logged by the caller."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiError(wire.TOO_LARGE, f"request body too large: {exc.text}")
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        code = _CODE_OF_STATUS.get(
+            exc.status, wire.BAD_REQUEST if exc.status < 500 else wire.INTERNAL
+        )
+        return ApiError(code, exc.reason, status=exc.status)
+    return ApiError(wire.INTERNAL, "internal error")
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def _failure(request: web.Request, exc: Exception) -> web.Response:
+    """The error answer for an exception a handler raised, as a response."""
+    error = _error_of(exc)
+    if error.code == wire.INTERNAL and error is not exc:
+        log.exception("internal error serving %s %s", request.method, request.path, exc_info=exc)
+    return error.response()
 
 
-@web.middleware
-async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _guarded(handler: Handler) -> Handler:
+    """``handler``, its errors answered as JSON."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return _failure(request, exc)
+
+    return guarded
+
+
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes, usage: str) -> T:
+    """A request body as its Struct; a 400 naming the field if it is not one."""
     try:
-        return await handler(request)
-    except ApiError as exc:
-        return _error(exc.status, exc.message, **exc.extra)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return _error(413, f"request body too large: {exc.text}")
-    except web.HTTPException as exc:
-        if exc.status >= 400:
-            return _error(exc.status, exc.reason)
-        raise
-    except Exception:
-        log.exception("internal error serving %s %s", request.method, request.path)
-        return _error(500, "internal error")
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError(wire.BAD_REQUEST, f"{exc}; {usage}") from None
+    except msgspec.DecodeError as exc:  # bad JSON, bad UTF-8, a lone surrogate
+        raise ApiError(wire.BAD_REQUEST, f"body is not valid JSON: {exc}; {usage}") from None
 
 
 class ClientApi:
@@ -121,23 +198,43 @@ class ClientApi:
         self._session: aiohttp.ClientSession | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_body, middlewares=[_errors_as_json])
-        app.router.add_post("/RPC2", self.xmlrpc)
-        app.router.add_post("/", self.xmlrpc)
-        app.router.add_post("/v1/log", self.append)
-        app.router.add_get("/v1/log", self.read)
-        app.router.add_post("/v1/log/trim", self.trim)
-        app.router.add_get("/v1/status", self.status)
-        app.router.add_get("/v1/nodes", self.nodes)
-        app.router.add_get("/v1/members", self.members)
-        app.router.add_post("/v1/members", self.add_member)
-        app.router.add_post("/v1/members/{id}/promote", self.promote_member)
-        app.router.add_delete("/v1/members/{id}", self.remove_member)
-        app.router.add_post("/v1/leader/transfer", self.transfer_leader)
-        app.router.add_get("/livez", self.livez)
-        app.router.add_get("/readyz", self.readyz)
+        app = web.Application(client_max_size=self.config.max_body)
+        router = app.router
+        router.add_post("/RPC2", _guarded(self.xmlrpc))
+        router.add_post("/", _guarded(self.xmlrpc))
+        router.add_post("/v1/log", self.append)  # the hot path answers its own errors
+        router.add_get("/v1/log", _guarded(self.read))
+        router.add_post("/v1/log/trim", _guarded(self.trim))
+        router.add_get("/v1/status", _guarded(self.status))
+        router.add_get("/v1/nodes", _guarded(self.nodes))
+        router.add_get("/v1/members", _guarded(self.members))
+        router.add_post("/v1/members", _guarded(self.add_member))
+        router.add_post("/v1/members/{id}/promote", _guarded(self.promote_member))
+        router.add_delete("/v1/members/{id}", _guarded(self.remove_member))
+        router.add_post("/v1/leader/transfer", _guarded(self.transfer_leader))
+        router.add_get("/livez", _guarded(self.livez))
+        router.add_get("/readyz", _guarded(self.readyz))
         if self.config.fault_injection:
-            app.router.add_post("/v1/admin/partition", self.partition)
+            router.add_post("/v1/admin/partition", _guarded(self.partition))
+        routes = list(router.resources())
+
+        async def unrouted(request: web.Request) -> web.Response:
+            """Anything no route takes (the catch-all, last): 405 if the path exists with
+            other methods, else 404."""
+            allowed: set[str] = set()
+            for resource in routes:
+                _match, methods = await resource.resolve(request)
+                allowed |= methods
+            if allowed:
+                allow = ", ".join(sorted(allowed))
+                return ApiError(
+                    wire.METHOD_NOT_ALLOWED,
+                    f"{request.method} is not allowed on {request.path} (only {allow})",
+                    headers={"Allow": allow},
+                ).response()
+            return ApiError(wire.NOT_FOUND, f"no such path: {request.path}").response()
+
+        router.add_route("*", "/{tail:.*}", unrouted)
         app.on_cleanup.append(self._close_session)
         return app
 
@@ -206,23 +303,28 @@ class ClientApi:
     # -- JSON ------------------------------------------------------------------------
 
     async def append(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        doc = _json_body(body)
-        data, client, seq = _entry_data(doc)
-        if not self.node.is_leader:
-            return await self._forward(request, body)
         try:
-            done = await self._propose(self._command(data), client, seq)
-        except NotLeader:
-            return await self._forward(request, body)
-        answer: dict[str, Any] = {
-            "index": done.index,
-            "term": done.term,
-            "duplicate": done.duplicate,
-        }
-        if self.log is None:
-            answer["result"] = _render_result(done.result)
-        return _json(answer)
+            body = await request.read()
+            req = _decode(_APPEND, body, APPEND_USAGE)
+            try:
+                data = req.payload()
+            except ValueError as exc:
+                raise ApiError(wire.BAD_REQUEST, str(exc)) from None
+            if not self.node.is_leader:
+                return await self._forward(request, body)
+            try:
+                done = await self._propose(self._command(data), req.client_id, req.seq)
+            except NotLeader:
+                return await self._forward(request, body)
+            if self.log is None:
+                answer = wire.AppendAnswer(
+                    done.index, done.term, done.duplicate, _render_result(done.result)
+                )
+            else:
+                answer = wire.AppendAnswer(done.index, done.term, done.duplicate)
+            return web.Response(body=_encode(answer), content_type="application/json")
+        except Exception as exc:
+            return _failure(request, exc)
 
     async def _propose(self, command: bytes, client: str | None, seq: int | None) -> Committed:
         """Propose on this node (the leader); errors become API answers (NotLeader is
@@ -232,20 +334,22 @@ class ClientApi:
                 command, timeout=self.config.commit_timeout_s, client=client, seq=seq
             )
         except ProposalDropped as exc:
-            raise ApiError(503, str(exc), leader=self._leader_hint()) from None
+            raise ApiError(wire.DROPPED, str(exc), leader=self._leader_hint()) from None
         except LeadershipLost as exc:
-            raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
+            raise ApiError(
+                wire.NOT_COMMITTED, f"not committed: {exc}", leader=self._leader_hint()
+            ) from None
         except StaleSession as exc:
-            raise ApiError(409, str(exc)) from None
+            raise ApiError(wire.STALE_REQUEST, str(exc)) from None
         except (RequestTimeout, OutcomeUnknown) as exc:
-            raise ApiError(504, f"outcome unknown: {exc}") from None
+            raise ApiError(wire.OUTCOME_UNKNOWN, f"outcome unknown: {exc}") from None
         except NodeStopped as exc:
-            raise ApiError(503, str(exc)) from None
+            raise ApiError(wire.STOPPING, str(exc)) from None
 
     def _need_log(self) -> ReplicatedLog:
         if self.log is None:
             raise ApiError(
-                404,
+                wire.NOT_FOUND,
                 "this node's state machine is not the replicated log: read its state "
                 "through the program that runs it",
             )
@@ -264,9 +368,9 @@ class ClientApi:
         except NotLeader:
             return await self._forward(request, b"")
         except RequestTimeout as exc:
-            raise ApiError(504, f"could not confirm leadership: {exc}") from None
+            raise ApiError(wire.TIMEOUT, f"could not confirm leadership: {exc}") from None
         except NodeStopped as exc:
-            raise ApiError(503, str(exc)) from None
+            raise ApiError(wire.STOPPING, str(exc)) from None
         return None
 
     async def read(self, request: web.Request) -> web.Response:
@@ -278,7 +382,8 @@ class ClientApi:
         consistency = query.get("consistency", "linearizable")
         if consistency not in CONSISTENCY:
             raise ApiError(
-                400, f"consistency must be one of {', '.join(CONSISTENCY)}, not {consistency!r}"
+                wire.BAD_REQUEST,
+                f"consistency must be one of {', '.join(CONSISTENCY)}, not {consistency!r}",
             )
         forwarded = await self._barrier(request, consistency)
         if forwarded is not None:
@@ -286,49 +391,50 @@ class ClientApi:
         first = records_log.first_index
         if asked and start < first:
             raise ApiError(
-                410,
+                wire.TRIMMED,
                 f"entries before {first} were trimmed (retention); read from {first}",
                 first_index=first,
             )
         page = await records_log.read(max(start, first), limit)
-        entries: list[LogRecord] = []
+        entries: list[wire.Entry] = []
         size = 0
         for r in page.records:  # cap the answer: one huge read must not stall the node
             if entries and size + len(r.data) > MAX_READ_BYTES:
                 break
-            entries.append(r)
+            entries.append(wire.Entry.of(r.index, r.term, r.data))
             size += len(r.data)
         following = (
             page.next_index
             if len(entries) == len(page.records)
             else page.records[len(entries)].index
         )
-        doc: dict[str, Any] = {
-            "node": int(self.node.id),
-            "consistency": consistency,
-            "commit": self.node.commit,
-            "applied": self.node.applied,
-            "first_index": page.first_index,
-            "entries": [
-                {"index": r.index, "term": r.term, **_render_data(r.data)} for r in entries
-            ],
-            "next": following,
-        }
+        staleness = None
         if consistency == "local":
             # How stale this answer may be: what this node has applied, and how long ago
             # it last heard from the leader it follows (None: no leader known).
             leader = self.node.leader
-            doc["staleness"] = {
-                "leader": int(leader) or None,
-                "applied": self.node.applied,
-                "commit": self.node.commit,
-                "last_leader_contact_s": (
+            staleness = wire.Staleness(
+                leader=int(leader) or None,
+                applied=self.node.applied,
+                commit=self.node.commit,
+                last_leader_contact_s=(
                     0.0 if leader == self.node.id else self.node.last_contact(leader)
                 )
                 if leader
                 else None,
-            }
-        return _json(doc)
+            )
+        return _answer(
+            wire.ReadAnswer(
+                node=int(self.node.id),
+                consistency=consistency,
+                commit=self.node.commit,
+                applied=self.node.applied,
+                first_index=page.first_index,
+                entries=entries,
+                next=following,
+                staleness=staleness,
+            )
+        )
 
     async def trim(self, request: web.Request) -> web.Response:
         """Retention: ``{"before": N}``, ``{"keep_last": K}`` or ``{"older_than_s": S}``.
@@ -336,81 +442,72 @@ class ClientApi:
         to it; reads before it answer 410 from then on."""
         records_log = self._need_log()
         body = await request.read()
-        doc = _json_body(body)
-        kinds = ("before", "keep_last", "older_than_s")
-        if not isinstance(doc, dict) or len(doc) != 1 or next(iter(doc)) not in kinds:
-            raise ApiError(
-                400, f'expected one of {kinds} as the only field, e.g. {{"keep_last": 1000}}'
-            )
-        kind, value = next(iter(doc.items()))
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ApiError(400, f'"{kind}" must be a number >= 0')
-        if kind != "older_than_s" and not isinstance(value, int):
-            raise ApiError(400, f'"{kind}" must be an integer')
+        req = _decode(_TRIM, body, TRIM_USAGE)
         if not self.node.is_leader:
             return await self._forward(request, body)
-        if kind == "before":
-            before = int(value)
-        elif kind == "keep_last":
-            before = records_log.index_keeping_last(int(value))
+        if req.before is not None:
+            before = req.before
+        elif req.keep_last is not None:
+            before = records_log.index_keeping_last(req.keep_last)
         else:
-            before = records_log.index_newer_than(int((time.time() - float(value)) * 1000))
+            age = req.older_than_s or 0.0
+            before = records_log.index_newer_than(int((time.time() - age) * 1000))
         try:
             done = await self._propose(trim_command(before), None, None)
         except NotLeader:
             return await self._forward(request, body)
         first = done.result.first_index if isinstance(done.result, Trimmed) else before
-        return _json({"first_index": first, "index": done.index, "term": done.term})
+        return _answer(wire.TrimAnswer(first_index=first, index=done.index, term=done.term))
 
     async def status(self, _request: web.Request) -> web.Response:
         try:
             s = await self.node.status()
         except (RaftError, TimeoutError) as exc:
-            raise ApiError(503, f"status unavailable: {exc}") from None
-        return _json(
-            {
-                "id": int(s.id),
-                "state": s.role.value,
-                "term": s.term,
-                "leader": int(s.leader) or None,
-                "vote": int(s.vote) or None,
-                "commit": s.commit,
-                "applied": self.node.applied,
-                "last_index": s.last_index,
-                "last_term": s.last_term,
-                "first_index": s.first_index,
-                "snapshot_index": s.snapshot_index,
-                "voters": [int(v) for v in s.voters],
-                "learners": [int(v) for v in s.learners],
-                "conf_index": s.conf_index,
-                "client_url": self.config.client_urls.get(self.node.id),
-                "event_loop": loop_name(),
-                "peers": [
-                    {
-                        "id": int(p.id),
-                        "match": p.match,
-                        "next": p.next,
-                        "state": p.state,
-                        "recent_active": p.recent_active,
-                        "inflight": p.inflight,
-                        "learner": p.learner,
-                        "last_contact_s": self.node.last_contact(p.id),
-                    }
+            raise ApiError(wire.UNAVAILABLE, f"status unavailable: {exc}") from None
+        return _answer(
+            wire.Status(
+                id=int(s.id),
+                state=s.role.value,
+                term=s.term,
+                leader=int(s.leader) or None,
+                vote=int(s.vote) or None,
+                commit=s.commit,
+                applied=self.node.applied,
+                last_index=s.last_index,
+                last_term=s.last_term,
+                first_index=s.first_index,
+                snapshot_index=s.snapshot_index,
+                voters=[int(v) for v in s.voters],
+                learners=[int(v) for v in s.learners],
+                conf_index=s.conf_index,
+                client_url=self.config.client_urls.get(self.node.id),
+                event_loop=loop_name(),
+                peers=[
+                    wire.PeerStatus(
+                        id=int(p.id),
+                        match=p.match,
+                        next=p.next,
+                        state=p.state,
+                        recent_active=p.recent_active,
+                        inflight=p.inflight,
+                        learner=p.learner,
+                        last_contact_s=self.node.last_contact(p.id),
+                    )
                     for p in s.peers
                     if p.id != s.id
                 ],
-            }
+            )
         )
 
     async def nodes(self, _request: web.Request) -> web.Response:
-        return _json(
-            {
-                "leader": int(self.node.leader) or None,
-                "nodes": [
-                    {"id": int(member.id), "client_url": self._client_url(member.id)}
+        return _answer(
+            wire.NodesAnswer(
+                leader=int(self.node.leader) or None,
+                nodes=[
+                    wire.NodeInfo(id=int(member.id), client_url=self._client_url(member.id))
                     for member, _role in self.node.member_list()
                 ],
-            }
+            )
         )
 
     # -- membership ------------------------------------------------------------------
@@ -421,16 +518,23 @@ class ClientApi:
             return member.client
         return self.config.client_urls.get(node)
 
-    def _member_rows(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": int(member.id),
-                "role": role,
-                "peer": member.peer or None,
-                "client": self._client_url(member.id),
-            }
-            for member, role in self.node.member_list()
-        ]
+    def _member_rows(
+        self, progress: Mapping[NodeId, PeerStatus] | None = None, commit: int = 0
+    ) -> list[wire.MemberRow]:
+        """The members; with the leader's ``progress``, how far each other one trails."""
+        rows = []
+        for member, role in self.node.member_list():
+            row = wire.MemberRow(
+                id=int(member.id),
+                role=role,
+                peer=member.peer or None,
+                client=self._client_url(member.id),
+            )
+            p = progress.get(member.id) if progress is not None else None
+            if p is not None:
+                row.match, row.caught_up, row.active = p.match, commit - p.match, p.recent_active
+            rows.append(row)
+        return rows
 
     async def members(self, _request: web.Request) -> web.Response:
         """The configuration in force (this node's view; the leader adds each member's
@@ -438,25 +542,22 @@ class ClientApi:
         try:
             s = await self.node.status()
         except (RaftError, TimeoutError) as exc:
-            raise ApiError(503, f"status unavailable: {exc}") from None
-        progress = {p.id: p for p in s.peers}
-        rows = self._member_rows()
-        for row in rows:
-            p = progress.get(NodeId(row["id"]))
-            if p is not None and p.id != s.id:
-                row.update(match=p.match, caught_up=s.commit - p.match, active=p.recent_active)
-        return _json(
-            {
-                "node": int(self.node.id),
-                "leader": int(s.leader) or None,
-                "term": s.term,
-                "conf_index": s.conf_index,
-                "pending": s.conf_index > s.commit,
-                "members": rows,
-            }
+            raise ApiError(wire.UNAVAILABLE, f"status unavailable: {exc}") from None
+        progress = {p.id: p for p in s.peers if p.id != s.id}
+        return _answer(
+            wire.MembersAnswer(
+                node=int(self.node.id),
+                leader=int(s.leader) or None,
+                term=s.term,
+                conf_index=s.conf_index,
+                pending=s.conf_index > s.commit,
+                members=self._member_rows(progress, s.commit),
+            )
         )
 
-    async def _change(self, request: web.Request, body: bytes, change: Any) -> web.Response:
+    async def _change(
+        self, request: web.Request, body: bytes, change: Callable[[], Awaitable[Committed]]
+    ) -> web.Response:
         """Run a membership change on the leader (forwarding from a follower); answer
         with the new configuration once it has committed."""
         if not self.node.is_leader:
@@ -466,37 +567,35 @@ class ClientApi:
         except NotLeader:
             return await self._forward(request, body)
         except ConfChangeRefused as exc:
-            raise ApiError(409, f"refused: {exc.reason}", retryable=exc.transient) from None
+            raise ApiError(
+                wire.REFUSED, f"refused: {exc.reason}", retryable=exc.transient
+            ) from None
         except ProposalDropped as exc:
             raise ApiError(
-                409, f"refused: {exc}", leader=self._leader_hint(), retryable=True
+                wire.REFUSED, f"refused: {exc}", leader=self._leader_hint(), retryable=True
             ) from None
         except LeadershipLost as exc:
-            raise ApiError(409, f"not committed: {exc}", leader=self._leader_hint()) from None
+            raise ApiError(
+                wire.NOT_COMMITTED, f"not committed: {exc}", leader=self._leader_hint()
+            ) from None
         except (RequestTimeout, OutcomeUnknown) as exc:
-            raise ApiError(504, f"outcome unknown: {exc}") from None
+            raise ApiError(wire.OUTCOME_UNKNOWN, f"outcome unknown: {exc}") from None
         except NodeStopped as exc:
-            raise ApiError(503, str(exc)) from None
-        return _json({"index": done.index, "term": done.term, "members": self._member_rows()})
+            raise ApiError(wire.STOPPING, str(exc)) from None
+        return _answer(
+            wire.ChangeAnswer(index=done.index, term=done.term, members=self._member_rows())
+        )
 
     async def add_member(self, request: web.Request) -> web.Response:
         """``{"id": N, "peer": "host:port", "client": "http://host:port"}``: add a node as
         a learner (``raftlog node --join`` sends this)."""
         body = await request.read()
-        doc = _json_body(body)
-        usage = 'expected {"id": N, "peer": "HOST:PORT", "client": "http://HOST:PORT"}'
-        if not isinstance(doc, dict) or set(doc) - {"id", "peer", "client"}:
-            raise ApiError(400, usage)
-        node, peer, client = doc.get("id"), doc.get("peer"), doc.get("client", "")
-        if type(node) is not int or node <= 0:
-            raise ApiError(400, f'"id" must be a positive integer; {usage}')
-        if not isinstance(peer, str) or not isinstance(client, str):
-            raise ApiError(400, usage)
+        req = _decode(_ADD_MEMBER, body, ADD_MEMBER_USAGE)
         try:
-            split_address(peer)
+            split_address(req.peer)
         except ValueError as exc:
-            raise ApiError(400, f'"peer": {exc}') from None
-        member = Member(NodeId(node), peer, client)
+            raise ApiError(wire.BAD_REQUEST, f'"peer": {exc}') from None
+        member = Member(NodeId(req.id), req.peer, req.client)
         timeout = self.config.commit_timeout_s
         return await self._change(
             request, body, lambda: self.node.add_learner(member, timeout=timeout)
@@ -506,9 +605,9 @@ class ClientApi:
         try:
             node = int(request.match_info["id"])
         except ValueError:
-            raise ApiError(400, "a member id is a positive integer") from None
-        if node <= 0:
-            raise ApiError(400, "a member id is a positive integer")
+            raise ApiError(wire.BAD_REQUEST, "a member id is a positive integer") from None
+        if not 0 < node <= wire.MAX_INT:
+            raise ApiError(wire.BAD_REQUEST, "a member id is a positive integer")
         return NodeId(node)
 
     async def promote_member(self, request: web.Request) -> web.Response:
@@ -524,83 +623,69 @@ class ClientApi:
         )
 
     async def transfer_leader(self, request: web.Request) -> web.Response:
-        """``{"to": N}`` (or ``{}``: the most up-to-date voter): hand leadership over;
-        answers once the new leader is known, with the time it took."""
+        """``{"to": N}`` (or ``{}``, or no body: the most up-to-date voter): hand
+        leadership over; answers once the new leader is known, with the time it took."""
         body = await request.read()
-        doc = _json_body(body) if body.strip() else {}
-        if not isinstance(doc, dict) or set(doc) - {"to"}:
-            raise ApiError(400, 'expected {"to": N} or {}')
-        to = doc.get("to")
-        if to is not None and (type(to) is not int or to <= 0):
-            raise ApiError(400, '"to" must be a positive integer')
+        req = _decode(_TRANSFER, body, TRANSFER_USAGE) if body.strip() else wire.TransferRequest()
         if not self.node.is_leader:
             return await self._forward(request, body)
         started = time.monotonic()
         try:
             s = await self.node.status()
             voters = [v for v in s.voters if v != s.id]
-            if to is None:
+            if req.to is None:
                 ranked = sorted(
                     (p for p in s.peers if p.id in voters), key=lambda p: (-p.match, p.id)
                 )
                 if not ranked:
-                    raise ApiError(409, "refused: there is no other voter to take over")
+                    raise ApiError(wire.REFUSED, "refused: there is no other voter to take over")
                 target = ranked[0].id
             else:
-                target = NodeId(to)
+                target = NodeId(req.to)
                 if target == s.id:
-                    return _json({"leader": int(s.id), "took_ms": 0.0})
+                    return _answer(wire.TransferAnswer(leader=int(s.id), took_ms=0.0))
                 if target not in voters:
-                    raise ApiError(409, f"refused: node {target} is not a voter")
+                    raise ApiError(wire.REFUSED, f"refused: node {target} is not a voter")
             await self.node.transfer_leadership(target, timeout=self.config.commit_timeout_s)
         except NotLeader:
             return await self._forward(request, body)
         except (RaftError, TimeoutError) as exc:
-            raise ApiError(503, f"transfer failed: {exc}") from None
+            raise ApiError(wire.UNAVAILABLE, f"transfer failed: {exc}") from None
         deadline = started + self.config.commit_timeout_s
         while time.monotonic() < deadline:
             if not self.node.is_leader and self.node.leader not in (NO_NODE, self.node.id):
-                return _json(
-                    {
-                        "leader": int(self.node.leader),
-                        "took_ms": round((time.monotonic() - started) * 1000, 1),
-                    }
+                return _answer(
+                    wire.TransferAnswer(
+                        leader=int(self.node.leader),
+                        took_ms=round((time.monotonic() - started) * 1000, 1),
+                    )
                 )
             await asyncio.sleep(0.001)
-        raise ApiError(504, f"node {target} did not take over within the time limit")
+        raise ApiError(wire.TIMEOUT, f"node {target} did not take over within the time limit")
 
     async def partition(self, request: web.Request) -> web.Response:
         """Test-only: ``{"blocked": [ids], "held": [ids]}``. Traffic with a blocked peer is
         dropped both ways; messages from a held peer are kept and delivered, in order, once
         it is no longer held. A key left out leaves that setting as it is."""
-        usage = 'expected {"blocked": [node ids], "held": [node ids]} (either key optional)'
-        try:
-            doc = json.loads(await request.read())
-            if not isinstance(doc, dict) or not doc or set(doc) - {"blocked", "held"}:
-                raise ValueError
-            sets = {key: {NodeId(n) for n in doc[key]} for key in doc}
-            if any(type(n) is not int or n <= 0 for ids in sets.values() for n in ids):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise ApiError(400, usage) from None
-        if "blocked" in sets:
-            self.node.block_peers(sets["blocked"])
-        if "held" in sets:
-            self.node.hold_peers(sets["held"])
-        return _json(
-            {
-                "blocked": sorted(int(n) for n in self.node.blocked),
-                "held": sorted(int(n) for n in self.node.held),
-            }
+        req = _decode(_PARTITION, await request.read(), PARTITION_USAGE)
+        if req.blocked is not None:
+            self.node.block_peers({NodeId(n) for n in req.blocked})
+        if req.held is not None:
+            self.node.hold_peers({NodeId(n) for n in req.held})
+        return _answer(
+            wire.PartitionAnswer(
+                blocked=sorted(int(n) for n in self.node.blocked),
+                held=sorted(int(n) for n in self.node.held),
+            )
         )
 
     async def livez(self, _request: web.Request) -> web.Response:
-        return _json({"live": True, "node": int(self.node.id)})
+        return _answer(wire.Liveness(live=True, node=int(self.node.id)))
 
     async def readyz(self, _request: web.Request) -> web.Response:
         if self.node.leader == NO_NODE:
-            return _json({"ready": False, "reason": "no known leader"}, 503)
-        return _json({"ready": True, "leader": int(self.node.leader)})
+            return _answer(wire.Readiness(ready=False, reason="no known leader"), 503)
+        return _answer(wire.Readiness(ready=True, leader=int(self.node.leader)))
 
     # -- forwarding ------------------------------------------------------------------
 
@@ -611,7 +696,7 @@ class ClientApi:
         leader = self.node.leader
         url = self._client_url(leader) if leader != NO_NODE else None
         if request.headers.get(FORWARDED) or url is None or leader == self.node.id:
-            raise ApiError(503, "no leader", leader=self._leader_hint())
+            raise ApiError(wire.NO_LEADER, "no leader", leader=self._leader_hint())
         target = url.rstrip("/") + request.path_qs
         try:
             async with self._client().request(
@@ -625,73 +710,28 @@ class ClientApi:
                     body=payload, status=resp.status, content_type="application/json"
                 )
         except aiohttp.ClientConnectorError as exc:  # nothing was sent: safe to retry
-            raise ApiError(503, f"leader {leader} unreachable: {exc}", leader=int(leader)) from None
+            raise ApiError(
+                wire.NO_LEADER, f"leader {leader} unreachable: {exc}", leader=int(leader)
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:  # sent: it may have happened
             raise ApiError(
-                504, f"outcome unknown: forwarding to leader {leader} failed: {exc}"
+                wire.OUTCOME_UNKNOWN,
+                f"outcome unknown: forwarding to leader {leader} failed: {exc}",
             ) from None
-
-
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-        raise ApiError(400, f"body is not valid JSON: {type(exc).__name__}: {exc}") from None
 
 
 def _render_result(result: Any) -> Any:
     """A state machine's result, as JSON: bytes as UTF-8 text (or base64 in an object),
-    anything JSON can encode as it is, anything else as its repr."""
+    anything JSON can encode as it is (already encoded), anything else as its repr."""
     if isinstance(result, bytes):
         try:
             return result.decode("utf-8")
         except UnicodeDecodeError:
             return {"base64": base64.b64encode(result).decode()}
     try:
-        return json.loads(msgspec.json.encode(result))
+        return msgspec.Raw(_encode(result))
     except (TypeError, ValueError):
         return repr(result)
-
-
-def _entry_data(doc: Any) -> tuple[bytes, str | None, int | None]:
-    """(data, client id, seq) of an append request."""
-    if not isinstance(doc, dict):
-        raise ApiError(400, 'body must be a JSON object like {"data": "SET 5"}')
-    unknown = set(doc) - {"data", "encoding", "client_id", "seq"}
-    if unknown:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    data = doc.get("data")
-    if not isinstance(data, str):
-        raise ApiError(400, '"data" must be a string')
-    client, seq = doc.get("client_id"), doc.get("seq")
-    if (client is None) != (seq is None):
-        raise ApiError(400, '"client_id" and "seq" go together')
-    if client is not None and (not isinstance(client, str) or not 0 < len(client) <= MAX_CLIENT_ID):
-        raise ApiError(400, f'"client_id" must be a string of 1 to {MAX_CLIENT_ID} characters')
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
-        raise ApiError(400, '"seq" must be an integer >= 1')
-    return _decode_data(data, doc.get("encoding", "utf-8")), client, seq
-
-
-def _decode_data(data: str, encoding: object) -> bytes:
-    if encoding == "utf-8":
-        try:
-            return data.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(400, '"data" is not valid Unicode (a lone surrogate?)') from None
-    if encoding == "base64":
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, '"data" is not valid base64') from None
-    raise ApiError(400, '"encoding" must be "utf-8" or "base64"')
-
-
-def _render_data(data: bytes) -> dict[str, str]:
-    try:
-        return {"data": data.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"data": base64.b64encode(data).decode(), "encoding": "base64"}
 
 
 def _int_param(
@@ -703,8 +743,8 @@ def _int_param(
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, f"{name} must be an integer, not {raw!r}") from None
+        raise ApiError(wire.BAD_REQUEST, f"{name} must be an integer, not {raw!r}") from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f" and at most {maximum}" if maximum is not None else ""
-        raise ApiError(400, f"{name} must be at least {minimum}{bound}")
+        raise ApiError(wire.BAD_REQUEST, f"{name} must be at least {minimum}{bound}")
     return value

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import msgspec
 
+from raftlog import wire
 from raftlog.check.logcheck import LogOp, check_log_history
 from raftlog.local.cluster import LocalCluster, wait_for
 
@@ -48,6 +50,21 @@ PARTITION_SHAPES = ("halves", "isolate-leader", "one-link", "bridge")
 RECOVERY_S = 10.0
 _CLIENT_VALUE = re.compile(r"c\d+-\d+")
 _LEADER_LINE = re.compile(r"node (\d+) \[Leader t(\d+)\] Received \d+ votes")
+_encode = msgspec.json.Encoder().encode
+_JSON_BODY = {"Content-Type": "application/json"}
+
+
+def _error_of(raw: bytes) -> wire.Error | None:
+    """An error answer of a node (None if it is not one: not JSON, no code)."""
+    try:
+        return msgspec.json.decode(raw, type=wire.Error)
+    except msgspec.DecodeError:
+        return None
+
+
+def _hint(error: wire.Error | None) -> int | None:
+    """The leader an error answer names, if any."""
+    return error.leader if error is not None and isinstance(error.leader, int) else None
 
 
 @dataclass
@@ -227,7 +244,7 @@ class Chaos:
             "node": target,
             "error": None,
         }
-        body = {"data": value, "client_id": f"chaos-{k}", "seq": seq}
+        body = _encode(wire.AppendRequest(value, client_id=f"chaos-{k}", seq=seq))
         maybe = False
         deadline = time.monotonic() + 4 * self.opt.request_timeout_s
         while time.monotonic() < deadline:
@@ -235,29 +252,33 @@ class Chaos:
             try:
                 async with self.http.post(
                     self._url(target) + "/v1/log",
-                    json=body,
+                    data=body,
+                    headers=_JSON_BODY,
                     timeout=aiohttp.ClientTimeout(total=self.opt.request_timeout_s),
                 ) as resp:
-                    doc = await resp.json(content_type=None)
+                    raw = await resp.read()
                     status = resp.status
+                answer = msgspec.json.decode(raw, type=wire.AppendAnswer) if status == 200 else None
             except aiohttp.ClientConnectorError as exc:
                 op["error"] = f"{type(exc).__name__}"
                 target = rng.choice(self._targets())
                 continue
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                maybe = True  # sent: it may have happened
+                maybe = True  # sent (a malformed answer too): it may have happened
                 op["error"] = f"{type(exc).__name__}: {exc}"[:200]
                 target = rng.choice(self._targets())
                 continue
-            if status == 200:
-                op.update(status="ok", ret=self.rec.now(), index=doc["index"], error=None)
+            if answer is not None:
+                op.update(status="ok", ret=self.rec.now(), index=answer.index, error=None)
                 return op, target
-            if status in (409, 504):
+            error = _error_of(raw)
+            if error is not None:  # by its code: not done, or not seen through
+                maybe = maybe or error.code in wire.UNFINISHED
+            else:  # not a node's answer: only a 504 says it may have happened
                 maybe = maybe or status == 504
-            op["error"] = f"HTTP {status}: {doc.get('error') if isinstance(doc, dict) else doc}"[
-                :200
-            ]
-            hint = doc.get("leader") if isinstance(doc, dict) else None
+            text = error.error if error is not None else raw[:100].decode("utf-8", "replace")
+            op["error"] = f"HTTP {status}: {text}"[:200]
+            hint = _hint(error)
             target = hint if hint in self.cluster.nodes else rng.choice(self._targets())
             if self.stop_clients.is_set():
                 break
@@ -290,24 +311,25 @@ class Chaos:
                 self._url(target) + f"/v1/log?from={start}&limit=200",
                 timeout=aiohttp.ClientTimeout(total=self.opt.request_timeout_s),
             ) as resp:
-                doc = await resp.json(content_type=None)
+                raw = await resp.read()
                 status = resp.status
+            page = msgspec.json.decode(raw, type=wire.ReadAnswer) if status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             op.update(ret=self.rec.now(), error=f"{type(exc).__name__}"[:200])
             return op, rng.choice(self._targets()), last_applied
         op["ret"] = self.rec.now()
-        if status != 200:
+        if page is None:
             op["error"] = f"HTTP {status}"
-            hint = doc.get("leader") if isinstance(doc, dict) else None
+            hint = _hint(_error_of(raw))
             target = hint if hint in self.cluster.nodes else rng.choice(self._targets())
             return op, target, last_applied
         op.update(
             status="ok",
-            node=doc["node"],
-            applied=doc["applied"],
-            window=[[e["index"], e["data"]] for e in doc["entries"]],
+            node=page.node,
+            applied=page.applied,
+            window=[[e.index, e.data] for e in page.entries],
         )
-        return op, target, max(last_applied, doc["applied"])
+        return op, target, max(last_applied, page.applied)
 
     # -- the nemesis -----------------------------------------------------------------
 
@@ -385,8 +407,12 @@ class Chaos:
         """A fresh node joins (``raftlog node --join``; it is promoted once caught up), or
         a voter (the leader too, sometimes) is removed, keeping 3 to 5 voters."""
         leader = await self._leader_guess()
-        status = await self.cluster.status(leader) if leader is not None else None
-        voters = list(status["voters"]) if status else list(self.cluster.nodes)
+        status = (
+            await self.cluster.get_as(leader, "/v1/status", wire.Status)
+            if leader is not None
+            else None
+        )
+        voters = list(status.voters) if status else list(self.cluster.nodes)
         add = len(voters) < MAX_VOTERS and (len(voters) <= MIN_VOTERS or self.rng.random() < 0.5)
         if add:
             new = self.cluster.add_node()
@@ -438,14 +464,16 @@ class Chaos:
                         f"{node.url}/v1/members/{victim}",
                         timeout=aiohttp.ClientTimeout(total=5),
                     ) as resp:
-                        doc = await resp.json(content_type=None)
-                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                        raw = await resp.read()
+                        status = resp.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     reason = f"node {i}: {type(exc).__name__}"
                     continue
-                if resp.status == 200:
+                if status == 200:
                     return ""
-                reason = str(doc.get("error", resp.status) if isinstance(doc, dict) else doc)
-                if resp.status == 409 and not (isinstance(doc, dict) and doc.get("retryable")):
+                error = _error_of(raw)
+                reason = error.error if error is not None else f"HTTP {status}"
+                if error is not None and error.code == wire.REFUSED and error.retryable is not True:
                     return reason  # a final refusal
             await asyncio.sleep(0.2)
         return reason
@@ -487,7 +515,8 @@ class Chaos:
             try:
                 async with self.http.post(
                     self._url(node) + "/v1/admin/partition",
-                    json={"blocked": sorted(blocked)},
+                    data=_encode(wire.PartitionRequest(blocked=sorted(blocked))),
+                    headers=_JSON_BODY,
                     timeout=aiohttp.ClientTimeout(total=2),
                 ) as resp:
                     await resp.read()
@@ -574,13 +603,16 @@ class Chaos:
             out: list[tuple[int, str]] = []
             start: int | None = 1
             while start is not None:
-                doc = await self.cluster.get(
-                    i, f"/v1/log?consistency=local&from={start}&limit=10000", timeout=10
+                page = await self.cluster.get_as(
+                    i,
+                    f"/v1/log?consistency=local&from={start}&limit=10000",
+                    wire.ReadAnswer,
+                    timeout=10,
                 )
-                if not isinstance(doc, dict):
+                if page is None:
                     return None
-                out += [(e["index"], e["data"]) for e in doc["entries"]]
-                start = doc.get("next")
+                out += [(e.index, e.data) for e in page.entries]
+                start = page.next
             return out
 
         async def converged() -> dict[int, list[tuple[int, str]]] | None:

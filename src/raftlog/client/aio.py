@@ -15,11 +15,17 @@ queue until they answer again. The seeds always stay candidates (the members' ad
 may not be reachable from where the client runs, e.g. outside Docker's network). Local
 reads go to the seeds in their order instead (the point of them is to spare the leader).
 
-Retries: connection errors, timeouts, 503, 504, 409 "not committed" and other 5xx are
+Retries: connection errors, timeouts and the error answers whose ``code`` (see
+:mod:`raftlog.wire`) says the request was not carried out or not seen through (no_leader,
+dropped, stopping, unavailable, not_committed; timeout, outcome_unknown, internal) are
 retried, round after round over the candidates, with exponential backoff and jitter between
 rounds, until ``retry_for`` seconds have passed since the call began (no attempt starts after
 that; an attempt in flight has its full ``timeout``: a call lasts at most about
-``retry_for + timeout``). A 4xx is final.
+``retry_for + timeout``). The other codes are final (a refused membership change is retried
+if the answer says ``"retryable": true``). An answer without a code this client knows (a
+proxy's error page, a newer server) goes by its HTTP status: 409, 503, 408, 429 and other
+5xx are retried, any other 4xx is final. The bodies sent and read are the Structs of
+:mod:`raftlog.wire`.
 
 Exactly-once appends: each append carries ``(client_id, seq)``; ``seq`` is new for each new
 append and the same for every retry of it, and the server's state machine applies a given
@@ -33,8 +39,6 @@ own client_id) for concurrent appends. Reads and status queries may run concurre
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import os
 import random
@@ -47,8 +51,10 @@ from typing import Any, Final, Literal, Self, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
+import msgspec
 import yarl
 
+from raftlog import wire
 from raftlog.client.errors import (
     BadRequest,
     ChangeRefused,
@@ -69,7 +75,7 @@ BACKOFF_MAX: Final = 2.0
 """Seconds: the pause between retry rounds grows (doubling) up to this."""
 DISCOVERY_TIMEOUT: Final = 2.0
 """Seconds, at most, for one ``GET /v1/nodes`` (it is served without the consensus)."""
-MAX_CLIENT_ID: Final = 128
+MAX_CLIENT_ID: Final = wire.MAX_CLIENT_ID
 
 
 # -- results -------------------------------------------------------------------------------
@@ -192,105 +198,94 @@ def _message(doc: Any) -> str:
     return str(doc)
 
 
-def _hint(doc: Any) -> int | None:
-    leader = doc.get("leader") if isinstance(doc, dict) else None
-    return leader if isinstance(leader, int) and not isinstance(leader, bool) else None
+_encode = msgspec.json.Encoder().encode
+_any_json = msgspec.json.Decoder()
+_append_answer = msgspec.json.Decoder(wire.AppendAnswer)
+_trim_answer = msgspec.json.Decoder(wire.TrimAnswer)
+_nodes_answer = msgspec.json.Decoder(wire.NodesAnswer)
+_JSON_BODY: Final = {"Content-Type": "application/json"}
+_MALFORMED = (ValueError, KeyError, TypeError, msgspec.MsgspecError)
+"""What parsing an answer that is not what the wire format says raises."""
 
 
-def _int(doc: dict[str, Any], key: str) -> int:
-    value = doc[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{key!r} is not an integer: {value!r}")
-    return value
+def _request_body(body: msgspec.Struct) -> bytes:
+    try:
+        return _encode(body)
+    except UnicodeEncodeError:
+        # Text with a lone surrogate (not UTF-8): JSON can still carry it, escaped, and
+        # the node answers what it makes of it (a 400), as to any other client.
+        return json.dumps(msgspec.to_builtins(body)).encode("ascii")
 
 
-def _opt_int(doc: dict[str, Any], key: str) -> int | None:
-    return None if doc.get(key) is None else _int(doc, key)
+def _parse_append(raw: bytes) -> AppendResult:
+    answer = _append_answer.decode(raw)
+    return AppendResult(answer.index, answer.term, answer.duplicate)
 
 
-def _object(doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise ValueError(f"not a JSON object: {doc!r:.200}")
-    return doc
-
-
-def _parse_append(doc: Any) -> AppendResult:
-    d = _object(doc)
-    return AppendResult(_int(d, "index"), _int(d, "term"), bool(d.get("duplicate", False)))
-
-
-def _decode_entry(entry: Any) -> Record:
-    e = _object(entry)
-    data = e["data"]
-    if not isinstance(data, str):
-        raise ValueError(f"entry data is not a string: {data!r:.100}")
-    if e.get("encoding") == "base64":
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("entry data is not valid base64") from None
-    else:
-        raw = data.encode("utf-8", "surrogatepass")
-    return Record(_int(e, "index"), _int(e, "term"), raw)
-
-
-def _parse_read(doc: Any) -> ReadResult:
-    d = _object(doc)
-    entries = d["entries"]
-    if not isinstance(entries, list):
-        raise ValueError("entries is not a list")
-    staleness = None
-    s = d.get("staleness")
-    if isinstance(s, dict):
-        contact = s.get("last_leader_contact_s")
-        staleness = Staleness(
-            leader=_opt_int(s, "leader"),
-            applied=_int(s, "applied"),
-            commit=_int(s, "commit"),
-            last_leader_contact_s=float(contact) if contact is not None else None,
-        )
+def _parse_read(raw: bytes) -> ReadResult:
+    doc = _any_json.decode(raw)
+    answer = msgspec.convert(doc, wire.ReadAnswer)
+    s = answer.staleness
     return ReadResult(
-        entries=[_decode_entry(e) for e in entries],
-        commit=_int(d, "commit"),
-        applied=_int(d, "applied"),
-        node=_int(d, "node"),
-        next=_opt_int(d, "next"),
-        staleness=staleness,
-        consistency=str(d.get("consistency", "")),
-        raw=d,
+        entries=[Record(e.index, e.term, e.payload()) for e in answer.entries],
+        commit=answer.commit,
+        applied=answer.applied,
+        node=answer.node,
+        next=answer.next,
+        staleness=None
+        if s is None
+        else Staleness(s.leader, s.applied, s.commit, s.last_leader_contact_s),
+        consistency=answer.consistency,
+        raw=doc,
     )
 
 
-def _parse_trim(doc: Any) -> int:
-    return _int(_object(doc), "first_index")
+def _parse_trim(raw: bytes) -> int:
+    return _trim_answer.decode(raw).first_index
 
 
-def _parse_status(endpoint: str, doc: Any) -> NodeStatus:
-    d = _object(doc)
-    voters = d.get("voters", [])
-    url = d.get("client_url")
+def _parse_status(endpoint: str, raw: bytes) -> NodeStatus:
+    doc = _any_json.decode(raw)
+    s = msgspec.convert(doc, wire.Status)
     return NodeStatus(
         endpoint=endpoint,
-        id=_int(d, "id"),
-        state=str(d["state"]),
-        term=_int(d, "term"),
-        leader=_opt_int(d, "leader"),
-        commit=_int(d, "commit"),
-        applied=_int(d, "applied"),
-        last_index=_int(d, "last_index"),
-        last_term=_int(d, "last_term"),
-        voters=[int(v) for v in voters] if isinstance(voters, list) else [],
-        client_url=url if isinstance(url, str) else None,
-        raw=d,
+        id=s.id,
+        state=s.state,
+        term=s.term,
+        leader=s.leader,
+        commit=s.commit,
+        applied=s.applied,
+        last_index=s.last_index,
+        last_term=s.last_term,
+        voters=s.voters,
+        client_url=s.client_url,
+        raw=doc,
     )
 
 
-def _encode_data(data: str | bytes) -> dict[str, Any]:
-    if isinstance(data, str):
-        return {"data": data}
-    if isinstance(data, bytes | bytearray | memoryview):
-        return {"data": base64.b64encode(bytes(data)).decode("ascii"), "encoding": "base64"}
-    raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+def _checked_as(shape: type[msgspec.Struct]) -> Callable[[bytes], dict[str, Any]]:
+    """A parser of answers given to the caller as JSON objects: checked against the
+    Struct ``shape`` first."""
+
+    def parse(raw: bytes) -> dict[str, Any]:
+        doc: dict[str, Any] = _any_json.decode(raw)
+        msgspec.convert(doc, shape)  # raises if it is not that shape
+        return doc
+
+    return parse
+
+
+def _error_answer(raw: bytes) -> tuple[Any, wire.Error | None]:
+    """An error answer: as JSON (or its text, if it is not JSON: a proxy's error page?),
+    and as a :class:`wire.Error` if it is one."""
+    try:
+        doc = _any_json.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        return raw.decode("utf-8", "replace")[:500], None
+    try:
+        return doc, msgspec.convert(doc, wire.Error)
+    except msgspec.ValidationError:
+        return doc, None
 
 
 class _Failed(Exception):
@@ -311,6 +306,18 @@ class _Failed(Exception):
         self.hint = hint
         self.refusal = refusal
         """A membership change refused for a passing reason: raised if retries run out."""
+
+
+def _by_status(status: int, message: str, doc: Any) -> Exception:
+    """What an error answer without a code this client knows means, by its status alone:
+    _Failed (retry) or a final BadRequest."""
+    if status in (503, 409, 408, 429):  # not done: unavailable, conflict, busy
+        return _Failed(f"HTTP {status}: {message}", maybe_done=False)
+    if status >= 500:  # a failure we cannot tell: it may have happened
+        return _Failed(f"HTTP {status}: {message}", maybe_done=True)
+    if 400 <= status < 500:
+        return BadRequest(status, message, doc)
+    return _Failed(f"unexpected HTTP {status}: {message}", maybe_done=True)
 
 
 # -- the client ----------------------------------------------------------------------------
@@ -424,7 +431,7 @@ class Client:
         making a new one; the server applies it at most once. A seq beyond the counter moves
         the counter past it. Appends of one Client run one at a time.
         """
-        body = _encode_data(data)
+        body = wire.AppendRequest.of(data)
         if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
             raise ValueError(f"seq must be an integer >= 1, not {seq!r}")
         async with self._append_lock:
@@ -432,8 +439,7 @@ class Client:
                 seq = self._next_seq
             self._next_seq = max(self._next_seq, seq + 1)
             self._last_seq = seq
-            body["client_id"] = self.client_id
-            body["seq"] = seq
+            body.client_id, body.seq = self.client_id, seq
             return await self._call("POST", "/v1/log", body, _parse_append, write=True, seq=seq)
 
     async def read(
@@ -477,18 +483,8 @@ class Client:
         ``keep_last``, or those appended more than ``older_than_s`` seconds ago (exactly
         one). Returns the first index the log keeps. Safe to retry (trimming twice to the
         same point is trimming once)."""
-        given = {
-            k: v
-            for k, v in (
-                ("before", before),
-                ("keep_last", keep_last),
-                ("older_than_s", older_than_s),
-            )
-            if v is not None
-        }
-        if len(given) != 1:
-            raise ValueError("give exactly one of before, keep_last, older_than_s")
-        return await self._call("POST", "/v1/log/trim", given, _parse_trim, write=True)
+        body = wire.TrimRequest(before, keep_last, older_than_s)  # ValueError unless one
+        return await self._call("POST", "/v1/log/trim", body, _parse_trim, write=True)
 
     async def read_all(
         self,
@@ -514,38 +510,37 @@ class Client:
     async def membership(self) -> dict[str, Any]:
         """``GET /v1/members`` from the leader (``members``: id, role, peer, client, and
         on the leader how far each trails; ``pending``: a change is not committed yet)."""
-        result: dict[str, Any] = await self._call("GET", "/v1/members", None, _object, write=False)
-        return result
+        return await self._call(
+            "GET", "/v1/members", None, _checked_as(wire.MembersAnswer), write=False
+        )
 
     async def add_member(self, node: int, peer: str, client: str = "") -> dict[str, Any]:
         """Add node ``node`` (peer address ``host:port``) as a learner; returns once the
         change has committed, with the new configuration. Raises ChangeRefused."""
-        body = {"id": node, "peer": peer, "client": client}
-        result: dict[str, Any] = await self._call("POST", "/v1/members", body, _object, write=True)
-        return result
+        body = wire.AddMemberRequest(node, peer, client)
+        return await self._call(
+            "POST", "/v1/members", body, _checked_as(wire.ChangeAnswer), write=True
+        )
 
     async def promote_member(self, node: int) -> dict[str, Any]:
         """Make a caught-up learner a voter. Raises ChangeRefused (e.g. not caught up)."""
-        result: dict[str, Any] = await self._call(
-            "POST", f"/v1/members/{node}/promote", {}, _object, write=True
+        return await self._call(
+            "POST", f"/v1/members/{node}/promote", None, _checked_as(wire.ChangeAnswer), write=True
         )
-        return result
 
     async def remove_member(self, node: int) -> dict[str, Any]:
         """Remove a voter or a learner (the leader too). Raises ChangeRefused."""
-        result: dict[str, Any] = await self._call(
-            "DELETE", f"/v1/members/{node}", None, _object, write=True
+        return await self._call(
+            "DELETE", f"/v1/members/{node}", None, _checked_as(wire.ChangeAnswer), write=True
         )
-        return result
 
     async def transfer_leader(self, to: int | None = None) -> dict[str, Any]:
         """Hand leadership to ``to`` (None: the most up-to-date voter); returns
         ``{"leader": id, "took_ms": ...}`` once the new leader is known."""
-        body = {} if to is None else {"to": to}
-        result: dict[str, Any] = await self._call(
-            "POST", "/v1/leader/transfer", body, _object, write=True
+        body = wire.TransferRequest(to)
+        return await self._call(
+            "POST", "/v1/leader/transfer", body, _checked_as(wire.TransferAnswer), write=True
         )
-        return result
 
     async def status(self, endpoint: str | int) -> NodeStatus:
         """``GET /v1/status`` of one node (an endpoint, or a member's id): no retries.
@@ -559,18 +554,21 @@ class Client:
         else:
             url = normalize_endpoint(endpoint)
         try:
-            status, doc = await self._http("GET", url + "/v1/status", None, self.timeout)
+            status, raw = await self._http("GET", url + "/v1/status", None, self.timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = self._reason(exc, self.timeout)
             raise Unavailable(f"{url}: {reason}", [f"{url}: {reason}"]) from None
         if status == 200:
             try:
-                return _parse_status(url, doc)
-            except (ValueError, KeyError, TypeError) as exc:
+                return _parse_status(url, raw)
+            except _MALFORMED as exc:
                 raise Unavailable(f"{url}: malformed status: {exc}") from None
-        if status >= 500 or status in (408, 429):
-            raise Unavailable(f"{url}: HTTP {status}: {_message(doc)}")
-        raise BadRequest(status, _message(doc), doc)
+        doc, error = _error_answer(raw)
+        message = error.error if error is not None else _message(doc)
+        passing = error is not None and error.code in wire.NOT_DONE | wire.UNFINISHED
+        if passing or status >= 500 or status in (408, 429):
+            raise Unavailable(f"{url}: HTTP {status}: {message}")
+        raise BadRequest(status, message, doc)
 
     async def cluster_status(self) -> list[MemberStatus]:
         """The status of every member (learnt from ``/v1/nodes``; the seeds if no node
@@ -607,23 +605,19 @@ class Client:
         return self._session
 
     async def _http(
-        self, method: str, url: str, body: dict[str, Any] | None, timeout: float
-    ) -> tuple[int, Any]:
+        self, method: str, url: str, body: msgspec.Struct | None, timeout: float
+    ) -> tuple[int, bytes]:
+        """One HTTP request: the status and the body of the answer."""
         session = self._get_session()
         async with session.request(
             method,
             url,
-            json=body,
+            data=None if body is None else _request_body(body),
+            headers=None if body is None else _JSON_BODY,
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,
         ) as resp:
-            raw = await resp.read()
-            status = resp.status
-        try:
-            doc = json.loads(raw) if raw else None
-        except ValueError:  # not JSON (a proxy's error page?): keep the text for messages
-            doc = raw.decode("utf-8", "replace")[:500]
-        return status, doc
+            return resp.status, await resp.read()
 
     @staticmethod
     def _reason(exc: BaseException, timeout: float) -> str:
@@ -675,22 +669,28 @@ class Client:
             if deadline is not None and loop.time() >= deadline:
                 return False
             try:
-                status, doc = await self._http("GET", url + "/v1/nodes", None, timeout)
+                status, raw = await self._http("GET", url + "/v1/nodes", None, timeout)
             except (aiohttp.ClientError, TimeoutError):
                 self._mark_failed(url)
                 continue
-            if status != 200 or not isinstance(doc, dict):
+            if status != 200:
+                continue
+            try:
+                answer = _nodes_answer.decode(raw)
+            except _MALFORMED:
                 continue
             members: dict[int, str] = {}
-            for node in doc.get("nodes") or ():
+            for node in answer.nodes:
+                if node.client_url is None:
+                    continue
                 try:
-                    members[int(node["id"])] = normalize_endpoint(str(node["client_url"]))
-                except (KeyError, TypeError, ValueError):
+                    members[node.id] = normalize_endpoint(node.client_url)
+                except ValueError:
                     continue
             self._failed_at.pop(url, None)
             if members:
                 self._members = members
-            self._leader = _hint(doc)
+            self._leader = answer.leader
             return True
         return False
 
@@ -699,12 +699,12 @@ class Client:
         method: str,
         url: str,
         path: str,
-        body: dict[str, Any] | None,
-        parse: Callable[[Any], T],
+        body: msgspec.Struct | None,
+        parse: Callable[[bytes], T],
     ) -> T:
         """One request: its parsed answer, or _Failed (retry), or a final ClientError."""
         try:
-            status, doc = await self._http(method, url + path, body, self.timeout)
+            status, raw = await self._http(method, url + path, body, self.timeout)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             self._mark_failed(url)  # nothing was sent
             raise _Failed(self._reason(exc, self.timeout), maybe_done=False) from None
@@ -712,36 +712,41 @@ class Client:
             self._mark_failed(url)  # sent, and no answer: it may have happened
             raise _Failed(self._reason(exc, self.timeout), maybe_done=True) from None
         self._failed_at.pop(url, None)
-        message = _message(doc)
         if status == 200:
             try:
-                return parse(doc)
-            except (ValueError, KeyError, TypeError) as exc:
+                return parse(raw)
+            except _MALFORMED as exc:
                 raise _Failed(f"malformed answer: {exc}", maybe_done=True) from None
-        if status == 409 and message.startswith("stale request"):
+        doc, error = _error_answer(raw)
+        if error is None:  # not one of ours (a proxy?): the status is all there is
+            raise _by_status(status, _message(doc), doc)
+        message = error.error
+        hint = error.leader if isinstance(error.leader, int) else None
+        code = error.code
+        if code == wire.STALE_REQUEST:
             raise StaleRequest(message, status=status, doc=doc)
-        if status == 409 and message.startswith("refused:"):
+        if code == wire.REFUSED:
             refusal = ChangeRefused(status, message, doc)
-            if isinstance(doc, dict) and doc.get("retryable") is True:
+            if error.retryable is True:
                 # Nothing was changed, and the same request may succeed soon.
-                raise _Failed(message, maybe_done=False, hint=_hint(doc), refusal=refusal)
+                raise _Failed(message, maybe_done=False, hint=hint, refusal=refusal)
             raise refusal
-        if status == 410 and isinstance(doc, dict) and isinstance(doc.get("first_index"), int):
-            raise EntriesTrimmed(status, message, doc, doc["first_index"])
-        if status in (503, 409, 408, 429):  # not done: no leader, leadership lost, busy
-            raise _Failed(f"HTTP {status}: {message}", maybe_done=False, hint=_hint(doc))
-        if status >= 500:  # 504 outcome unknown, or a failure we cannot tell
-            raise _Failed(f"HTTP {status}: {message}", maybe_done=True, hint=_hint(doc))
-        if 400 <= status < 500:
+        if code == wire.TRIMMED and isinstance(error.first_index, int):
+            raise EntriesTrimmed(status, message, doc, error.first_index)
+        if code in wire.NOT_DONE:  # no leader, leadership lost, dropped, stopping
+            raise _Failed(f"HTTP {status}: {message}", maybe_done=False, hint=hint)
+        if code in wire.UNFINISHED:  # outcome unknown, timed out, a bug
+            raise _Failed(f"HTTP {status}: {message}", maybe_done=True, hint=hint)
+        if code in wire.FINAL:
             raise BadRequest(status, message, doc)
-        raise _Failed(f"unexpected HTTP {status}: {message}", maybe_done=True)
+        raise _by_status(status, message, doc)  # a code this client does not know
 
     async def _call(
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None,
-        parse: Callable[[Any], T],
+        body: msgspec.Struct | None,
+        parse: Callable[[bytes], T],
         *,
         write: bool,
         seq: int = 0,

@@ -22,11 +22,15 @@ import xmlrpc.client
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import msgspec
+
+from raftlog import wire
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def free_ports(count: int) -> list[int]:
@@ -279,8 +283,7 @@ class LocalCluster:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         return self._session
 
-    async def get(self, i: int, path: str, timeout: float = 2.0) -> Any:
-        """GET a JSON document from node ``i``; None if it cannot answer."""
+    async def _get_body(self, i: int, path: str, timeout: float) -> bytes | None:
         node = self.nodes[i]
         if not node.running or node.paused:
             return None
@@ -288,8 +291,25 @@ class LocalCluster:
             async with self._client().get(
                 node.url + path, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as resp:
-                return await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+                return await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def get(self, i: int, path: str, timeout: float = 2.0) -> Any:
+        """GET a JSON document from node ``i``; None if it cannot answer."""
+        raw = await self._get_body(i, path, timeout)
+        try:
+            return None if raw is None else msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return None
+
+    async def get_as(self, i: int, path: str, shape: type[S], timeout: float = 2.0) -> S | None:
+        """GET an answer of node ``i`` as its :mod:`raftlog.wire` Struct ``shape``; None
+        if it cannot answer or answers something else (an error)."""
+        raw = await self._get_body(i, path, timeout)
+        try:
+            return None if raw is None else msgspec.json.decode(raw, type=shape)
+        except msgspec.DecodeError:
             return None
 
     async def post(self, i: int, path: str, doc: Any, timeout: float = 10.0) -> tuple[int, Any]:
@@ -299,8 +319,14 @@ class LocalCluster:
             return resp.status, await resp.json(content_type=None)
 
     async def status(self, i: int) -> dict[str, Any] | None:
+        """``GET /v1/status`` of node ``i`` as JSON; None unless it answers a status."""
         doc = await self.get(i, "/v1/status")
-        return doc if isinstance(doc, dict) and "state" in doc else None
+        try:
+            msgspec.convert(doc, wire.Status)
+        except msgspec.ValidationError:
+            return None
+        found: dict[str, Any] = doc
+        return found
 
     async def statuses(self) -> dict[int, dict[str, Any] | None]:
         ids = list(self.nodes)
@@ -311,19 +337,19 @@ class LocalCluster:
         """Wait for a leader that a majority of the answering nodes agree on."""
 
         async def find() -> int | None:
-            statuses = await self.statuses()
+            ids = list(self.nodes)
+            found = await asyncio.gather(*(self.get_as(i, "/v1/status", wire.Status) for i in ids))
+            statuses = {i: s for i, s in zip(ids, found, strict=True) if s is not None}
             leaders = [
                 i
                 for i, s in statuses.items()
-                if s is not None and s["state"] == "Leader" and (among is None or i in among)
+                if s.state == "Leader" and (among is None or i in among)
             ]
             if len(leaders) != 1:
                 return None
             lead = leaders[0]
-            term = statuses[lead]["term"]  # type: ignore[index]
-            agree = sum(
-                1 for s in statuses.values() if s and s["leader"] == lead and s["term"] == term
-            )
+            term = statuses[lead].term
+            agree = sum(1 for s in statuses.values() if s.leader == lead and s.term == term)
             return lead if agree * 2 > len(self.nodes) else None
 
         result: int = await wait_for(find, timeout, f"no leader within {timeout} s")
@@ -348,10 +374,11 @@ class LocalCluster:
         return doc
 
     async def log(self, i: int) -> list[str] | None:
-        doc = await self.get(i, "/v1/log?consistency=local&limit=10000", timeout=5.0)
-        if not isinstance(doc, dict):
-            return None
-        return [e["data"] for e in doc["entries"]]
+        """The data of node ``i``'s entries as it has them (base64 for binary ones)."""
+        page = await self.get_as(
+            i, "/v1/log?consistency=local&limit=10000", wire.ReadAnswer, timeout=5.0
+        )
+        return None if page is None else [e.data for e in page.entries]
 
     def echo_line(self, text: str) -> None:
         if self.echo is not None:

@@ -37,7 +37,13 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
+
+from raftlog import wire
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 DEFAULT_STATE_DIR = Path("/run/raftlog-netcluster")
 DEFAULT_SUBNET = "10.77.0.0/24"
@@ -413,41 +419,43 @@ class NetCluster:
 
     # -- observation -----------------------------------------------------------------
 
-    def status(self, i: int, timeout: float = 2.0) -> dict[str, Any] | None:
+    def _get(self, i: int, path: str, shape: type[S], timeout: float) -> S | None:
+        """Node ``i``'s answer to ``GET path`` as the :mod:`raftlog.wire` Struct
+        ``shape``; None if it does not answer, or answers something else."""
         try:
-            with urllib.request.urlopen(self.url(i) + "/v1/status", timeout=timeout) as resp:
-                doc = json.loads(resp.read())
-        except (OSError, ValueError):
+            with urllib.request.urlopen(self.url(i) + path, timeout=timeout) as resp:
+                return msgspec.json.decode(resp.read(), type=shape)
+        except (OSError, ValueError):  # unreachable, an HTTP error, not that shape
             return None
-        return doc if isinstance(doc, dict) else None
+
+    def node_status(self, i: int, timeout: float = 2.0) -> wire.Status | None:
+        return self._get(i, "/v1/status", wire.Status, timeout)
+
+    def status(self, i: int, timeout: float = 2.0) -> dict[str, Any] | None:
+        """Node ``i``'s ``GET /v1/status`` as JSON (None if it does not answer one)."""
+        found = self.node_status(i, timeout)
+        return None if found is None else msgspec.to_builtins(found)
 
     def log_entries(self, i: int, timeout: float = 5.0) -> list[str] | None:
-        try:
-            with urllib.request.urlopen(
-                self.url(i) + "/v1/log?consistency=local&limit=10000", timeout=timeout
-            ) as resp:
-                doc = json.loads(resp.read())
-        except (OSError, ValueError):
-            return None
-        return [e["data"] for e in doc["entries"]]
+        page = self._get(i, "/v1/log?consistency=local&limit=10000", wire.ReadAnswer, timeout)
+        return None if page is None else [e.data for e in page.entries]
 
     def leader(self, timeout: float = 30.0, among: Sequence[int] | None = None) -> int:
         """Wait for one leader that a majority of the answering nodes agree on."""
         deadline = time.monotonic() + timeout
         ids = list(range(1, self.state.nodes + 1))
         while time.monotonic() < deadline:
-            statuses = {i: self.status(i, timeout=1.0) for i in ids if self.running(i)}
+            found = {i: self.node_status(i, timeout=1.0) for i in ids if self.running(i)}
+            statuses = {i: s for i, s in found.items() if s is not None}
             leaders = [
                 i
                 for i, s in statuses.items()
-                if s and s["state"] == "Leader" and (among is None or i in among)
+                if s.state == "Leader" and (among is None or i in among)
             ]
             if len(leaders) == 1:
                 lead = leaders[0]
-                term = statuses[lead]["term"]  # type: ignore[index]
-                agree = sum(
-                    1 for s in statuses.values() if s and s["leader"] == lead and s["term"] == term
-                )
+                term = statuses[lead].term
+                agree = sum(1 for s in statuses.values() if s.leader == lead and s.term == term)
                 if agree * 2 > self.state.nodes:
                     return lead
             time.sleep(0.1)
