@@ -13,7 +13,7 @@ help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
 	@echo "make test      create .venv, install with test extras, lint, typecheck, run the suite"
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
-	@echo "make bench     simulator runs/s; a local cluster's appends/s, latency, failover; growth; catch-up; transfer"
+	@echo "make bench     raftlog vs etcd and PySyncObj side by side (bench/results/); simulator runs/s; growth; catch-up; transfer"
 	@echo "make soak      the snapshot process test with 200,000 appends"
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
 
@@ -56,9 +56,17 @@ demo: venv
 sim-long: venv
 	$(PY) -m raftlog sim --seeds 3000 --nodes 3,5,7 --faults all
 
-bench: venv
+# raftlog, etcd (3 members, Debian's etcd-server) and PySyncObj (a virtualenv of its own
+# under ~/.cache/raftlog) side by side in one run, with ratios and the goals met; results
+# in bench/results/ (JSON and a PNG chart). Then the single-purpose benchmarks.
+STAMP := $(shell date -u +%Y%m%d-%H%M%S)
+bench: venv system-deps
+	$(PY) -m pip install --quiet -e '.[report,fast]'
+	mkdir -p bench/results
+	$(PY) -m raftlog bench --compare etcd,pysyncobj \
+		--workloads throughput,latency,failover,catchup,library \
+		--json bench/results/bench-$(STAMP).json --chart bench/results/bench-$(STAMP).png
 	$(PY) -m raftlog sim --seeds 1000 --nodes 3 --faults all
-	$(PY) -m raftlog bench
 	$(PY) -m raftlog bench --what growth --entries 10000,100000,1000000
 	$(PY) -m raftlog bench --what catchup --entries 100000
 	$(PY) -m raftlog bench --what transfer

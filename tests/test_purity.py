@@ -96,11 +96,13 @@ LAYER_RULES = {
     "transport": {"core", "transport"},
     "statemachine": set(),
     "server": {"core", "storage", "transport", "server", "statemachine"},
-    "api": {"core", "server", "api"},  # the client API sees the node, not its parts
+    "wire": set(),  # the client API's bodies: shared by the server and its clients
+    "api": {"core", "server", "api", "wire"},  # the client API sees the node, not its parts
     "node": {"core", "storage", "transport", "server", "api", "statemachine"},
-    "local": {"server", "local"},
-    "chaos": {"check", "local", "chaos"},
-    "client": {"client"},
+    "local": {"server", "local", "wire"},
+    "chaos": {"check", "local", "chaos", "wire"},
+    "client": {"client", "wire"},
+    "bench": {"bench", "local", "server"},  # measures processes from outside
 }
 
 

@@ -149,30 +149,6 @@ def test_status_reports_unreachable_endpoints_and_exits_1() -> None:
     assert out.returncode == 1 and "unreachable" in out.stdout
 
 
-def test_bench_prints_its_figures() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "raftlog",
-            "bench",
-            "--seconds",
-            "1",
-            "--clients",
-            "4",
-            "--failovers",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    for label in ("throughput", "latency p50", "latency p99", "failover 1"):
-        assert label in out.stdout
-
-
 def test_append_does_not_resend_a_write_that_may_have_happened() -> None:
     """A node that takes the request and never answers: the outcome is unknown, and the
     CLI must not send the entry to the next node (it could be applied twice)."""

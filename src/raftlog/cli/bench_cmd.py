@@ -1,32 +1,57 @@
-"""`raftlog bench`: throughput, latency and failover of a local cluster of real processes."""
+"""`raftlog bench`: measure the server, side by side with etcd and PySyncObj."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure a local cluster: appends/s, latency, failover, growth, catch-up",
+        help="measure a local cluster, side by side with etcd and PySyncObj",
         description=(
-            "--what throughput (the default): start a local cluster (fast timings unless "
-            "--lab), run CLIENTS concurrent HTTP clients appending to the leader for SECONDS, "
-            "then kill -9 the leader FAILOVERS times and measure the time until an append "
-            "commits again. --what growth: append in steps (--entries 10000,100000,1000000) "
-            "and at each step record every node's memory, its files, and how long a "
-            "restarted follower takes to serve and to catch up. --what catchup: a follower "
-            "down while --entries entries are appended, then its time to serve once started "
-            "and its catch-up time from then on, with snapshots and without. --what "
-            "transfer: leadership transfers, from the request to the new leader's first "
-            "commit. Numbers depend on the machine and its load: "
-            "compare runs made side by side."
+            "Start a local 3-node cluster (durable, 300-600 ms election timeouts, 50 ms "
+            "heartbeat) and measure it with --workloads: throughput (wrk, or raftlog's own "
+            "load generator if wrk is missing, POSTing 100-byte values to the leader over "
+            "--connections keep-alive connections), latency (one connection, sequential), "
+            "failover (kill -9 the leader, time until a write through a survivor succeeds), "
+            "catchup (a follower --entries behind, entries/s with snapshots), library "
+            "(appends in-process through raftlog.Node, 1,000 in flight). --compare etcd "
+            "runs the same HTTP workloads against a 3-member etcd cluster (Debian's "
+            "etcd-server) and --compare pysyncobj the library workload against PySyncObj "
+            "(installed into a virtualenv of its own on first use), in the same run, and "
+            "prints ratios (above 1: raftlog did better) and the performance goals met. "
+            "--what growth|catchup|transfer runs the older single-purpose benchmarks. "
+            "Numbers depend on the machine and its load: compare within one run."
         ),
     )
     p.add_argument(
-        "--what", choices=("throughput", "growth", "catchup", "transfer"), default="throughput"
+        "--workloads",
+        default=None,
+        help="comma-separated: throughput,latency,failover,catchup,library "
+        "(default throughput,latency,failover,library)",
+    )
+    p.add_argument("--compare", default="", help="comma-separated: etcd,pysyncobj")
+    p.add_argument("--seconds", type=float, default=10.0, help="per load run (default 10)")
+    p.add_argument(
+        "--connections", default="64,256", help="throughput connections (default 64,256)"
+    )
+    p.add_argument("--failovers", type=int, default=5, help="failover rounds (default 5)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    p.add_argument("--chart", metavar="PNG", help="draw the results (needs matplotlib)")
+    p.add_argument(
+        "--event-loop", choices=("auto", "asyncio", "uvloop"), help="the nodes' event loop"
+    )
+    p.add_argument(
+        "--what",
+        choices=("suite", "growth", "catchup", "transfer"),
+        default="suite",
+        help="growth: memory, files and restart time as the log grows (--entries "
+        "10000,100000,1000000); catchup: a follower --entries behind, with and without "
+        "snapshots; transfer: leadership transfers; suite (default): the workloads above",
     )
     p.add_argument(
         "--entries",
@@ -34,36 +59,68 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="growth: steps, e.g. 10000,100000,1000000; catchup: one count (default 100000)",
     )
     p.add_argument("--snapshot-entries", type=int, default=10_000, help="growth: threshold")
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--failovers", type=int, default=3)
-    p.add_argument("--lab", action="store_true", help="use the lab's timings (slow failover)")
     p.set_defaults(handler=run)
 
 
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 def run(args: argparse.Namespace) -> int:
-    from raftlog.local.bench import run_bench  # noqa: PLC0415
-
-    if args.what != "throughput":
+    if args.what != "suite":
         return run_growth_or_catchup(args)
-    if args.nodes < 1 or args.clients < 1 or args.seconds <= 0:
-        print("raftlog bench: --nodes, --clients and --seconds must be positive", file=sys.stderr)
-        return 2
-    if args.failovers and args.nodes < 3:
-        print("raftlog bench: failovers need at least 3 nodes (or --failovers 0)", file=sys.stderr)
-        return 2
+    from raftlog.bench import suite  # noqa: PLC0415
 
-    result = asyncio.run(
-        run_bench(
-            nodes=args.nodes,
-            clients=args.clients,
-            seconds=args.seconds,
-            failovers=args.failovers,
-            fast=not args.lab,
+    try:
+        connections = [int(c) for c in _csv(args.connections)]
+        entries = [int(x) for x in _csv(args.entries or "")]
+    except ValueError:
+        print("raftlog bench: --connections and --entries take numbers", file=sys.stderr)
+        return 2
+    if (
+        args.seconds <= 0
+        or args.failovers < 0
+        or any(c < 1 for c in connections)
+        or any(n < 1 for n in entries)
+    ):
+        print(
+            "raftlog bench: --seconds, --connections and --entries must be positive",
+            file=sys.stderr,
         )
+        return 2
+    options = suite.Options(
+        workloads=_csv(args.workloads) if args.workloads else suite.DEFAULT_WORKLOADS,
+        compare=_csv(args.compare),
+        seconds=args.seconds,
+        connections=connections,
+        failovers=args.failovers,
+        catchup_entries=entries[0] if entries else 100_000,
+        library_seconds=args.seconds,
+        event_loop=args.event_loop,
     )
-    print(result.table())
+    try:
+        report = asyncio.run(suite.run(options, say=lambda s: print(s, file=sys.stderr)))
+    except (ValueError, RuntimeError) as exc:
+        print(f"raftlog bench: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    if args.json == "-":
+        print(report.to_json())
+    else:
+        print(report.table())
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(report.to_json() + "\n")
+            print(f"results: {args.json}")
+    if args.chart:
+        try:
+            report.chart(Path(args.chart))
+        except ImportError:
+            print(
+                "raftlog bench: --chart needs matplotlib (pip install 'raftlog[report]')",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"chart: {args.chart}", file=sys.stderr if args.json == "-" else sys.stdout)
     return 0
 
 
