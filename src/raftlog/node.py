@@ -41,8 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
-from aiohttp import web
-
+from raftlog.api.fastpath import ClientServer
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.messages import WireMessage
@@ -187,7 +186,7 @@ class Node:
         self.id = NodeId(config.id)
         self._raft: RaftNode | None = None
         self._storage: SQLiteStorage | MemoryStorage | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: ClientServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._bridge: EventLogHandler | None = None
         self._owned_sm: ReplicatedLog | None = None
@@ -331,11 +330,9 @@ class Node:
                 fault_injection=cfg.fault_injection,
             ),
         )
-        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, listen, cfg.client_port)
-        await site.start()
+        server = ClientServer(api, api.app(), api.config.max_body)
+        self._runner = server
+        await server.start(listen, cfg.client_port)
 
     def _client_urls(self, members: Mapping[NodeId, tuple[str, int]]) -> dict[NodeId, str]:
         cfg = self.config
@@ -365,7 +362,7 @@ class Node:
 
     async def _cleanup(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.close()
             self._runner = None
         if self._bridge is not None:
             logging.getLogger("raftlog").removeHandler(self._bridge)

@@ -39,6 +39,7 @@ from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from raftlog import wire
+from raftlog.api.fastpath import Handoff
 from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError
 from raftlog.core.raft import PeerStatus
 from raftlog.core.types import NO_NODE, Member, NodeId, split_address
@@ -333,18 +334,68 @@ class ClientApi:
             return await self.node.propose(
                 command, timeout=self.config.commit_timeout_s, client=client, seq=seq
             )
-        except ProposalDropped as exc:
-            raise ApiError(wire.DROPPED, str(exc), leader=self._leader_hint()) from None
-        except LeadershipLost as exc:
-            raise ApiError(
-                wire.NOT_COMMITTED, f"not committed: {exc}", leader=self._leader_hint()
-            ) from None
-        except StaleSession as exc:
-            raise ApiError(wire.STALE_REQUEST, str(exc)) from None
-        except (RequestTimeout, OutcomeUnknown) as exc:
-            raise ApiError(wire.OUTCOME_UNKNOWN, f"outcome unknown: {exc}") from None
-        except NodeStopped as exc:
-            raise ApiError(wire.STOPPING, str(exc)) from None
+        except (
+            ProposalDropped,
+            LeadershipLost,
+            StaleSession,
+            RequestTimeout,
+            OutcomeUnknown,
+            NodeStopped,
+        ) as exc:
+            raise self._proposal_error(exc) from None
+
+    def _proposal_error(self, exc: BaseException) -> ApiError:
+        """The answer to a proposal that failed (not NotLeader: that one is forwarded)."""
+        if isinstance(exc, ProposalDropped):
+            return ApiError(wire.DROPPED, str(exc), leader=self._leader_hint())
+        if isinstance(exc, LeadershipLost):
+            return ApiError(wire.NOT_COMMITTED, f"not committed: {exc}", leader=self._leader_hint())
+        if isinstance(exc, StaleSession):
+            return ApiError(wire.STALE_REQUEST, str(exc))
+        if isinstance(exc, RequestTimeout | OutcomeUnknown):
+            return ApiError(wire.OUTCOME_UNKNOWN, f"outcome unknown: {exc}")
+        if isinstance(exc, NodeStopped):
+            return ApiError(wire.STOPPING, str(exc))
+        log.error("internal error answering an append", exc_info=exc)
+        return ApiError(wire.INTERNAL, "internal error")
+
+    # -- the append fast path (see raftlog.api.fastpath) -----------------------------
+
+    def fast_append(self, body: bytes) -> asyncio.Future[Committed] | None:
+        """Start the append in ``body`` on this node, the leader; None when the request is
+        not for the fast path (a follower, a body that does not decode, a stopping node):
+        the aiohttp handler serves it, errors and forwarding included."""
+        if not self.node.is_leader:
+            return None
+        try:
+            req = _APPEND.decode(body)
+            data = req.payload()
+            return self.node.propose_nowait(
+                self._command(data),
+                self.config.commit_timeout_s,
+                client=req.client_id,
+                seq=req.seq,
+            )
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RaftError):
+            return None
+
+    def fast_answer(self, proposal: asyncio.Future[Committed]) -> tuple[int, bytes]:
+        """The status and body answering a finished fast-path proposal; raises Handoff
+        when the node turned out not to lead (nothing was appended: forward it)."""
+        exc = proposal.exception()
+        if exc is None:
+            done = proposal.result()
+            if self.log is None:
+                answer = wire.AppendAnswer(
+                    done.index, done.term, done.duplicate, _render_result(done.result)
+                )
+            else:
+                answer = wire.AppendAnswer(done.index, done.term, done.duplicate)
+            return 200, _encode(answer)
+        if isinstance(exc, NotLeader):
+            raise Handoff from None
+        error = self._proposal_error(exc)
+        return error.status, _encode(error.body)
 
     def _need_log(self) -> ReplicatedLog:
         if self.log is None:

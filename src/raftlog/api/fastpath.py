@@ -1,0 +1,265 @@
+"""The append fast path: ``POST /v1/log`` on the leader, served without aiohttp's
+per-request machinery.
+
+Most of a leader's time under load went to the HTTP server's objects per request (a
+request, a response, a writer, a task, middleware, routing), not to Raft. This protocol
+owns each client connection first. It reads requests itself, and while they are plain
+appends on the leader (``POST /v1/log``, a Content-Length body that decodes as an append
+request, this node the leader) it proposes them and writes the answer from the proposal's
+callback: no task, no request object. Anything else — another path or method, a header it
+does not handle (chunked bodies, ``Expect``, ``Connection: close``), HTTP/1.0, a body that
+does not decode, a follower, a leader that lost its leadership before proposing — and the
+connection is handed, with the bytes it has not answered yet, to aiohttp's protocol, which
+serves it from then on exactly as it serves any other connection. So every answer that is
+not a committed append (errors, forwarding, every other endpoint) comes from one place.
+
+Requests on a connection are answered in order, one at a time (HTTP/1.1 pipelining is
+allowed, the next request waits in the buffer); reading pauses while a large unread
+buffer waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any, Protocol, cast
+
+from aiohttp import web
+
+MAX_HEAD = 16 << 10
+"""A request head larger than this goes to aiohttp (which refuses it properly)."""
+PAUSE_ABOVE = 1 << 20
+"""Stop reading a connection while this much is buffered and unanswered."""
+
+_PATH = b"/v1/log"
+_REASONS = {200: b"OK"}
+
+
+class _Date:
+    """The Date header, formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def __call__(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True).encode()
+        return self._value
+
+
+_date = _Date()
+
+
+class FastAppendApi(Protocol):
+    """What the fast path needs from the client API (:class:`ClientApi` has it)."""
+
+    def fast_append(self, body: bytes) -> asyncio.Future[Any] | None:
+        """Start the append in ``body``: the proposal's future, or None when the request
+        is not for the fast path (aiohttp serves it instead)."""
+
+    def fast_answer(self, proposal: asyncio.Future[Any]) -> tuple[int, bytes]:
+        """The status and JSON body answering a finished proposal; raises
+        :class:`Handoff` when aiohttp must serve the request after all."""
+
+
+class Handoff(Exception):
+    """The request must be served by aiohttp after all (nothing was done with it)."""
+
+
+def _parse_head(head: bytes) -> int | None:
+    """The Content-Length of a request head the fast path serves; None for anything
+    else (aiohttp decides about those)."""
+    lines = head.split(b"\r\n")
+    if lines[0] != b"POST " + _PATH + b" HTTP/1.1":
+        return None
+    length: int | None = None
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or b" " in name:
+            return None  # malformed, or obsolete line folding
+        key = name.lower()
+        if key == b"content-length":
+            value = value.strip()
+            if length is not None or not value.isdigit():
+                return None
+            length = int(value)
+        elif key in (b"transfer-encoding", b"expect", b"upgrade") or (
+            key == b"connection" and value.strip().lower() != b"keep-alive"
+        ):
+            return None
+    return length
+
+
+class FastPathProtocol(asyncio.Protocol):
+    """One client connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        api: FastAppendApi,
+        slow: Callable[[], asyncio.Protocol],
+        connections: set[FastPathProtocol],
+        max_body: int,
+    ) -> None:
+        self.api = api
+        self.slow = slow
+        self.connections = connections
+        self.max_body = max_body
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiting: asyncio.Future[Any] | None = None
+        self.request = b""
+        """The raw request being answered (handed over whole if it must go slow)."""
+        self.paused = False
+        self.handed_over = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.cancel()  # withdraws the wait; the proposal goes on
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiting is None:
+            self._next()
+        elif not self.paused and len(self.buffer) > PAUSE_ABOVE and self.transport:
+            self.transport.pause_reading()
+            self.paused = True
+
+    def eof_received(self) -> bool | None:
+        return None  # close once answered: the transport closes itself
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _next(self) -> None:
+        """Serve the next buffered request, if it is all there."""
+        buffer = self.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HEAD:
+                self._hand_over(b"")
+            return
+        length = _parse_head(bytes(buffer[:end]))
+        if length is None or length > self.max_body:
+            self._hand_over(b"")
+            return
+        total = end + 4 + length
+        if len(buffer) < total:
+            return  # the rest of the body is on its way
+        request = bytes(buffer[:total])
+        del buffer[:total]
+        future = self.api.fast_append(request[end + 4 :])
+        if future is None:
+            self._hand_over(request)
+            return
+        self.request = request
+        self.waiting = future
+        future.add_done_callback(self._answered)
+
+    def _answered(self, future: asyncio.Future[Any]) -> None:
+        self.waiting = None
+        transport = self.transport
+        if transport is None or future.cancelled():
+            return
+        try:
+            status, body = self.api.fast_answer(future)
+        except Handoff:
+            self._hand_over(self.request)
+            return
+        reason = _REASONS.get(status) or _reason(status)
+        transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nDate: %s\r\nServer: raftlog\r\n\r\n%s"
+            % (status, reason, len(body), _date(), body)
+        )
+        self.request = b""
+        if self.paused and len(self.buffer) <= PAUSE_ABOVE:
+            transport.resume_reading()
+            self.paused = False
+        if self.buffer:
+            self._next()
+
+    def _hand_over(self, unanswered: bytes) -> None:
+        """From now on aiohttp serves this connection, starting with ``unanswered`` and
+        whatever is buffered after it."""
+        transport = self.transport
+        if transport is None or self.handed_over:
+            return
+        self.handed_over = True
+        self.connections.discard(self)
+        data = unanswered + bytes(self.buffer)
+        self.buffer.clear()
+        protocol = self.slow()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self.paused:
+            transport.resume_reading()
+            self.paused = False
+        if data:
+            protocol.data_received(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _reason(status: int) -> bytes:
+    from http import HTTPStatus  # noqa: PLC0415
+
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+class ClientServer:
+    """The client port: the fast path in front of aiohttp's server for ``app``."""
+
+    def __init__(self, api: FastAppendApi, app: web.Application, max_body: int) -> None:
+        self.api = api
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.max_body = max_body
+        self.server: asyncio.Server | None = None
+        self.connections: set[FastPathProtocol] = set()
+
+    async def start(self, host: str, port: int) -> None:
+        await self.runner.setup()
+        slow = self.runner.server
+        assert slow is not None
+        factory, self.connections = serve_fast(self.api, slow, self.max_body)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(factory, host, port, reuse_address=True)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for connection in list(self.connections):
+            connection.close()
+        await self.runner.cleanup()  # and the connections handed to aiohttp
+
+
+def serve_fast(
+    api: FastAppendApi, slow: Callable[[], asyncio.Protocol], max_body: int
+) -> tuple[Callable[[], FastPathProtocol], set[FastPathProtocol]]:
+    """A protocol factory for ``loop.create_server`` and the set of its open connections
+    (to close at shutdown)."""
+    connections: set[FastPathProtocol] = set()
+
+    def factory() -> FastPathProtocol:
+        return FastPathProtocol(api, slow, connections, max_body)
+
+    return factory, connections
+
+
+__all__ = ["ClientServer", "FastAppendApi", "FastPathProtocol", "Handoff", "serve_fast"]
