@@ -665,55 +665,69 @@ class RaftNode:
         self._now = loop.time()
         next_tick = self._now + tick_s
         inbox = self._inbox
+        # The clock: one timer per tick puts an empty item in the inbox, so the task waits
+        # on the inbox alone (no timeout context per wait, the old cost of every wake-up).
+        # A timer may fire a little early (uvloop rounds to milliseconds): one that fired
+        # is forgotten, so the next wait arms a new one.
+        timer: asyncio.Handle | None = None  # uvloop's timer handles have no when()
+        timer_at = 0.0
+
+        def fired() -> None:
+            nonlocal timer
+            timer = None
+            self._wake()
+
         await self._process_ready()
-        while not self._stopping.is_set():
-            wait = next_tick - loop.time()
-            if wait > 0 and inbox.empty():
-                try:
-                    async with asyncio.timeout(wait):
-                        item = await inbox.get()
-                    self._handle(item)
-                except TimeoutError:
-                    pass
-            handled = 0
-            while handled < self.config.max_batch and not inbox.empty():
-                item = inbox.get_nowait()
-                handled += 1
-                if item[0] != _PROPOSE:
-                    self._handle(item)
-                    continue
-                # Proposals waiting together go into the log together: one call of the
-                # core, one broadcast (group commit starts here).
-                batch = [item]
-                while handled < self.config.max_batch and not inbox.empty():
-                    item = inbox.get_nowait()
-                    handled += 1
-                    if item[0] != _PROPOSE:
-                        self._propose_batch(batch)
-                        batch = []
-                        self._handle(item)
-                        break
-                    batch.append(item)
-                if batch:
-                    self._propose_batch(batch)
-            now = self._now = loop.time()
-            if now >= next_tick:
-                missed = int((now - next_tick) / tick_s) + 1
-                if missed > 2:
-                    # The clock jumped (a pause, SIGSTOP): read what the peers sent in the
-                    # meantime before the burst of ticks decides they are gone.
-                    await asyncio.sleep(0)
-                    while not inbox.empty():
-                        self._handle(inbox.get_nowait())
-                if not self._waiting_for_pinned_campaign():
-                    for _ in range(min(missed, max_catch_up)):
-                        self._core.tick()
-                next_tick += missed * tick_s
-            await self._process_ready()
-            if self.fatal is None and self._pending_compaction is not None:
-                await self._compact()
-            if self.fatal is not None:
-                return
+        try:
+            while not self._stopping.is_set():
+                if inbox.empty() and next_tick > loop.time():
+                    if timer is None or timer_at != next_tick:
+                        if timer is not None:
+                            timer.cancel()
+                        timer = loop.call_at(next_tick, fired)
+                        timer_at = next_tick
+                    self._handle(await inbox.get())
+                self._drain(inbox)
+                now = self._now = loop.time()
+                if now >= next_tick:
+                    missed = int((now - next_tick) / tick_s) + 1
+                    if missed > 2:
+                        # The clock jumped (a pause, SIGSTOP): read what the peers sent in
+                        # the meantime before the burst of ticks decides they are gone.
+                        await asyncio.sleep(0)
+                        while not inbox.empty():
+                            self._handle(inbox.get_nowait())
+                    if not self._waiting_for_pinned_campaign():
+                        for _ in range(min(missed, max_catch_up)):
+                            self._core.tick()
+                    next_tick += missed * tick_s
+                await self._process_ready()
+                if self.fatal is None and self._pending_compaction is not None:
+                    await self._compact()
+                if self.fatal is not None:
+                    return
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _drain(self, inbox: asyncio.Queue[tuple[int, Any, asyncio.Future[Any] | None]]) -> None:
+        """Handle what waits in the inbox (up to max_batch items). Proposals waiting
+        together go into the log together: one call of the core, one broadcast."""
+        handled = 0
+        limit = self.config.max_batch
+        batch: list[tuple[int, Any, asyncio.Future[Any] | None]] = []
+        while handled < limit and not inbox.empty():
+            item = inbox.get_nowait()
+            handled += 1
+            if item[0] == _PROPOSE:
+                batch.append(item)
+                continue
+            if batch:
+                self._propose_batch(batch)
+                batch = []
+            self._handle(item)
+        if batch:
+            self._propose_batch(batch)
 
     def _handle(self, item: tuple[int, Any, asyncio.Future[Any] | None]) -> None:
         kind, payload, future = item
