@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from raftlog.core import events as ev
 from raftlog.core.errors import NotLeader, StorageError
 from raftlog.core.messages import AppendEntries, Message
 from raftlog.core.types import Entry, HardState, NodeId
@@ -571,5 +572,45 @@ def test_a_corrupt_snapshot_file_stops_the_node_naming_it(tmp_path: Path) -> Non
             assert c.sms[other].items == []  # nothing half-applied
         finally:
             await c.close()
+
+    run(main())
+
+
+def test_entry_events_are_made_only_when_someone_sees_them() -> None:
+    """Below the event log's level and with no subscriber, the core reports no event per
+    entry (the cost under load); a subscriber turns them back on, and off when it goes."""
+
+    async def main() -> None:
+        c = Cluster()
+        c.make = _quiet(c.make)  # type: ignore[method-assign]
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            await leader.propose(b"quiet", timeout=5)
+            assert "quiet" not in c.out[leader.id].getvalue()
+            assert leader._core.entry_events is False
+            stream = leader.subscribe()
+            assert leader._core.entry_events is True
+            await leader.propose(b"seen", timeout=5)
+            kinds = set()
+            while not stream.queue.empty():
+                event = stream.queue.get_nowait()
+                kinds.add(type(event).__name__)
+                if isinstance(event, ev.EntryCommitted):
+                    assert event.data == b"seen"
+            assert {"ProposalReceived", "EntryCommitted"} <= kinds
+            stream.close()
+            assert leader._core.entry_events is False
+        finally:
+            await c.close()
+
+    def _quiet(make: Callable[[NodeId], RaftNode]) -> Callable[[NodeId], RaftNode]:
+        def quiet(i: NodeId) -> RaftNode:
+            node = make(i)
+            node.events.level = logging.WARNING
+            node._want_entry_events()
+            return node
+
+        return quiet
 
     run(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -76,6 +77,7 @@ async def _raftlog_node(args: argparse.Namespace) -> None:
         state_machine=_Count(),
         election_timeout_s=(0.3, 0.6),
         heartbeat_s=0.05,
+        log_level=logging.WARNING,  # as the HTTP benchmark's nodes: no line per entry
     )
     payload = b"x" * 100
     async with raftlog.Node(config) as node:

@@ -220,6 +220,7 @@ class EventStream:
     def close(self) -> None:
         """Stop receiving events."""
         self._node._subscribers.discard(self.queue)
+        self._node._want_entry_events()
 
 
 @dataclass(frozen=True)
@@ -370,6 +371,7 @@ class RaftNode:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._subscribers: set[asyncio.Queue[ev.Event]] = set()
+        self._want_entry_events()
         self.snapshots_sent = 0
         self.snapshots_installed = 0
 
@@ -531,6 +533,7 @@ class RaftNode:
         The stream ends when the node stops."""
         stream = EventStream(self, maxsize)
         self._subscribers.add(stream.queue)
+        self._want_entry_events()
         return stream
 
     async def shutdown(self, *, transfer: bool = True) -> None:
@@ -1269,6 +1272,12 @@ class RaftNode:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _want_entry_events(self) -> None:
+        """The core reports every client entry only when someone sees those events."""
+        self._core.entry_events = bool(self._subscribers) or self.events.level <= min(
+            int(ev.ProposalReceived.level), int(ev.EntryCommitted.level)
+        )
 
     def _publish(self, event: ev.Event) -> None:
         if not self._subscribers and int(event.level) < self.events.level:

@@ -811,6 +811,9 @@ class TcpTransport:
                 continue
             writer.write(buf)
             peer.sent += count
+            transport = writer.transport
+            if not transport.get_write_buffer_size() and not transport.is_closing():
+                continue  # all handed to the kernel: nothing to wait for (the usual case)
             try:
                 async with asyncio.timeout(timeout):
                     await writer.drain()
