@@ -339,13 +339,22 @@ class NetCluster:
 
     def _pid(self, i: int) -> int:
         proc = self.state.procs.get(node_name(self._check_node(i)))
-        if proc is None or not proc.pid or not _is_our_node(proc.pid):
+        if proc is None or not proc.pid or not self._lives(proc.pid):
             raise NetClusterError(f"{node_name(i)} is not running")
         return proc.pid
 
     def running(self, i: int) -> bool:
         proc = self.state.procs.get(node_name(i))
-        return bool(proc and proc.pid and _is_our_node(proc.pid))
+        return bool(proc and proc.pid and self._lives(proc.pid))
+
+    def _lives(self, pid: int) -> bool:
+        """Is the node process ``pid`` alive? A child of this object is asked directly:
+        its /proc cmdline is empty or not yet the node's while it execs (``ip netns exec``
+        then Python), which once made a node just started look dead."""
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        return _is_our_node(pid)
 
     def start(self, i: int) -> None:
         self._check_node(i)
