@@ -340,8 +340,9 @@ class Status(msgspec.Struct):
     learners: list[int]
     conf_index: int
     client_url: str | None
-    event_loop: str
     peers: list[PeerStatus]
+    event_loop: str = ""
+    """Empty from a node older than the field."""
 
 
 class NodeInfo(msgspec.Struct):

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--connections", default="64,256", help="throughput connections (default 64,256)"
     )
-    p.add_argument("--failovers", type=int, default=5, help="failover rounds (default 5)")
+    p.add_argument("--failovers", type=int, default=10, help="failover rounds (default 10)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     p.add_argument("--chart", metavar="PNG", help="draw the results (needs matplotlib)")
     p.add_argument(
