@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from raftlog.api.fastpath import ClientServer
+from raftlog.api import fastpath
+from raftlog.api.fastpath import ClientServer, FastPathProtocol
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.types import NodeId
 from raftlog.local.cluster import free_ports
@@ -233,3 +234,166 @@ def test_a_client_gone_before_its_answer_leaves_the_node_serving(loop: str) -> N
             writer.close()
 
     run(main, loop)
+
+
+# -- flow control and failures, with a fake transport and a fake API ------------------
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.reading = True
+        self.protocol: Any = None
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def pause_reading(self) -> None:
+        assert self.reading
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        assert not self.reading
+        self.reading = True
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeApi:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, answer_raises: bool = False) -> None:
+        self.loop = loop
+        self.proposals: list[asyncio.Future[Any]] = []
+        self.answer_raises = answer_raises
+
+    def fast_append(self, body: bytes) -> asyncio.Future[Any]:
+        future = self.loop.create_future()
+        self.proposals.append(future)
+        return future
+
+    def fast_answer(self, proposal: asyncio.Future[Any]) -> tuple[int, bytes]:
+        if self.answer_raises:
+            raise RecursionError("a bug")
+        return 200, b'{"n":%d}' % proposal.result()
+
+
+class Slow(asyncio.Protocol):
+    """Stands in for aiohttp's protocol: records what it was handed."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.write_paused = False
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+
+def _protocol(
+    api: FakeApi, slow: list[Slow], max_body: int = 1 << 20
+) -> tuple[FastPathProtocol, FakeTransport]:
+    def make() -> Slow:
+        slow.append(Slow())
+        return slow[-1]
+
+    protocol = FastPathProtocol(api, make, set(), max_body)
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+def _hand_back(proposal: asyncio.Future[Any]) -> tuple[int, bytes]:
+    raise fastpath.Handoff
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    loop.run_until_complete(asyncio.sleep(0))
+
+
+def test_reading_pauses_while_busy_and_resumes_for_an_incomplete_big_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath, "PAUSE_ABOVE", 1000)
+    loop = asyncio.new_event_loop()
+    try:
+        api = FakeApi(loop)
+        protocol, transport = _protocol(api, [])
+        big = post(b'{"data": "' + b"x" * 3000 + b'"}')
+        protocol.data_received(post(b'{"data": "a"}') + big[:1500])  # #2 incomplete
+        assert len(api.proposals) == 1 and not transport.reading  # busy, 1500 buffered
+        api.proposals[0].set_result(1)
+        _settle(loop)
+        # #1 answered; #2 is not all there: the connection must read on (it once hung).
+        assert transport.written.startswith(b"HTTP/1.1 200 OK") and transport.reading
+        protocol.data_received(big[1500:])
+        assert len(api.proposals) == 2
+    finally:
+        loop.close()
+
+
+def test_no_new_request_is_served_while_the_client_does_not_read_its_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath, "PAUSE_ABOVE", 1000)
+    loop = asyncio.new_event_loop()
+    try:
+        api = FakeApi(loop)
+        protocol, transport = _protocol(api, [])
+        protocol.pause_writing()  # the client's answers are piling up
+        protocol.data_received(post(b'{"data": "a"}') * 20)
+        assert api.proposals == [] and not transport.reading  # nothing new; reading stops
+        protocol.resume_writing()
+        assert len(api.proposals) == 1 and not transport.reading  # busy with #1, 19 left
+        for n in range(20):
+            api.proposals[n].set_result(n)
+            _settle(loop)
+        assert transport.written.count(b"HTTP/1.1 200 OK") == 20 and transport.reading
+        assert transport.written.endswith(b'{"n":19}')
+    finally:
+        loop.close()
+
+
+def test_a_failure_while_answering_still_answers_500() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        api = FakeApi(loop, answer_raises=True)
+        protocol, transport = _protocol(api, [])
+        protocol.data_received(post(b'{"data": "a"}') + post(b'{"data": "b"}'))
+        api.proposals[0].set_result(1)
+        _settle(loop)
+        assert transport.written.startswith(b"HTTP/1.1 500 Internal Server Error")
+        assert b'"code":"internal"' in transport.written
+        assert len(api.proposals) == 2  # and the connection goes on to the next request
+    finally:
+        loop.close()
+
+
+def test_a_request_that_is_not_an_append_is_handed_over_at_once() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        api = FakeApi(loop)
+        slow: list[Slow] = []
+        protocol, transport = _protocol(api, slow)
+        protocol.data_received(b"GET /livez HTTP/1.1\nHost: x\n\n")  # bare LF: not ours
+        assert api.proposals == [] and transport.protocol is slow[0]
+        assert bytes(slow[0].data) == b"GET /livez HTTP/1.1\nHost: x\n\n"
+        # A hand-over (the node lost its leadership before proposing) while the client
+        # is not reading its answers tells the new protocol so.
+        api2 = FakeApi(loop, answer_raises=True)
+        api2.fast_answer = _hand_back  # type: ignore[method-assign]
+        slow2: list[Slow] = []
+        protocol2, transport2 = _protocol(api2, slow2)
+        protocol2.data_received(post(b'{"data": "a"}'))
+        protocol2.pause_writing()
+        api2.proposals[0].set_result(1)
+        _settle(loop)
+        assert transport2.protocol is slow2[0] and slow2[0].write_paused
+        assert bytes(slow2[0].data) == post(b'{"data": "a"}')
+    finally:
+        loop.close()

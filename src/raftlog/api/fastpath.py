@@ -21,6 +21,7 @@ buffer waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -28,12 +29,16 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+log = logging.getLogger("raftlog.api")
+
 MAX_HEAD = 16 << 10
 """A request head larger than this goes to aiohttp (which refuses it properly)."""
 PAUSE_ABOVE = 1 << 20
 """Stop reading a connection while this much is buffered and unanswered."""
 
 _PATH = b"/v1/log"
+_START = b"POST " + _PATH + b" HTTP/1.1\r\n"
+"""How every request the fast path serves begins."""
 _REASONS = {200: b"OK"}
 
 
@@ -115,6 +120,10 @@ class FastPathProtocol(asyncio.Protocol):
         self.request = b""
         """The raw request being answered (handed over whole if it must go slow)."""
         self.paused = False
+        """Reading is paused (a request in flight or answers not drained, and a lot
+        buffered behind it)."""
+        self.write_paused = False
+        """The transport's write buffer is full: no new request until it drains."""
         self.handed_over = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -131,20 +140,49 @@ class FastPathProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if self.waiting is None:
+        if self.waiting is None and not self.write_paused:
             self._next()
-        elif not self.paused and len(self.buffer) > PAUSE_ABOVE and self.transport:
-            self.transport.pause_reading()
-            self.paused = True
+        self._flow()
 
     def eof_received(self) -> bool | None:
-        return None  # close once answered: the transport closes itself
+        # The transport closes at once (as aiohttp's does on a half-close): an answer
+        # still in flight is lost, its proposal goes on.
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.waiting is None and self.buffer:
+            self._next()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Back-pressure: stop reading while busy (a proposal in flight, or answers the
+        client has not read) with more than PAUSE_ABOVE buffered; read whenever idle, as
+        an idle connection's buffer holds at most one incomplete request (a head up to
+        MAX_HEAD, a body up to max_body: anything larger was handed over)."""
+        transport = self.transport
+        if transport is None or self.handed_over:
+            return
+        busy = self.waiting is not None or self.write_paused
+        want_pause = busy and len(self.buffer) > PAUSE_ABOVE
+        if want_pause and not self.paused:
+            transport.pause_reading()
+            self.paused = True
+        elif self.paused and not want_pause:
+            transport.resume_reading()
+            self.paused = False
 
     # -- requests ---------------------------------------------------------------------
 
     def _next(self) -> None:
         """Serve the next buffered request, if it is all there."""
         buffer = self.buffer
+        if not buffer.startswith(_START) and not _START.startswith(buffer):
+            self._hand_over(b"")  # not an append (or not CRLF-terminated): aiohttp's
+            return
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(buffer) > MAX_HEAD:
@@ -159,7 +197,11 @@ class FastPathProtocol(asyncio.Protocol):
             return  # the rest of the body is on its way
         request = bytes(buffer[:total])
         del buffer[:total]
-        future = self.api.fast_append(request[end + 4 :])
+        try:
+            future = self.api.fast_append(request[end + 4 :])
+        except Exception:  # a bug: let aiohttp serve it (and answer 500 if it fails too)
+            log.exception("the append fast path failed; aiohttp serves the request")
+            future = None
         if future is None:
             self._hand_over(request)
             return
@@ -177,6 +219,9 @@ class FastPathProtocol(asyncio.Protocol):
         except Handoff:
             self._hand_over(self.request)
             return
+        except Exception:  # a bug answering: the client still gets an answer
+            log.exception("the append fast path failed to answer")
+            status, body = 500, b'{"error":"internal error","code":"internal"}'
         reason = _REASONS.get(status) or _reason(status)
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
@@ -184,11 +229,9 @@ class FastPathProtocol(asyncio.Protocol):
             % (status, reason, len(body), _date(), body)
         )
         self.request = b""
-        if self.paused and len(self.buffer) <= PAUSE_ABOVE:
-            transport.resume_reading()
-            self.paused = False
-        if self.buffer:
+        if self.buffer and not self.write_paused:
             self._next()
+        self._flow()
 
     def _hand_over(self, unanswered: bytes) -> None:
         """From now on aiohttp serves this connection, starting with ``unanswered`` and
@@ -203,6 +246,8 @@ class FastPathProtocol(asyncio.Protocol):
         protocol = self.slow()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        if self.write_paused:  # the transport tells only its current protocol
+            protocol.pause_writing()
         if self.paused:
             transport.resume_reading()
             self.paused = False
@@ -239,7 +284,9 @@ class ClientServer:
         assert slow is not None
         factory, self.connections = serve_fast(self.api, slow, self.max_body)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(factory, host, port, reuse_address=True)
+        self.server = await loop.create_server(
+            factory, host, port, reuse_address=True, backlog=1024
+        )
 
     async def close(self) -> None:
         if self.server is not None:
