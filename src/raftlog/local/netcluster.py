@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -123,6 +124,9 @@ class NetCluster:
         self.state = self._load()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         """Node processes started by this object (so that it can reap them)."""
+        self._lock = threading.RLock()
+        """Control actions may run concurrently (``raftlog chaos`` restarts every node
+        at once, each from a thread): one changes the state and saves it at a time."""
 
     # -- state -----------------------------------------------------------------------
 
@@ -137,10 +141,13 @@ class NetCluster:
             raise NetClusterError(f"cannot read {self.state_file}: {exc}") from None
 
     def _save(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self.state), indent=2))
-        os.replace(tmp, self.state_file)
+        with self._lock:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            # A temporary file of this process's own: another process (an earlier
+            # ``raftlog netcluster`` command still running) never renames it away.
+            tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(asdict(self.state), indent=2))
+            os.replace(tmp, self.state_file)
 
     @property
     def exists(self) -> bool:
@@ -315,6 +322,10 @@ class NetCluster:
         return args + self.state.extra_args
 
     def _start_node(self, i: int) -> None:
+        with self._lock:
+            self._start_node_locked(i)
+
+    def _start_node_locked(self, i: int) -> None:
         name = node_name(i)
         proc = self.state.procs.get(name) or NodeProc()
         if proc.pid and _is_our_node(proc.pid):
