@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from raftlog.chaos.runner import Chaos, ChaosOptions, ChaosResult
+from raftlog.local.cluster import LocalCluster
 
 
 def _run(options: ChaosOptions) -> ChaosResult:
@@ -85,3 +88,40 @@ def test_acknowledging_before_writing_is_caught_by_restarting_every_node() -> No
     assert sum(1 for f in result.faults if f["kind"] == "restart-all") >= 5
     assert not result.ok
     assert not _check(result, "no acknowledged append lost")
+
+
+def test_a_nemesis_that_fails_ends_the_run_with_the_reason_and_keeps_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    real_kill = LocalCluster.kill
+
+    async def kill_then_fail(self: LocalCluster, i: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError(f"cannot kill node {i}: simulated")
+        await real_kill(self, i)
+
+    monkeypatch.setattr(LocalCluster, "kill", kill_then_fail)
+    result = _run(
+        ChaosOptions(
+            nodes=3,
+            time_s=20,
+            clients=2,
+            nemesis=("kill",),
+            seed=3,
+            fault_every_s=(0.2, 0.4),
+            fault_length_s=(0.3, 0.6),
+            out=tmp_path / "out",
+        )
+    )
+    assert not result.ok
+    [check] = result.checks
+    assert check.name == "the nemesis ran to the end" and not check.ok
+    assert "RuntimeError: cannot kill node" in check.detail and "simulated" in check.detail
+    assert [f["kind"] for f in result.faults] == ["kill"]  # the one that was made
+    assert result.ops, "the clients' operations until then are kept"
+    out = tmp_path / "out"
+    assert (out / "history.jsonl").read_text().count('"type": "op"') == len(result.ops)
+    assert (out / "report.html").exists()

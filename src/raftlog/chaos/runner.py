@@ -164,18 +164,35 @@ class Chaos:
                 self.rec = _Recorder()
                 sampler = asyncio.create_task(self._sample())
                 clients = [asyncio.create_task(self._client(k)) for k in range(opt.clients)]
-                await self._nemesis(opt.time_s)
-                self.heal_time = self.rec.now()
-                await self._heal_all()
-                recovered = await self._recover(clients)
-                self.stop_clients.set()
-                await asyncio.gather(*clients)
-                sampler.cancel()
-                await asyncio.gather(sampler, return_exceptions=True)
-                final = await self._final_logs()
-                if self._netns is not None:
-                    self._netns.collect_lines()
-                checks = self._check(final, recovered)
+                try:
+                    await self._nemesis(opt.time_s)
+                except Exception as exc:  # a fault that could not be made or undone
+                    # End the run with the reason, and keep what was recorded so far.
+                    failure = (
+                        f"at {self.rec.now():.2f} s: {type(exc).__name__}: {exc}"
+                        if str(exc)
+                        else f"at {self.rec.now():.2f} s: {type(exc).__name__}"
+                    )
+                    self.echo(f"chaos: the nemesis failed {failure}; stopping the run")
+                    self.stop_clients.set()
+                    sampler.cancel()
+                    await asyncio.gather(*clients, sampler, return_exceptions=True)
+                    if self._netns is not None:
+                        self._netns.collect_lines()
+                    checks = [Check("the nemesis ran to the end", False, failure)]
+                    final: dict[int, list[tuple[int, str]]] = {}
+                else:
+                    self.heal_time = self.rec.now()
+                    await self._heal_all()
+                    recovered = await self._recover(clients)
+                    self.stop_clients.set()
+                    await asyncio.gather(*clients)
+                    sampler.cancel()
+                    await asyncio.gather(sampler, return_exceptions=True)
+                    final = await self._final_logs()
+                    if self._netns is not None:
+                        self._netns.collect_lines()
+                    checks = self._check(final, recovered)
             finally:
                 await self.http.close()
             result = self._result(checks, final)
