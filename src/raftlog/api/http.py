@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import functools
 import logging
 import time
@@ -207,6 +208,7 @@ class ClientApi:
         router.add_get("/v1/log", _guarded(self.read))
         router.add_post("/v1/log/trim", _guarded(self.trim))
         router.add_get("/v1/status", _guarded(self.status))
+        router.add_get("/v1/events", _guarded(self.events))
         router.add_get("/v1/nodes", _guarded(self.nodes))
         router.add_get("/v1/members", _guarded(self.members))
         router.add_post("/v1/members", _guarded(self.add_member))
@@ -511,44 +513,67 @@ class ClientApi:
         return _answer(wire.TrimAnswer(first_index=first, index=done.index, term=done.term))
 
     async def status(self, _request: web.Request) -> web.Response:
+        return _answer(await self._status())
+
+    async def _status(self) -> wire.Status:
         try:
             s = await self.node.status()
         except (RaftError, TimeoutError) as exc:
             raise ApiError(wire.UNAVAILABLE, f"status unavailable: {exc}") from None
-        return _answer(
-            wire.Status(
-                id=int(s.id),
-                state=s.role.value,
-                term=s.term,
-                leader=int(s.leader) or None,
-                vote=int(s.vote) or None,
-                commit=s.commit,
-                applied=self.node.applied,
-                last_index=s.last_index,
-                last_term=s.last_term,
-                first_index=s.first_index,
-                snapshot_index=s.snapshot_index,
-                voters=[int(v) for v in s.voters],
-                learners=[int(v) for v in s.learners],
-                conf_index=s.conf_index,
-                client_url=self.config.client_urls.get(self.node.id),
-                event_loop=loop_name(),
-                peers=[
-                    wire.PeerStatus(
-                        id=int(p.id),
-                        match=p.match,
-                        next=p.next,
-                        state=p.state,
-                        recent_active=p.recent_active,
-                        inflight=p.inflight,
-                        learner=p.learner,
-                        last_contact_s=self.node.last_contact(p.id),
-                    )
-                    for p in s.peers
-                    if p.id != s.id
-                ],
-            )
+        return wire.Status(
+            id=int(s.id),
+            state=s.role.value,
+            term=s.term,
+            leader=int(s.leader) or None,
+            vote=int(s.vote) or None,
+            commit=s.commit,
+            applied=self.node.applied,
+            last_index=s.last_index,
+            last_term=s.last_term,
+            first_index=s.first_index,
+            snapshot_index=s.snapshot_index,
+            voters=[int(v) for v in s.voters],
+            learners=[int(v) for v in s.learners],
+            conf_index=s.conf_index,
+            client_url=self.config.client_urls.get(self.node.id),
+            event_loop=loop_name(),
+            peers=[
+                wire.PeerStatus(
+                    id=int(p.id),
+                    match=p.match,
+                    next=p.next,
+                    state=p.state,
+                    recent_active=p.recent_active,
+                    inflight=p.inflight,
+                    learner=p.learner,
+                    last_contact_s=self.node.last_contact(p.id),
+                )
+                for p in s.peers
+                if p.id != s.id
+            ],
         )
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: ``status`` (this node's status) at once, then each of the
+        node's events as it happens (``event:`` its kind, ``data:`` its fields and
+        ``text``, the line the event log prints). The node never waits for a slow
+        reader: a reader that falls behind by EVENTS_BUFFER events loses the oldest."""
+        stream = self.node.subscribe(EVENTS_BUFFER)  # before the status: nothing missed
+        try:
+            status = await self._status()
+            response = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await response.prepare(request)
+            try:
+                await response.write(_sse("status", _encode(status)))
+                async for event in stream:
+                    await response.write(_sse(type(event).__name__, _event_json(event)))
+            except (ConnectionError, aiohttp.ClientConnectionResetError):
+                pass  # the reader went away
+        finally:
+            stream.close()
+        return response
 
     async def nodes(self, _request: web.Request) -> web.Response:
         return _answer(
@@ -769,6 +794,34 @@ class ClientApi:
                 wire.OUTCOME_UNKNOWN,
                 f"outcome unknown: forwarding to leader {leader} failed: {exc}",
             ) from None
+
+
+EVENTS_BUFFER = 1000
+"""Events kept for one ``/v1/events`` reader that has not caught up."""
+
+
+def _sse(kind: str, data: bytes) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def _event_json(event: Any) -> bytes:
+    """An event's fields as JSON (bytes as text where they are UTF-8, else base64; the
+    role by name), with ``kind`` and ``text``, the event log's line."""
+    fields: dict[str, Any] = {"kind": type(event).__name__, "text": event.describe()}
+    for name, value in msgspec.structs.asdict(event).items():
+        fields[name] = _plain(value)
+    return _encode(fields)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(value).decode()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 def _render_result(result: Any) -> Any:
