@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any, Protocol, cast
 
 from aiohttp import web
@@ -37,9 +38,10 @@ PAUSE_ABOVE = 1 << 20
 """Stop reading a connection while this much is buffered and unanswered."""
 
 _PATH = b"/v1/log"
-_START = b"POST " + _PATH + b" HTTP/1.1\r\n"
+_REQUEST_LINE = b"POST " + _PATH + b" HTTP/1.1"
+_START = _REQUEST_LINE + b"\r\n"
 """How every request the fast path serves begins."""
-_REASONS = {200: b"OK"}
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 class _Date:
@@ -80,7 +82,7 @@ def _parse_head(head: bytes) -> int | None:
     """The Content-Length of a request head the fast path serves; None for anything
     else (aiohttp decides about those)."""
     lines = head.split(b"\r\n")
-    if lines[0] != b"POST " + _PATH + b" HTTP/1.1":
+    if lines[0] != _REQUEST_LINE:
         return None
     length: int | None = None
     for line in lines[1:]:
@@ -222,7 +224,7 @@ class FastPathProtocol(asyncio.Protocol):
         except Exception:  # a bug answering: the client still gets an answer
             log.exception("the append fast path failed to answer")
             status, body = 500, b'{"error":"internal error","code":"internal"}'
-        reason = _REASONS.get(status) or _reason(status)
+        reason = _REASONS.get(status, b"Unknown")
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
             b"Content-Length: %d\r\nDate: %s\r\nServer: raftlog\r\n\r\n%s"
@@ -257,15 +259,6 @@ class FastPathProtocol(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-def _reason(status: int) -> bytes:
-    from http import HTTPStatus  # noqa: PLC0415
-
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b"Unknown"
 
 
 class ClientServer:

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,7 +36,6 @@ class LoadResult:
     generator: str
     generator_cpu: float
     """CPU seconds the generator used per second of wall time (1.0 = one core busy)."""
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:

@@ -26,8 +26,6 @@ from raftlog.bench.systems import EtcdSystem, RaftlogSystem, System, failover
 WORKLOADS = ("throughput", "latency", "failover", "catchup", "library")
 DEFAULT_WORKLOADS = ("throughput", "latency", "failover", "library")
 PEERS = ("etcd", "pysyncobj")
-HTTP_SYSTEMS = ("raftlog", "etcd")
-LIBRARY_SYSTEMS = ("raftlog", "pysyncobj")
 
 
 @dataclass

@@ -694,8 +694,9 @@ class RaftNode:
                             timer.cancel()
                         timer = loop.call_at(next_tick, fired)
                         timer_at = next_tick
-                    self._handle(await inbox.get())
-                self._drain(inbox)
+                    self._drain(inbox, await inbox.get())
+                else:
+                    self._drain(inbox)
                 now = self._now = loop.time()
                 if now >= next_tick - TICK_SLACK_S:
                     missed = max(0, int((now - next_tick) / tick_s)) + 1
@@ -718,14 +719,24 @@ class RaftNode:
             if timer is not None:
                 timer.cancel()
 
-    def _drain(self, inbox: asyncio.Queue[tuple[int, Any, asyncio.Future[Any] | None]]) -> None:
-        """Handle what waits in the inbox (up to max_batch items). Proposals waiting
-        together go into the log together: one call of the core, one broadcast."""
+    def _drain(
+        self,
+        inbox: asyncio.Queue[tuple[int, Any, asyncio.Future[Any] | None]],
+        first: tuple[int, Any, asyncio.Future[Any] | None] | None = None,
+    ) -> None:
+        """Handle ``first`` and what waits in the inbox (up to max_batch items).
+        Proposals waiting together go into the log together: one call of the core, one
+        broadcast."""
         handled = 0
         limit = self.config.max_batch
         batch: list[tuple[int, Any, asyncio.Future[Any] | None]] = []
-        while handled < limit and not inbox.empty():
-            item = inbox.get_nowait()
+        while True:
+            if first is not None:
+                item, first = first, None
+            elif handled < limit and not inbox.empty():
+                item = inbox.get_nowait()
+            else:
+                break
             handled += 1
             if item[0] == _PROPOSE:
                 batch.append(item)
@@ -765,9 +776,7 @@ class RaftNode:
             return  # the asker gave up
         try:
             if kind == _PROPOSE:
-                index, term = core.propose(payload)
-                self._fail_proposals_from(index)  # older entries there were truncated away
-                self._proposals[index] = (term, future)
+                self._propose_batch([item])
             elif kind == _READ:
                 if core.role is Role.LEADER and (
                     "stale-read" in self.config.bugs or (payload and self._lease_holds())
@@ -791,6 +800,7 @@ class RaftNode:
             future.set_exception(exc)
 
     def _propose_batch(self, items: list[tuple[int, Any, asyncio.Future[Any] | None]]) -> None:
+        """Append the proposals whose askers still wait, in one call of the core."""
         live = [(payload, future) for _k, payload, future in items if future and not future.done()]
         if not live:
             return
