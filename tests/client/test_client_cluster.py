@@ -88,7 +88,7 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
                 before = status["last_index"]
 
                 for i in followers:
-                    cluster.pause(i)
+                    await cluster.pause(i)
                 append = asyncio.create_task(client.append("ONCE"))
 
                 async def in_the_leaders_log() -> bool:
@@ -100,7 +100,7 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
                 seq = client.last_seq
                 await cluster.kill(leader)
                 for i in followers:
-                    cluster.resume(i)
+                    await cluster.resume(i)
                 result = await asyncio.wait_for(append, 60)
                 assert client.last_seq == seq  # retried, not a new append
                 new_leader = await cluster.leader(among=followers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
 import time
 
 import aiohttp
@@ -101,10 +100,7 @@ def test_kill_9_of_the_whole_cluster_keeps_every_acknowledged_entry() -> None:
             ]
             await until(lambda: len(acked) >= 300, 30, "no appends")
             # Everyone dies at once, mid-stream.
-            for i in cluster.nodes:
-                cluster.signal(i, signal.SIGKILL)
-            for i in cluster.nodes:
-                await cluster.wait_exit(i)
+            await asyncio.gather(*(cluster.kill(i) for i in cluster.node_ids()))
             stop.set()
             await asyncio.gather(*writers)
             await cluster.start()

@@ -124,8 +124,7 @@ def test_grow_from_three_to_five_and_shrink_back_under_appends() -> None:
                     await _remove(cluster, node)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(cluster.wait_exit(node), 30)
-                    cluster.signal(node, 15)
-                    await cluster.wait_exit(node)
+                    await cluster.stop(node)
             remaining = [i for i, n in cluster.nodes.items() if n.running]
             assert sorted(remaining) == [3, 4, 5]
             leader = await cluster.leader(among=remaining)
@@ -191,13 +190,13 @@ def test_a_removed_node_that_did_not_hear_of_it_does_not_disturb() -> None:
             await cluster.start()
             leader = await cluster.leader()
             victim = next(i for i in cluster.nodes if i != leader)
-            cluster.pause(victim)  # it misses its own removal
+            await cluster.pause(victim)  # it misses its own removal
             others = [i for i in cluster.nodes if i != victim]
             async with AsyncClient([cluster.nodes[i].url for i in others], retry_for=30) as c:
                 await c.remove_member(victim)
             before = await _status(cluster, leader)
             assert before is not None
-            cluster.resume(victim)
+            await cluster.resume(victim)
             # Its election timer has long run out: it tries to campaign. PreVote and
             # CheckQuorum keep the cluster's leader and term as they are.
             for _ in range(20):

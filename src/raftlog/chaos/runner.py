@@ -26,23 +26,21 @@ import itertools
 import json
 import random
 import re
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import msgspec
 
 from raftlog import wire
 from raftlog.check.logcheck import LogOp, check_log_history
-from raftlog.local.cluster import LocalCluster, wait_for
-
-if TYPE_CHECKING:
-    from raftlog.chaos.netns import NetnsCluster
+from raftlog.local.cluster import FAULT_INJECTION_FLAG, LocalCluster
+from raftlog.local.clusterbase import ClusterBase, wait_for
+from raftlog.local.netns_cluster import NetnsCluster
 
 NEMESES = ("kill", "pause", "partition", "restart-all", "membership")
 MIN_VOTERS, MAX_VOTERS = 3, 5
@@ -133,13 +131,13 @@ class Chaos:
         self._bag: list[str] = []
         self.rec = _Recorder()
         self.echo = echo or (lambda _line: None)
-        node_args = ["--enable-fault-injection"]
+        node_args = [FAULT_INJECTION_FLAG]
         for bug in options.inject_bugs:
             node_args += ["--inject-bug", bug]
-        self.cluster: LocalCluster
+        # Which cluster is chosen here only: the run drives it through the control
+        # interface (raftlog.local.control), whatever hosts the nodes.
+        self.cluster: ClusterBase
         if options.netns:
-            from raftlog.chaos.netns import NetnsCluster  # noqa: PLC0415
-
             self.cluster = NetnsCluster(options.nodes, node_args=node_args)
         else:
             self.cluster = LocalCluster(
@@ -147,7 +145,6 @@ class Chaos:
             )
         self.stop_clients = asyncio.Event()
         self.heal_time: float | None = None
-        self.blocked: dict[int, set[int]] = {i: set() for i in self.cluster.nodes}
         self.removed: dict[int, list[str]] = {}
         """Nodes removed by the membership nemesis (stopped), with their event logs."""
         self.http: aiohttp.ClientSession | None = None
@@ -177,8 +174,6 @@ class Chaos:
                     self.stop_clients.set()
                     sampler.cancel()
                     await asyncio.gather(*clients, sampler, return_exceptions=True)
-                    if self._netns is not None:
-                        self._netns.collect_lines()
                     checks = [Check("the nemesis ran to the end", False, failure)]
                     final: dict[int, list[tuple[int, str]]] = {}
                 else:
@@ -190,8 +185,6 @@ class Chaos:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
                     final = await self._final_logs()
-                    if self._netns is not None:
-                        self._netns.collect_lines()
                     checks = self._check(final, recovered)
             finally:
                 await self.http.close()
@@ -200,30 +193,23 @@ class Chaos:
                 self._write(opt.out, result)
             return result
 
-    @property
-    def _netns(self) -> NetnsCluster | None:
-        from raftlog.chaos.netns import NetnsCluster  # noqa: PLC0415
-
-        return self.cluster if isinstance(self.cluster, NetnsCluster) else None
-
     # -- clients ---------------------------------------------------------------------
 
     def _url(self, node: int) -> str:
-        known = self.cluster.nodes.get(node)
-        if known is None:  # removed by the membership nemesis: ask a member instead
-            known = self.cluster.nodes[self.rng.choice(self._targets())]
-        return known.url
+        if node not in self.cluster.node_ids():  # removed by the membership nemesis
+            node = self.rng.choice(self._targets())  # ask a member instead
+        return self.cluster.url(node)
 
     def _targets(self) -> list[int]:
         """The nodes a client may send to (members, running or not)."""
-        return list(self.cluster.nodes)
+        return self.cluster.node_ids()
 
     async def _client(self, k: int) -> None:
         """A client bound to one node, as in Jepsen: it sees what that node says, whether
         it is the leader, a follower (which forwards) or a deposed leader. A node that
         cannot be reached sends the attempt elsewhere."""
         rng = random.Random(self.rng.random())
-        nodes = list(self.cluster.nodes)
+        nodes = self.cluster.node_ids()
         home = nodes[k % len(nodes)]
         # The last clients (one per node, when there are enough) only read: a node that
         # serves stale reads is then always being asked.
@@ -296,7 +282,7 @@ class Chaos:
             text = error.error if error is not None else raw[:100].decode("utf-8", "replace")
             op["error"] = f"HTTP {status}: {text}"[:200]
             hint = _hint(error)
-            target = hint if hint in self.cluster.nodes else rng.choice(self._targets())
+            target = hint if hint in self._targets() else rng.choice(self._targets())
             if self.stop_clients.is_set():
                 break
             await asyncio.sleep(0.02)
@@ -338,7 +324,7 @@ class Chaos:
         if page is None:
             op["error"] = f"HTTP {status}"
             hint = _hint(_error_of(raw))
-            target = hint if hint in self.cluster.nodes else rng.choice(self._targets())
+            target = hint if hint in self._targets() else rng.choice(self._targets())
             return op, target, last_applied
         op.update(
             status="ok",
@@ -382,7 +368,9 @@ class Chaos:
         leader = await self._leader_guess()
         if leader is not None and self.rng.random() < 0.5:
             return leader
-        return self.rng.choice(self._targets())
+        state = await self.cluster.state()
+        running = [n.id for n in state.nodes if n.running] or self._targets()
+        return self.rng.choice(running)
 
     async def _inject(self, kind: str) -> dict[str, Any]:
         fault: dict[str, Any] = {
@@ -394,20 +382,17 @@ class Chaos:
             "detail": "",
             "nodes": [],
         }
-        ids = list(self.cluster.nodes)
+        ids = self.cluster.node_ids()
         if kind == "kill":
             victim = await self._victim()
             await self.cluster.kill(victim)
             fault.update(target=f"node {victim}", detail="SIGKILL, restarted after", nodes=[victim])
         elif kind == "pause":
             victim = await self._victim()
-            self.cluster.pause(victim)
+            await self.cluster.pause(victim)
             fault.update(target=f"node {victim}", detail="SIGSTOP, then SIGCONT", nodes=[victim])
         elif kind == "restart-all":
-            for i in ids:
-                self.cluster.signal(i, signal.SIGKILL)
-            for i in ids:
-                await self.cluster.wait_exit(i)
+            await asyncio.gather(*(self.cluster.kill(i) for i in ids))  # all at once
             fault.update(target="all nodes", detail="SIGKILL of every node", nodes=ids)
         elif kind == "membership":
             await self._change_membership(fault)
@@ -429,11 +414,10 @@ class Chaos:
             if leader is not None
             else None
         )
-        voters = list(status.voters) if status else list(self.cluster.nodes)
+        voters = list(status.voters) if status else self.cluster.node_ids()
         add = len(voters) < MAX_VOTERS and (len(voters) <= MIN_VOTERS or self.rng.random() < 0.5)
         if add:
             new = self.cluster.add_node()
-            self.blocked[new] = set()
             try:
                 await self.cluster.start_node(new)
             except (RuntimeError, TimeoutError) as exc:
@@ -445,7 +429,7 @@ class Chaos:
         victim = (
             leader
             if leader is not None and self.rng.random() < 0.3
-            else self.rng.choice([v for v in voters if v in self.cluster.nodes])
+            else self.rng.choice([v for v in voters if v in self.cluster.node_ids()])
         )
         fault.update(target=f"node {victim} removed", nodes=[victim])
         refusal = await self._remove_member(victim)
@@ -453,16 +437,18 @@ class Chaos:
             fault["detail"] = f"refused or failed: {refusal}"[:200]
             return
         fault["detail"] = "removed: it stops by itself"
-        proc = self.cluster.nodes[victim]
-        if proc.paused:
-            self.cluster.resume(victim)
+        await self.cluster.resume(victim)  # if it was paused meanwhile
+
+        async def exited() -> bool:
+            state = await self.cluster.state()
+            return not next(n for n in state.nodes if n.id == victim).running
+
         try:
-            await asyncio.wait_for(self.cluster.wait_exit(victim), 10)
+            await wait_for(exited, 10, "")
         except TimeoutError:
             # It did not hear of its removal (cut off, or paused meanwhile): stop it.
             await self.cluster.kill(victim)
-        self.removed[victim] = list(proc.lines)
-        self.blocked.pop(victim, None)
+        self.removed[victim] = self.cluster.lines(victim)
         self.cluster.forget(victim)
 
     async def _remove_member(self, victim: int, retry_for: float = 10.0) -> str:
@@ -473,7 +459,9 @@ class Chaos:
         deadline = time.monotonic() + retry_for
         reason = "no node answered"
         while time.monotonic() < deadline:
-            for i, node in list(self.cluster.nodes.items()):
+            state = await self.cluster.state()
+            for node in state.nodes:
+                i = node.id
                 if not node.running or node.paused:
                     continue
                 try:
@@ -496,7 +484,7 @@ class Chaos:
         return reason
 
     async def _partition_shape(self) -> tuple[set[int], set[int], str, int | None]:
-        ids = list(self.cluster.nodes)
+        ids = self.cluster.node_ids()
         shape = self.rng.choice(self.opt.partition_shapes)
         if shape == "isolate-leader":
             leader = await self._leader_guess() or self.rng.choice(ids)
@@ -514,59 +502,35 @@ class Chaos:
         return set(ids[:half]), set(ids[half:]), "random halves", None
 
     async def _cut(self, a: set[int], b: set[int], *, bridge: int | None) -> None:
-        if self._netns is not None:
-            await self._netns.partition(a, b)  # in the network itself
-            return
-        for x in a:
-            self.blocked[x] |= b
-        for y in b:
-            self.blocked[y] |= a
-        del bridge  # the bridge node keeps talking to both sides: nothing to block
-        await self._push_blocks()
+        """Cut every link between the sides ``a`` and ``b`` (a bridge node is on neither:
+        it keeps talking to both)."""
+        del bridge
+        await asyncio.gather(*(self.cluster.cut(x, y) for x, y in itertools.product(a, b)))
 
-    async def _push_blocks(self) -> None:
-        assert self.http is not None
-        for node, blocked in self.blocked.items():
-            if not self.cluster.nodes[node].running or self.cluster.nodes[node].paused:
-                continue
-            try:
-                async with self.http.post(
-                    self._url(node) + "/v1/admin/partition",
-                    data=_encode(wire.PartitionRequest(blocked=sorted(blocked))),
-                    headers=_JSON_BODY,
-                    timeout=aiohttp.ClientTimeout(total=2),
-                ) as resp:
-                    await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                pass  # a node that is down gets its blocks again when it is back
+    async def _start_down(self, ids: list[int]) -> None:
+        """Start those of ``ids`` that are down, all at once, in any order: any of them
+        may lead next."""
+        state = await self.cluster.state()
+        down = [n.id for n in state.nodes if n.id in ids and not n.running]
+        self.rng.shuffle(down)
+        await asyncio.gather(*(self.cluster.start_node(i) for i in down))
 
     async def _repair(self, fault: dict[str, Any]) -> None:
         kind = fault["kind"]
         if kind in ("kill", "restart-all"):
-            down = [i for i in fault["nodes"] if not self.cluster.nodes[i].running]
-            self.rng.shuffle(down)  # all at once, in any order: any of them may lead next
-            await asyncio.gather(*(self.cluster.start_node(i) for i in down))
-            await self._push_blocks()
+            await self._start_down([i for i in fault["nodes"] if i in self.cluster.node_ids()])
         elif kind == "pause":
             for i in fault["nodes"]:
-                if i in self.cluster.nodes:
-                    self.cluster.resume(i)
+                if i in self.cluster.node_ids():
+                    await self.cluster.resume(i)
         elif kind == "partition":
-            if self._netns is not None:
-                await self._netns.heal_network()
-            self.blocked = {i: set() for i in self.cluster.nodes}
-            await self._push_blocks()
+            await self.cluster.heal()
 
     async def _heal_all(self) -> None:
-        for i, node in self.cluster.nodes.items():
-            if node.paused:
-                self.cluster.resume(i)
-            if not node.running:
-                await self.cluster.start_node(i)
-        if self._netns is not None:
-            await self._netns.heal_network()
-        self.blocked = {i: set() for i in self.cluster.nodes}
-        await self._push_blocks()
+        ids = self.cluster.node_ids()
+        await asyncio.gather(*(self.cluster.resume(i) for i in ids))
+        await self._start_down(ids)
+        await self.cluster.heal()
         self.rec.faults.append(
             {
                 "type": "fault",
@@ -638,7 +602,7 @@ class Chaos:
             applied = {s["applied"] for s in statuses.values() if s}
             if len(commits) != 1 or commits != applied or None in statuses.values():
                 return None
-            logs = {i: await full_log(i) for i in self.cluster.nodes}
+            logs = {i: await full_log(i) for i in self.cluster.node_ids()}
             if any(v is None for v in logs.values()):
                 return None
             return {i: v for i, v in logs.items() if v is not None}
@@ -649,7 +613,7 @@ class Chaos:
             )
             return found
         except TimeoutError:
-            return {i: (await full_log(i)) or [] for i in self.cluster.nodes}
+            return {i: (await full_log(i)) or [] for i in self.cluster.node_ids()}
 
     # -- the checks ------------------------------------------------------------------
 
@@ -673,7 +637,8 @@ class Chaos:
 
     def _check_leaders(self) -> Check:
         leaders: dict[int, set[int]] = defaultdict(set)
-        every = [n.lines for n in self.cluster.nodes.values()] + list(self.removed.values())
+        every = [self.cluster.lines(i) for i in self.cluster.node_ids()]
+        every += list(self.removed.values())
         for lines in every:
             for line in lines:
                 m = _LEADER_LINE.search(line)
@@ -810,7 +775,7 @@ class Chaos:
             for record in [*result.ops, *result.faults, *result.statuses]:
                 f.write(json.dumps(record) + "\n")
         node_logs = {}
-        every = {i: n.lines for i, n in self.cluster.nodes.items()} | self.removed
+        every = {i: self.cluster.lines(i) for i in self.cluster.node_ids()} | self.removed
         for i, lines in sorted(every.items()):
             path = out / f"node-{i}.log"
             path.write_text("\n".join(lines) + "\n")

@@ -50,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     if args.scenario == "simulated":
         return run_simulated(args)
+    from raftlog.local.control import ControlError  # noqa: PLC0415
     from raftlog.local.demos import DemoFailed, DemoOptions, run_demo  # noqa: PLC0415
 
     options = DemoOptions(
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         verdict = asyncio.run(run_demo(options))
-    except (DemoFailed, TimeoutError) as exc:
+    except (DemoFailed, ControlError, TimeoutError) as exc:
         print(f"{args.scenario}: FAILED: {exc}", flush=True)
         return 1
     print(verdict, flush=True)

@@ -1,9 +1,12 @@
 """A cluster of real raftlog node processes on this machine (loopback).
 
-Used by ``raftlog cluster``, the lab's demo runs, the process tests and the benchmarks:
-start nodes as child processes, read their event logs, and do to them what an operator (or
-the lab's ``docker container stop``) would: SIGKILL, SIGTERM then SIGKILL, SIGSTOP/SIGCONT,
-start again on the same data directory.
+Used by ``raftlog cluster``, the lab's demo runs, ``raftlog chaos``, the process tests and
+the benchmarks: start nodes as child processes, read their event logs, and do to them what
+an operator (or the lab's ``docker container stop``) would: SIGKILL, SIGTERM then SIGKILL,
+SIGSTOP/SIGCONT, start again on the same data directory. It implements
+:class:`~raftlog.local.control.ClusterControl`: on loopback a partition is made inside the
+nodes (``POST /v1/admin/partition``), so the cluster keeps every node's blocked peers
+itself and tells a node again whenever it is back (started, resumed).
 """
 
 from __future__ import annotations
@@ -17,20 +20,19 @@ import signal
 import socket
 import sys
 import tempfile
-import time
-import xmlrpc.client
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aiohttp
-import msgspec
 
-from raftlog import wire
+from raftlog.local.clusterbase import ClusterBase, wait_for
+from raftlog.local.control import ClusterState, ControlError, NodeState
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-S = TypeVar("S", bound=msgspec.Struct)
+ADMIN_TOKEN_ENV = "RAFTLOG_ADMIN_TOKEN"
+FAULT_INJECTION_FLAG = "--enable-fault-injection"
+_PARTITION = "/v1/admin/partition"
 
 
 def free_ports(count: int) -> list[int]:
@@ -57,8 +59,14 @@ class LocalNode:
     lines: list[str] = field(default_factory=list)
     starts: int = 0
     paused: bool = False
+    """Stopped with SIGSTOP (only while it runs)."""
     joins: bool = False
     """Started with --join (a node added to the running cluster), not --peers."""
+    told: frozenset[int] = frozenset()
+    """The peers this node's process was last told to block (none when it starts)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by every action on this node (start, stop, kill, pause, resume, telling it its
+    partition): actions on one node happen one at a time, on different nodes at once."""
     _reader: asyncio.Task[None] | None = None
 
     @property
@@ -70,8 +78,16 @@ class LocalNode:
         return self.process is not None and self.process.returncode is None
 
 
-class LocalCluster:
-    """``n`` nodes on loopback. Use as ``async with LocalCluster(...) as cluster``."""
+class LocalCluster(ClusterBase):
+    """``n`` nodes on loopback. Use as ``async with LocalCluster(...) as cluster``.
+
+    ``admin_token``: every node gets it as RAFTLOG_ADMIN_TOKEN (which turns on its
+    ``/v1/admin/*`` endpoints) and every admin request made here carries it as
+    ``Authorization: Bearer``. Without it, partitions need the nodes started with
+    ``--enable-fault-injection`` (in ``node_args``).
+    """
+
+    kind = "local"
 
     def __init__(
         self,
@@ -85,7 +101,9 @@ class LocalCluster:
         echo: Callable[[str], None] | None = None,
         log_level: str = "info",
         color: bool = False,
+        admin_token: str | None = None,
     ) -> None:
+        super().__init__()
         if base_port is None:
             ports = free_ports(2 * n)
             client_ports, peer_ports = ports[:n], ports[n:]
@@ -100,6 +118,7 @@ class LocalCluster:
         self.echo = echo
         self.log_level = log_level
         self.color = color
+        self.admin_token = admin_token
         self.nodes = {
             i: LocalNode(i, client_ports[i - 1], peer_ports[i - 1], self.data_dir / f"node-{i}")
             for i in range(1, n + 1)
@@ -107,13 +126,12 @@ class LocalCluster:
         self.peers = ",".join(
             f"{i}=127.0.0.1:{node.peer_port}:{node.client_port}" for i, node in self.nodes.items()
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._isolated: set[int] = set()
+        self._cuts: set[tuple[int, int]] = set()
+        """Links cut (smaller id first); with the isolations, what every node must block."""
 
     async def __aenter__(self) -> LocalCluster:
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # -- processes -------------------------------------------------------------------
 
@@ -161,7 +179,7 @@ class LocalCluster:
         when started (``--join`` with the running members' client URLs)."""
         i = i if i is not None else max(self.nodes) + 1
         if i in self.nodes:
-            raise ValueError(f"node {i} exists")
+            raise ControlError(f"node {i} exists")
         client_port, peer_port = free_ports(2)
         self.nodes[i] = LocalNode(
             i, client_port, peer_port, self.data_dir / f"node-{i}-{client_port}", joins=True
@@ -170,47 +188,73 @@ class LocalCluster:
 
     def forget(self, i: int) -> None:
         """Stop tracking node ``i`` (after it was removed and stopped)."""
-        node = self.nodes.pop(i)
+        node = self.nodes[i]
         if node.running:
-            raise RuntimeError(f"node {i} still runs")
+            raise ControlError(f"node {i} still runs")
+        del self.nodes[i]
+        self._isolated.discard(i)
+        self._cuts = {c for c in self._cuts if i not in c}
+
+    def node_ids(self) -> list[int]:
+        return sorted(self.nodes)
+
+    def url(self, i: int) -> str:
+        return self._node(i).url
+
+    def lines(self, i: int) -> list[str]:
+        return list(self._node(i).lines)
+
+    def answers(self, i: int) -> bool:
+        node = self.nodes.get(i)
+        return node is not None and node.running and not node.paused
+
+    def _node(self, i: int) -> LocalNode:
+        node = self.nodes.get(i)
+        if node is None:
+            raise ControlError(f"no node {i}: the cluster has nodes {sorted(self.nodes)}")
+        return node
 
     async def start(self, ids: Sequence[int] | None = None, extra: Sequence[str] = ()) -> None:
         for i in ids or list(self.nodes):
             await self.start_node(i, extra)
 
     async def start_node(self, i: int, extra: Sequence[str] = (), *, wait: bool = True) -> None:
-        """Start node ``i``; with ``wait``, return once it serves HTTP (raise if it exits
-        first)."""
+        """Start node ``i``; with ``wait``, return once it serves HTTP (ControlError if it
+        exits first). A node that must block peers (a partition in force) is always waited
+        for, and told its partition before this returns."""
+        node = self._node(i)
+        async with node.lock:
+            if node.running:
+                raise ControlError(f"node {i} is already running")
+            node.data_dir.mkdir(parents=True, exist_ok=True)
+            env = dict(os.environ, PYTHONUNBUFFERED="1")
+            env.pop(ADMIN_TOKEN_ENV, None)
+            if self.admin_token is not None:
+                env[ADMIN_TOKEN_ENV] = self.admin_token
+            node.process = await asyncio.create_subprocess_exec(
+                *self.command(i, extra),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the cluster, which stops its nodes
+                limit=16 << 20,  # event log lines can be long
+            )
+            node.starts += 1
+            node.paused = False
+            node.told = frozenset()
+            node._reader = asyncio.create_task(self._read_lines(node, node.process))
+            if wait or self._blocked(i):
+                await self.wait_live(i)
+                await self._tell(node)
+        if self._isolated:  # a node new to the cluster: the isolated ones must block it too
+            await self._tell_all()
+
+    def _check_alive(self, i: int) -> None:
         node = self.nodes[i]
-        if node.running:
-            raise RuntimeError(f"node {i} is already running")
-        node.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        node.process = await asyncio.create_subprocess_exec(
-            *self.command(i, extra),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches the cluster, which stops its nodes
-            limit=16 << 20,  # event log lines can be long
-        )
-        node.starts += 1
-        node.paused = False
-        node._reader = asyncio.create_task(self._read_lines(node, node.process))
-        if wait:
-            await self.wait_live(i)
-
-    async def wait_live(self, i: int, timeout: float = 30.0) -> None:
-        node = self.nodes[i]
-
-        async def live() -> bool:
-            if not node.running:
-                code = node.process.returncode if node.process else "?"
-                raise RuntimeError(f"node {i} exited with status {code}: {node.lines[-3:]}")
-            return await self.get(i, "/livez", timeout=1.0) is not None
-
-        await wait_for(live, timeout, f"node {i} did not start serving within {timeout} s")
+        if not node.running:
+            code = node.process.returncode if node.process else "?"
+            raise ControlError(f"node {i} exited with status {code}: {node.lines[-3:]}")
 
     async def _read_lines(self, node: LocalNode, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -223,37 +267,52 @@ class LocalCluster:
             if self.echo is not None:
                 self.echo(line)
 
-    def signal(self, i: int, signum: signal.Signals) -> None:
-        node = self.nodes[i]
+    def _signal(self, node: LocalNode, signum: signal.Signals) -> None:
         if node.process is not None and node.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 node.process.send_signal(signum)
 
     async def kill(self, i: int) -> None:
-        """SIGKILL: the process dies at once (a crash)."""
-        self.signal(i, signal.SIGKILL)
-        await self.wait_exit(i)
+        """SIGKILL: the process dies at once (a crash). Nothing if it is not running."""
+        node = self._node(i)
+        async with node.lock:
+            self._signal(node, signal.SIGKILL)
+            await self.wait_exit(i)
+            node.paused = False
 
     async def stop(self, i: int, grace_s: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace_s`` (``docker container stop``)."""
-        node = self.nodes[i]
-        if node.paused:
-            self.resume(i)
-        self.signal(i, signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.wait_exit(i), grace_s)
-        except TimeoutError:
-            await self.kill(i)
-            return node.process.returncode if node.process else None
+        node = self._node(i)
+        async with node.lock:
+            if node.paused:
+                self._signal(node, signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            self._signal(node, signal.SIGTERM)
+            try:
+                return await asyncio.wait_for(self.wait_exit(i), grace_s)
+            except TimeoutError:
+                self._signal(node, signal.SIGKILL)
+                return await self.wait_exit(i)
+            finally:
+                node.paused = False
 
-    def pause(self, i: int) -> None:
+    async def pause(self, i: int) -> None:
         """SIGSTOP (``docker pause``)."""
-        self.signal(i, signal.SIGSTOP)
-        self.nodes[i].paused = True
+        node = self._node(i)
+        async with node.lock:
+            if not node.running:
+                raise ControlError(f"node {i} is not running: it cannot be paused")
+            self._signal(node, signal.SIGSTOP)
+            node.paused = True
 
-    def resume(self, i: int) -> None:
-        self.signal(i, signal.SIGCONT)
-        self.nodes[i].paused = False
+    async def resume(self, i: int) -> None:
+        """SIGCONT (nothing if it is not paused); a partition made meanwhile reaches it."""
+        node = self._node(i)
+        async with node.lock:
+            if not node.paused:
+                return
+            self._signal(node, signal.SIGCONT)
+            node.paused = False
+            await self._tell(node)
 
     async def wait_exit(self, i: int) -> int | None:
         node = self.nodes[i]
@@ -270,134 +329,109 @@ class LocalCluster:
         """Stop every node (SIGTERM, then SIGKILL) and remove temporary data."""
         running = [i for i, n in self.nodes.items() if n.running]
         await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in running))
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._close_client()
         if self._own_dir and not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    # -- talking to the nodes --------------------------------------------------------
+    # -- partitions: inside the nodes ------------------------------------------------
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        return self._session
+    async def isolate(self, i: int) -> None:
+        self._node(i)
+        self._check_can_partition()
+        self._isolated.add(i)
+        await self._tell_all()
 
-    async def _get_body(self, i: int, path: str, timeout: float) -> bytes | None:
-        node = self.nodes[i]
-        if not node.running or node.paused:
-            return None
-        try:
-            async with self._client().get(
-                node.url + path, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                return await resp.read()
-        except (aiohttp.ClientError, TimeoutError):
-            return None
+    async def cut(self, a: int, b: int) -> None:
+        self._node(a)
+        self._node(b)
+        if a == b:
+            raise ControlError("a cut needs two different nodes")
+        self._check_can_partition()
+        self._cuts.add((min(a, b), max(a, b)))
+        await self._tell_all()
 
-    async def get(self, i: int, path: str, timeout: float = 2.0) -> Any:
-        """GET a JSON document from node ``i``; None if it cannot answer."""
-        raw = await self._get_body(i, path, timeout)
-        try:
-            return None if raw is None else msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            return None
+    async def heal(self) -> None:
+        self._isolated.clear()
+        self._cuts.clear()
+        await self._tell_all()
 
-    async def get_as(self, i: int, path: str, shape: type[S], timeout: float = 2.0) -> S | None:
-        """GET an answer of node ``i`` as its :mod:`raftlog.wire` Struct ``shape``; None
-        if it cannot answer or answers something else (an error)."""
-        raw = await self._get_body(i, path, timeout)
-        try:
-            return None if raw is None else msgspec.json.decode(raw, type=shape)
-        except msgspec.DecodeError:
-            return None
+    async def state(self) -> ClusterState:
+        nodes = [
+            NodeState(
+                id=i,
+                url=node.url,
+                running=node.running,
+                paused=node.running and node.paused,
+                isolated=i in self._isolated,
+            )
+            for i, node in sorted(self.nodes.items())
+        ]
+        return ClusterState(kind=self.kind, nodes=nodes, cuts=sorted(self._cuts))
 
-    async def post(self, i: int, path: str, doc: Any, timeout: float = 10.0) -> tuple[int, Any]:
-        async with self._client().post(
-            self.nodes[i].url + path, json=doc, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as resp:
-            return resp.status, await resp.json(content_type=None)
+    def _check_can_partition(self) -> None:
+        if self.admin_token is None and FAULT_INJECTION_FLAG not in self.node_args:
+            raise ControlError(
+                "a partition on loopback is made inside the nodes, through their admin "
+                "endpoint: give the cluster an admin_token (or start the nodes with "
+                f"{FAULT_INJECTION_FLAG})"
+            )
 
-    async def status(self, i: int) -> dict[str, Any] | None:
-        """``GET /v1/status`` of node ``i`` as JSON; None unless it answers a status."""
-        doc = await self.get(i, "/v1/status")
-        try:
-            msgspec.convert(doc, wire.Status)
-        except msgspec.ValidationError:
-            return None
-        found: dict[str, Any] = doc
-        return found
-
-    async def statuses(self) -> dict[int, dict[str, Any] | None]:
-        ids = list(self.nodes)
-        found = await asyncio.gather(*(self.status(i) for i in ids))
-        return dict(zip(ids, found, strict=True))
-
-    async def leader(self, timeout: float = 30.0, *, among: Sequence[int] | None = None) -> int:
-        """Wait for a leader that a majority of the answering nodes agree on."""
-
-        async def find() -> int | None:
-            ids = list(self.nodes)
-            found = await asyncio.gather(*(self.get_as(i, "/v1/status", wire.Status) for i in ids))
-            statuses = {i: s for i, s in zip(ids, found, strict=True) if s is not None}
-            leaders = [
-                i
-                for i, s in statuses.items()
-                if s.state == "Leader" and (among is None or i in among)
-            ]
-            if len(leaders) != 1:
-                return None
-            lead = leaders[0]
-            term = statuses[lead].term
-            agree = sum(1 for s in statuses.values() if s.leader == lead and s.term == term)
-            return lead if agree * 2 > len(self.nodes) else None
-
-        result: int = await wait_for(find, timeout, f"no leader within {timeout} s")
-        return result
-
-    def xmlrpc(self, i: int) -> xmlrpc.client.ServerProxy:
-        """A lab-style client proxy (blocking: call it from a thread)."""
-        return xmlrpc.client.ServerProxy(self.nodes[i].url)
-
-    async def call_xmlrpc(self, i: int, method: str, *args: Any) -> Any:
-        def call() -> Any:
-            with self.xmlrpc(i) as proxy:
-                return getattr(proxy, method)(*args)
-
-        return await asyncio.to_thread(call)
-
-    async def append(self, i: int, text: str, timeout: float = 10.0) -> dict[str, Any]:
-        status, doc = await self.post(i, "/v1/log", {"data": text}, timeout)
-        if status != 200:
-            raise RuntimeError(f"append {text!r} via node {i}: HTTP {status} {doc}")
-        assert isinstance(doc, dict)
-        return doc
-
-    async def log(self, i: int) -> list[str] | None:
-        """The data of node ``i``'s entries as it has them (base64 for binary ones)."""
-        page = await self.get_as(
-            i, "/v1/log?consistency=local&limit=10000", wire.ReadAnswer, timeout=5.0
+    def _blocked(self, i: int) -> frozenset[int]:
+        """The peers node ``i`` must block now."""
+        others = set(self.nodes) - {i}
+        if i in self._isolated:
+            return frozenset(others)
+        return frozenset(
+            j for j in others if j in self._isolated or (min(i, j), max(i, j)) in self._cuts
         )
-        return None if page is None else [e.data for e in page.entries]
+
+    async def _tell_all(self) -> None:
+        """Tell every node that runs (and is not paused) what it must block now; the others
+        are told when they are back."""
+
+        async def tell(node: LocalNode) -> None:
+            async with node.lock:
+                await self._tell(node)
+
+        await asyncio.gather(*(tell(node) for node in list(self.nodes.values())))
+
+    async def _tell(self, node: LocalNode) -> None:
+        """``POST /v1/admin/partition`` to ``node`` if what it blocks is not what it must
+        block (the caller holds ``node.lock``). It reads the partition when it sends, so
+        the last one told wins, whatever the order of concurrent changes."""
+        want = self._blocked(node.id)
+        if not node.running or node.paused or want == node.told or node.id not in self.nodes:
+            return
+        body = {"blocked": sorted(want)}
+        try:
+            status, doc = await self.post(node.id, _PARTITION, body, timeout=10.0)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            if node.process is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(node.process.wait()), 1.0)
+            if not node.running:
+                return  # it died meanwhile: it is told when it starts again
+            raise ControlError(
+                f"node {node.id} could not be told its partition: {type(exc).__name__} {exc}"
+            ) from None
+        if status != 200:
+            why = {
+                404: " (the node has no admin endpoint: give the cluster an admin_token, "
+                f"or start the nodes with {FAULT_INJECTION_FLAG})",
+                401: " (the admin token was refused)",
+                403: " (the admin token was refused)",
+            }.get(status, "")
+            raise ControlError(f"node {node.id} refused its partition: HTTP {status}{why} {doc}")
+        node.told = want
+
+    def _headers(self, path: str) -> dict[str, str]:
+        if self.admin_token is not None and path.startswith("/v1/admin/"):
+            return {"Authorization": f"Bearer {self.admin_token}"}
+        return {}
 
     def echo_line(self, text: str) -> None:
         if self.echo is not None:
             self.echo(text)
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[Any]], timeout: float, message: str, interval: float = 0.05
-) -> Any:
-    """Poll ``probe`` until it returns something other than None/False, or raise
-    TimeoutError(message) after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(message)
-        await asyncio.sleep(interval)
 
 
 __all__ = ["LocalCluster", "LocalNode", "free_ports", "wait_for"]

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
-class ControlError(Exception):
-    """A control action could not be done (the message says why)."""
+class ControlError(RuntimeError):
+    """A control action could not be done (the message says why).
+
+    A RuntimeError, as the errors of starting a node were before this interface (callers
+    that catch RuntimeError when a node fails to start go on working)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class ClusterControl(Protocol):
 
     def url(self, i: int) -> str:
         """Node ``i``'s client API URL."""
+        ...
+
+    def lines(self, i: int) -> list[str]:
+        """Node ``i``'s event log lines so far, every run of its process, oldest first."""
         ...
 
     async def start_node(self, i: int) -> None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from raftlog.local.cluster import LocalCluster, wait_for
+from raftlog.local.cluster import FAULT_INJECTION_FLAG, LocalCluster, wait_for
 
 
 class DemoFailed(Exception):
@@ -42,13 +42,13 @@ async def _wait_lines(
     """Wait until each of ``ids`` has logged one of ``phrases``."""
 
     async def seen() -> bool:
-        return all(any(p in line for line in cluster.nodes[i].lines for p in phrases) for i in ids)
+        return all(any(p in line for line in cluster.lines(i) for p in phrases) for i in ids)
 
     try:
         await wait_for(seen, timeout, "")
     except TimeoutError:
         missing = [
-            i for i in ids if not any(p in line for line in cluster.nodes[i].lines for p in phrases)
+            i for i in ids if not any(p in line for line in cluster.lines(i) for p in phrases)
         ]
         raise DemoFailed(f"nodes {missing} did not {what} within {timeout:.0f} s") from None
 
@@ -77,7 +77,7 @@ async def run_demo(opt: DemoOptions) -> str:
     """Run one scenario; return its verdict line, or raise DemoFailed."""
     say = opt.echo
     staged = opt.scenario == "split-vote"
-    node_args = ["--enable-fault-injection"] if staged else []
+    node_args = [FAULT_INJECTION_FLAG] if staged else []
     async with LocalCluster(
         3, fast=opt.fast, echo=opt.echo, color=opt.color, node_args=node_args
     ) as cluster:
@@ -89,8 +89,8 @@ async def run_demo(opt: DemoOptions) -> str:
             retry until a leader takes it."""
             deadline = time.monotonic() + patience
             while time.monotonic() < deadline:
-                for i, node in cluster.nodes.items():
-                    if not node.running or node.paused:
+                for i in cluster.node_ids():
+                    if not cluster.answers(i):
                         continue
                     try:
                         if await cluster.call_xmlrpc(i, "is_leader"):
@@ -105,7 +105,7 @@ async def run_demo(opt: DemoOptions) -> str:
 
         async def logs_equal(expected: list[str]) -> list[list[str]]:
             async def probe() -> list[list[str]] | None:
-                logs = [await cluster.log(i) for i in cluster.nodes]
+                logs = [await cluster.log(i) for i in cluster.node_ids()]
                 if all(entries == expected for entries in logs):
                     return [entries for entries in logs if entries is not None]
                 return None
@@ -113,7 +113,7 @@ async def run_demo(opt: DemoOptions) -> str:
             try:
                 found: list[list[str]] = await wait_for(probe, patience, "logs differ")
             except TimeoutError:
-                logs = {i: await cluster.log(i) for i in cluster.nodes}
+                logs = {i: await cluster.log(i) for i in cluster.node_ids()}
                 raise DemoFailed(f"the logs did not converge on {expected}: {logs}") from None
             return found
 
@@ -128,7 +128,7 @@ async def run_demo(opt: DemoOptions) -> str:
                 2: ["--first-election-at", f"{at:.3f}", "--hold-from", "1"],
                 3: ["--first-election-at", f"{later:.3f}", "--hold-from", "1,2"],
             }
-        for i in cluster.nodes:
+        for i in cluster.node_ids():
             await cluster.start_node(i, extra.get(i, []))
         say(f"demo: {opt.scenario}: 3 nodes started ({'fast' if opt.fast else 'lab'} timings)")
         if staged:
@@ -162,7 +162,7 @@ async def run_demo(opt: DemoOptions) -> str:
                 for i in (1, 2)
                 if any(
                     f"New election term {term}. State: Candidate" in line
-                    for line in cluster.nodes[i].lines
+                    for line in cluster.lines(i)
                 )
             ]
             if stood != [1, 2]:  # the staging makes this certain: a failure is a bug
@@ -181,7 +181,7 @@ async def run_demo(opt: DemoOptions) -> str:
             loser = 2 if leader == 1 else 1
             refused = any(
                 f"Didn't vote for {loser}" in line and f"t{term}]" in line
-                for line in cluster.nodes[3].lines
+                for line in cluster.lines(3)
             )
             return (
                 f"split-vote: ok, nodes 1 and 2 both stood in term {term}; node 3 voted for "
@@ -204,12 +204,12 @@ async def run_demo(opt: DemoOptions) -> str:
         )
         say(f"demo: stopping node {victim} with {how}")
         if opt.pause:
-            cluster.pause(victim)
+            await cluster.pause(victim)
         elif opt.graceful:
             await cluster.stop(victim, grace_s=10.0)
         else:
             await cluster.kill(victim)
-        others = [i for i in cluster.nodes if i != victim]
+        others = [i for i in cluster.node_ids() if i != victim]
         new_leader = await cluster.leader(timeout=patience, among=others)
         status = await cluster.status(new_leader)
         assert status is not None
@@ -221,7 +221,7 @@ async def run_demo(opt: DemoOptions) -> str:
         await lab_append("ADD 1")
         say(f"demo: starting node {victim} again on its data")
         if opt.pause:
-            cluster.resume(victim)
+            await cluster.resume(victim)
         else:
             await cluster.start_node(victim)
         logs = await logs_equal(["SET 5", "ADD 1"])

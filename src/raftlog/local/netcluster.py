@@ -398,34 +398,49 @@ class NetCluster:
 
     # -- the network -----------------------------------------------------------------
 
+    # Each holds the lock throughout: the recorded cuts and the routes in force change
+    # together, whichever threads cut and heal at once.
+
     def isolate(self, i: int) -> None:
         name = node_name(self._check_node(i))
-        _run("ip", "link", "set", _veth(name), "down")
-        if name not in self.state.isolated:
-            self.state.isolated.append(name)
-            self._save()
+        with self._lock:
+            _run("ip", "link", "set", _veth(name), "down")
+            if name not in self.state.isolated:
+                self.state.isolated.append(name)
+                self._save()
 
     def cut(self, a: int, b: int) -> None:
         na, nb = node_name(self._check_node(a)), node_name(self._check_node(b))
         if na == nb:
             raise NetClusterError("cut needs two different nodes")
         pair = sorted([na, nb])
-        if pair in self.state.cuts:
-            return
-        self.state.cuts.append(pair)
-        self._save()
-        _run("ip", "-n", na, "route", "add", "blackhole", f"{self.address(nb)}/32")
-        _run("ip", "-n", nb, "route", "add", "blackhole", f"{self.address(na)}/32")
+        with self._lock:
+            if pair in self.state.cuts:
+                return
+            self.state.cuts.append(pair)
+            self._save()
+            _run("ip", "-n", na, "route", "add", "blackhole", f"{self.address(nb)}/32")
+            _run("ip", "-n", nb, "route", "add", "blackhole", f"{self.address(na)}/32")
 
     def heal(self) -> None:
-        for na, nb in self.state.cuts:
-            _run("ip", "-n", na, "route", "del", "blackhole", f"{self.address(nb)}/32", check=False)
-            _run("ip", "-n", nb, "route", "del", "blackhole", f"{self.address(na)}/32", check=False)
-        for name in self.state.isolated:
-            _run("ip", "link", "set", _veth(name), "up", check=False)
-        self.state.cuts = []
-        self.state.isolated = []
-        self._save()
+        with self._lock:
+            for na, nb in self.state.cuts:
+                for here, there in ((na, nb), (nb, na)):
+                    _run(
+                        "ip",
+                        "-n",
+                        here,
+                        "route",
+                        "del",
+                        "blackhole",
+                        f"{self.address(there)}/32",
+                        check=False,
+                    )
+            for name in self.state.isolated:
+                _run("ip", "link", "set", _veth(name), "up", check=False)
+            self.state.cuts = []
+            self.state.isolated = []
+            self._save()
 
     def exec(
         self, namespace: str, command: Sequence[str], **kwargs: Any

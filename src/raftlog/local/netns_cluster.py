@@ -1,0 +1,179 @@
+"""The cluster-control interface over the lab's topology in network namespaces (root).
+
+:class:`NetnsCluster` runs its nodes in the ``node_N`` namespaces of
+:class:`~raftlog.local.netcluster.NetCluster`, and a partition is cut in the network itself
+(a link down, blackhole routes), not inside the nodes: it outlives a node's restart with
+nothing to tell the node. The supervisor stays on the host and reaches every node through
+the bridge, so a client there keeps talking to its node whichever side of a partition the
+node is on.
+
+NetCluster's calls are synchronous (``ip``, signals, waiting for a process): each runs in a
+thread. NetCluster changes and saves its state one call at a time; the process actions on
+one node are serialised here as well, so that a pause and a kill of the same node never
+cross.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from raftlog.local.clusterbase import ClusterBase
+from raftlog.local.control import ClusterState, ControlError, NodeState
+from raftlog.local.netcluster import NetCluster, NetClusterError, node_name, parse_node
+
+T = TypeVar("T")
+
+
+class NetnsCluster(ClusterBase):
+    """``n`` nodes in network namespaces. Use as ``async with NetnsCluster(n) as c``;
+    :meth:`start` brings the namespaces up and starts every node, :meth:`close` removes
+    everything (namespaces, links, data)."""
+
+    kind = "netns"
+
+    def __init__(
+        self,
+        n: int = 3,
+        *,
+        fast: bool = True,
+        node_args: Sequence[str] = (),
+        state_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self._own_dir = state_dir is None
+        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="raftlog-netns-"))
+        self.n = n
+        self.fast = fast
+        self.node_args = list(node_args)
+        self.nc = NetCluster(self.state_dir)
+        self._paused: set[int] = set()
+        self._locks = {i: asyncio.Lock() for i in range(1, n + 1)}
+        """One per node, held by each process action on it."""
+
+    async def __aenter__(self) -> NetnsCluster:
+        return self
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """A NetCluster call, in a thread; its errors become ControlError."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except NetClusterError as exc:
+            raise ControlError(str(exc)) from None
+
+    def _check(self, i: int) -> int:
+        if i not in self._locks:
+            raise ControlError(f"no node {i}: the cluster has nodes 1..{self.n}")
+        return i
+
+    # -- the control interface -------------------------------------------------------
+
+    def node_ids(self) -> list[int]:
+        return list(range(1, self.n + 1))
+
+    def url(self, i: int) -> str:
+        self._check(i)
+        try:
+            return self.nc.url(i)
+        except KeyError:
+            raise ControlError(f"the namespaces are not up: node {i} has no address") from None
+
+    def lines(self, i: int) -> list[str]:
+        proc = self.nc.state.procs.get(node_name(self._check(i)))
+        if proc is None or not proc.log or not Path(proc.log).exists():
+            return []
+        return Path(proc.log).read_text(errors="replace").splitlines()
+
+    def answers(self, i: int) -> bool:
+        return i in self._locks and i not in self._paused and self.nc.running(i)
+
+    async def start(self) -> None:
+        await self._call(self._up)
+        for i in self.node_ids():
+            await self.wait_live(i)
+
+    def _up(self) -> None:
+        self.nc.up(self.n, fast=self.fast, extra_args=self.node_args)
+
+    async def start_node(self, i: int) -> None:
+        async with self._locks[self._check(i)]:
+            await self._call(self.nc.start, i)
+            self._paused.discard(i)
+            await self.wait_live(i)
+
+    def _check_alive(self, i: int) -> None:
+        if not self.nc.running(i):
+            lines = self.lines(i)[-3:]
+            raise ControlError(f"node {i} exited: {lines}")
+
+    async def stop(self, i: int, grace_s: float = 10.0) -> int | None:
+        async with self._locks[self._check(i)]:
+            self._paused.discard(i)  # NetCluster.stop sends SIGCONT first
+            if not self.nc.running(i):
+                return None
+            return await self._call(self.nc.stop, i, grace_s)
+
+    async def kill(self, i: int) -> None:
+        async with self._locks[self._check(i)]:
+            self._paused.discard(i)
+            if self.nc.running(i):
+                await self._call(self.nc.kill, i)
+
+    async def pause(self, i: int) -> None:
+        async with self._locks[self._check(i)]:
+            await self._call(self.nc.pause, i)
+            self._paused.add(i)
+
+    async def resume(self, i: int) -> None:
+        async with self._locks[self._check(i)]:
+            if i not in self._paused:
+                return
+            if self.nc.running(i):
+                await self._call(self.nc.unpause, i)
+            self._paused.discard(i)
+
+    async def isolate(self, i: int) -> None:
+        await self._call(self.nc.isolate, self._check(i))
+
+    async def cut(self, a: int, b: int) -> None:
+        await self._call(self.nc.cut, self._check(a), self._check(b))
+
+    async def heal(self) -> None:
+        await self._call(self.nc.heal)
+
+    async def state(self) -> ClusterState:
+        recorded = self.nc.state
+        isolated = {parse_node(name) for name in recorded.isolated}
+        cuts = sorted(
+            (min(a, b), max(a, b))
+            for a, b in ((parse_node(x), parse_node(y)) for x, y in recorded.cuts)
+        )
+        nodes = []
+        for i in self.node_ids():
+            running = self.nc.running(i)
+            url = self.nc.url(i) if recorded.addresses else ""
+            nodes.append(
+                NodeState(
+                    id=i,
+                    url=url,
+                    running=running,
+                    paused=running and i in self._paused,
+                    isolated=i in isolated,
+                )
+            )
+        return ClusterState(kind=self.kind, nodes=nodes, cuts=cuts)
+
+    async def close(self) -> None:
+        """Remove every namespace, link and process, and the nodes' data and logs (read
+        :meth:`lines` before)."""
+        await asyncio.to_thread(self.nc.down, keep_data=False)
+        await self._close_client()
+        if self._own_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+__all__ = ["NetnsCluster"]
