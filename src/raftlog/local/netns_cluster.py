@@ -2,15 +2,18 @@
 
 :class:`NetnsCluster` runs its nodes in the ``node_N`` namespaces of
 :class:`~raftlog.local.netcluster.NetCluster`, and a partition is cut in the network itself
-(a link down, blackhole routes), not inside the nodes: it outlives a node's restart with
-nothing to tell the node. The supervisor stays on the host and reaches every node through
-the bridge, so a client there keeps talking to its node whichever side of a partition the
-node is on.
+(blackhole routes between two namespaces), not inside the nodes: it outlives a node's
+restart with nothing to tell the node. An isolated node is cut from every other node and
+its link to the bridge stays up, so its client API stays reachable from the host, as on
+loopback (``raftlog netcluster isolate``, which takes the link down, is the other kind of
+isolation, for a person at the command line). The supervisor stays on the host and
+reaches every node through the bridge, so a client there keeps talking to its node
+whichever side of a partition the node is on.
 
 NetCluster's calls are synchronous (``ip``, signals, waiting for a process): each runs in a
-thread. NetCluster changes and saves its state one call at a time; the process actions on
-one node are serialised here as well, so that a pause and a kill of the same node never
-cross.
+thread. NetCluster changes and saves its state one call at a time; here the process
+actions on one node are serialised (a pause and a kill of the same node never cross), and
+so are the changes to the network (a cut and a heal never cross).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TypeVar
 
 from raftlog.local.clusterbase import ClusterBase
 from raftlog.local.control import ClusterState, ControlError, NodeState
-from raftlog.local.netcluster import NetCluster, NetClusterError, node_name, parse_node
+from raftlog.local.netcluster import NetCluster, NetClusterError, node_name
 
 T = TypeVar("T")
 
@@ -52,6 +55,11 @@ class NetnsCluster(ClusterBase):
         self.node_args = list(node_args)
         self.nc = NetCluster(self.state_dir)
         self._paused: set[int] = set()
+        self._isolated: set[int] = set()
+        self._cuts: set[tuple[int, int]] = set()
+        """Links cut on their own (smaller id first); the network has these and the
+        isolations' links cut."""
+        self._net_lock = asyncio.Lock()
         self._locks = {i: asyncio.Lock() for i in range(1, n + 1)}
         """One per node, held by each process action on it."""
 
@@ -137,21 +145,34 @@ class NetnsCluster(ClusterBase):
             self._paused.discard(i)
 
     async def isolate(self, i: int) -> None:
-        await self._call(self.nc.isolate, self._check(i))
+        self._check(i)
+        async with self._net_lock:
+            await self._call(self._cut_all, [(i, j) for j in self.node_ids() if j != i])
+            self._isolated.add(i)
 
     async def cut(self, a: int, b: int) -> None:
-        await self._call(self.nc.cut, self._check(a), self._check(b))
+        self._check(a)
+        self._check(b)
+        if a == b:
+            raise ControlError("a cut needs two different nodes")
+        async with self._net_lock:
+            await self._call(self._cut_all, [(a, b)])
+            self._cuts.add((min(a, b), max(a, b)))
+
+    def _cut_all(self, pairs: list[tuple[int, int]]) -> None:
+        for a, b in pairs:
+            self.nc.cut(a, b)  # nothing if it is cut already
 
     async def heal(self) -> None:
-        await self._call(self.nc.heal)
+        async with self._net_lock:
+            await self._call(self.nc.heal)
+            self._isolated.clear()
+            self._cuts.clear()
 
     async def state(self) -> ClusterState:
         recorded = self.nc.state
-        isolated = {parse_node(name) for name in recorded.isolated}
-        cuts = sorted(
-            (min(a, b), max(a, b))
-            for a, b in ((parse_node(x), parse_node(y)) for x, y in recorded.cuts)
-        )
+        isolated = set(self._isolated)
+        cuts = sorted(self._cuts)
         nodes = []
         for i in self.node_ids():
             running = self.nc.running(i)
