@@ -188,7 +188,7 @@ class LocalCluster(ClusterBase):
 
     def forget(self, i: int) -> None:
         """Stop tracking node ``i`` (after it was removed and stopped)."""
-        node = self.nodes[i]
+        node = self._node(i)
         if node.running:
             raise ControlError(f"node {i} still runs")
         del self.nodes[i]
