@@ -100,7 +100,8 @@ LAYER_RULES = {
     "api": {"core", "server", "api", "wire"},  # the client API sees the node, not its parts
     "node": {"core", "storage", "transport", "server", "api", "statemachine"},
     "local": {"server", "local", "wire"},
-    "chaos": {"check", "local", "chaos", "wire"},
+    "timeline": set(),  # a recording's typed records: the chaos report's and the dashboard's
+    "chaos": {"check", "local", "chaos", "wire", "timeline"},
     "client": {"client", "wire"},
     "bench": {"bench", "local", "server"},  # measures processes from outside
 }
