@@ -97,10 +97,12 @@ LAYER_RULES = {
     "statemachine": set(),
     "server": {"core", "storage", "transport", "server", "statemachine"},
     "wire": set(),  # the client API's bodies: shared by the server and its clients
-    "api": {"core", "server", "api", "wire"},  # the client API sees the node, not its parts
+    "api": {"core", "server", "api", "wire", "dashboard"},  # the node, not its parts
+    "dashboard": set(),  # the page's files
     "node": {"core", "storage", "transport", "server", "api", "statemachine"},
     "local": {"server", "local", "wire"},
-    "chaos": {"check", "local", "chaos", "wire"},
+    "timeline": set(),  # a recording's typed records: the chaos report's and the dashboard's
+    "chaos": {"check", "local", "chaos", "wire", "timeline"},
     "client": {"client", "wire"},
     "bench": {"bench", "local", "server"},  # measures processes from outside
 }
