@@ -96,6 +96,8 @@ def supervised(tmp_path: Path) -> Any:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def _ports_free(ports: list[int]) -> bool:

@@ -166,7 +166,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             "interleaved and coloured by node. Client ports are BASE, BASE+1, ...; peer "
             "ports BASE+1000, ... Ctrl-C stops them all (leaders hand over first). Data "
             "goes to a temporary directory removed at exit unless --keep-data; a --data-dir "
-            "you name is always kept."
+            "you name is always kept. The live dashboard is on every node's client port "
+            "(http://127.0.0.1:BASE/); the URL printed at start (and written by --url-file) "
+            "also carries this supervisor's control URL and token, which enable the page's "
+            "stop/kill/pause/isolate/cut and step-mode controls. Set RAFTLOG_CONTROL_TOKEN to "
+            "choose the token."
         ),
     )
     p.add_argument("--nodes", type=int, default=3)
@@ -180,6 +184,24 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="once a leader is up, append SET 5 and ADD 1 as the lab's client does, "
         "and show every node's log",
+    )
+    p.add_argument(
+        "--control-port",
+        type=int,
+        metavar="PORT",
+        help="the supervisor's control API (the dashboard's controls) listens here on "
+        "127.0.0.1 (default: BASE+2000; 0: any free port)",
+    )
+    p.add_argument(
+        "--open",
+        action="store_true",
+        help="open the dashboard in a web browser once the nodes are up",
+    )
+    p.add_argument(
+        "--url-file",
+        type=Path,
+        metavar="FILE",
+        help="write the dashboard's URL (with the control token) to FILE once the nodes are up",
     )
     p.set_defaults(handler=run_cluster_command)
 
@@ -418,6 +440,7 @@ def run_cluster_command(args: argparse.Namespace) -> int:
 
 async def _cluster(args: argparse.Namespace) -> int:
     from raftlog.local.cluster import LocalCluster  # noqa: PLC0415
+    from raftlog.local.supervisor import Supervisor, close_quietly, new_token  # noqa: PLC0415
 
     extra: list[str] = []
     if args.election_timeout:
@@ -427,6 +450,7 @@ async def _cluster(args: argparse.Namespace) -> int:
     if args.event_loop:
         extra += ["--event-loop", args.event_loop]
     color = sys.stdout.isatty()
+    token = os.environ.get("RAFTLOG_CONTROL_TOKEN") or new_token()
     cluster = LocalCluster(
         args.nodes,
         fast=args.fast,
@@ -437,6 +461,7 @@ async def _cluster(args: argparse.Namespace) -> int:
         echo=lambda line: print(line, flush=True),
         log_level=args.log_level,
         color=color,
+        admin_token=token,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -447,12 +472,31 @@ async def _cluster(args: argparse.Namespace) -> int:
     print(f"  clients: {endpoints}   (export RAFTLOG_CLUSTER={endpoints})", flush=True)
     print("  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)", flush=True)
     code = 0
+    supervisor: Supervisor | None = None
     try:
         try:
             await cluster.start()
         except (RuntimeError, TimeoutError) as exc:
             print(f"raftlog cluster: a node failed to start: {exc}", flush=True)
             return 1
+        control_port = args.control_port
+        if control_port is None:
+            control_port = args.base_port + 2000 if args.base_port else 0
+        supervisor = Supervisor(cluster, token, port=control_port)
+        try:
+            await supervisor.start()
+        except OSError as exc:
+            print(f"raftlog cluster: the control API cannot listen: {exc}", flush=True)
+            return 1
+        dashboard = f"{cluster.url(1)}/#control={supervisor.url}&token={token}"
+        print(f"  dashboard: {dashboard}", flush=True)
+        if args.url_file:
+            args.url_file.write_text(dashboard + "\n")
+        if args.open:
+            import webbrowser  # noqa: PLC0415
+
+            if not webbrowser.open(dashboard):
+                print("raftlog cluster: no web browser to open; use the URL above", flush=True)
         if args.lab_client:
             await _lab_client(cluster, stop)
         exited = asyncio.create_task(_any_exit(cluster))
@@ -466,6 +510,7 @@ async def _cluster(args: argparse.Namespace) -> int:
             print("raftlog cluster: a node exited; stopping the others", flush=True)
             code = 1
     finally:
+        await close_quietly(supervisor)
         print("raftlog cluster: stopping all nodes", flush=True)
         await cluster.close()
         if args.keep_data or args.data_dir:
