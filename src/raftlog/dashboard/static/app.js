@@ -392,6 +392,7 @@
 
   async function probe(n) {
     if (!n.url || n.probing) return;
+    if (n.halting) { setUp(n, false); closeEvents(n); return; } // the supervisor's poll wakes it
     if (supervisorSaysDown(n)) { setUp(n, false); probeSoon(n, BACKOFF_MAX_MS); return; }
     n.probing = true;
     try {
@@ -444,7 +445,7 @@
     es.onerror = () => {
       if (n.es !== es) return;
       closeEvents(n);
-      probeSoon(n, 0);
+      if (!n.halting) probeSoon(n, 0);
     };
   }
 
@@ -516,7 +517,12 @@
         const down = !node.running || node.paused;
         if (down) { setUp(n, false); closeEvents(n); }
         const was = before && before.nodes.find((x) => x.id === node.id);
-        if (!down && was && (!was.running || was.paused)) { n.backoff = BACKOFF_MIN_MS; probeSoon(n, 0); }
+        const woke = n.halting && !n.acting;
+        if (!down && ((was && (!was.running || was.paused)) || woke)) {
+          n.halting = false;
+          n.backoff = BACKOFF_MIN_MS;
+          probeSoon(n, 0);
+        }
       }
       showControl();
       $("control-kind").textContent = `(${c.kind})`;
@@ -539,6 +545,10 @@
   }
 
   async function nodeAction(id, action) {
+    const n = app.nodes.get(id);
+    // Stopping, killing or pausing a node: do not knock at its door until it is back.
+    if (n && ["stop", "kill", "pause"].includes(action)) n.halting = true;
+    if (n) n.acting = true;
     try {
       setNote(`${action} node ${id}…`);
       await ctl("POST", `/control/v1/nodes/${id}/${action}`);
@@ -549,10 +559,11 @@
       setNote(`${action} node ${id}: done`);
     } catch (e) {
       setNote(`${action} node ${id}: ${e.message}`, true);
+      if (n) n.halting = false;
     }
+    if (n) n.acting = false;
     await pollControl();
-    const n = app.nodes.get(id);
-    if (n && (action === "start" || action === "resume")) { n.backoff = BACKOFF_MIN_MS; probeSoon(n, 0); }
+    if (n && (action === "start" || action === "resume")) { n.halting = false; n.backoff = BACKOFF_MIN_MS; probeSoon(n, 0); }
   }
 
   async function cutLink(a, b) {
@@ -1315,7 +1326,10 @@
     drawStep(view);
     drawControl();
     drawTransferOptions(view);
-    drawTimeline(false);
+    // The timeline is redrawn every second, and at once when a role, a term or a fault changes.
+    const tkey = view.nodes.map((v) => `${v.id}${v.role}${v.term}`).join() + `|${app.rec.faults.length}|${app.rec.faults.filter((f) => f.end === null).length}`;
+    drawTimeline(tkey !== app.timelineKey);
+    app.timelineKey = tkey;
     const up = view.nodes.filter((v) => v.up).length;
     const what = app.replay ? "replay" : `${up}/${view.nodes.length} nodes up`;
     setSummary(`${what} · leader ${view.leader ? `${view.leader.id}, term ${view.leader.term}` : "none"} · ${clockMode()} clock`);
@@ -1392,6 +1406,7 @@
     exportRecording: () => exportRecording(app.live),
     importRecording: (obj) => { app.rec = importRecording(obj); app.replay = true; app.cursor = app.rec.t0; app.layoutKey = null; app.gridKey = ""; setMode(); },
     seek, goLive, pause,
+    nodeUrl: (id) => (app.nodes.get(id) || {}).url || null,
   };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
