@@ -13,6 +13,8 @@ copied to docs/images/dashboard-*.png for the README.
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import os
 import random
 import shutil
@@ -29,6 +31,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
+STATIC = Path(str(importlib.resources.files("raftlog") / "dashboard" / "static"))
 VIEWPORT = {"width": 1366, "height": 768}
 WAIT_MS = 30_000  # generous: a busy 2-core machine
 
@@ -285,3 +288,80 @@ def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
     page.wait_for_function("() => document.querySelector('#summary').textContent.includes('real clock')")
     expect(page.locator("#step")).to_be_hidden()
     wait_for_leader(page, among=3)
+
+
+def _recording() -> dict[str, object]:
+    """A made-up recording: node 1 leads term 2, node 3's log was truncated, a burst of
+    100 appends from 1 to 2 (more than the page draws), and counted (Aggregate) traffic."""
+    t0 = 1_000_000.0
+    events: list[dict[str, object]] = []
+
+    def status(node: int, state: str, commit: int, last: int, peers: list[object]) -> None:
+        events.append({"t": t0 + 0.1, "node": node, "kind": "status", "data": {
+            "id": node, "state": state, "term": 2, "leader": 1, "vote": 1, "commit": commit,
+            "applied": commit, "last_index": last, "last_term": 2, "first_index": 1,
+            "snapshot_index": 0, "voters": [1, 2, 3], "learners": [], "conf_index": 0,
+            "client_url": None, "peers": peers, "clock": "real", "tick_s": 0.01,
+            "election_elapsed": 0 if state == "Leader" else 5,
+            "election_timeout": 0 if state == "Leader" else 25, "held": [],
+        }})
+
+    peer = {"state": "replicate", "recent_active": True, "inflight": 0, "learner": False,
+            "last_contact_s": 0.01}
+    status(1, "Leader", 3, 4, [{"id": 2, "match": 4, "next": 5, **peer},
+                               {"id": 3, "match": 2, "next": 3, **peer}])
+    status(2, "Follower", 3, 4, [])
+    status(3, "Follower", 2, 2, [])
+    for node, last in ((1, 4), (2, 4), (3, 4)):
+        entries = [{"index": i, "term": 1 if i < 2 else 2, "kind": "data", "preview": f"e{i}"}
+                   for i in range(1, last + 1)]
+        events.append({"t": t0 + 0.2, "node": node, "kind": "log", "data": {
+            "first_index": 1, "last_index": last, "commit": 3 if node != 3 else 2,
+            "snapshot_index": 0, "entries": entries}})
+    events.append({"t": t0 + 0.3, "node": 3, "kind": "LogTruncated",
+                   "data": {"kind": "LogTruncated", "from_index": 3, "old_last": 5, "term": 2}})
+    for k in range(100):
+        events.append({"t": t0 + 1.0 + k * 0.002, "node": 1, "kind": "Message", "data": {
+            "kind": "Message", "src": 1, "dst": 2, "type": "append", "term": 2,
+            "fields": {"entries": 1, "first": 5 + k, "last": 5 + k, "commit": 3}}})
+    events.append({"t": t0 + 1.1, "node": 1, "kind": "Aggregate", "data": {
+        "kind": "Aggregate", "window_s": 0.25, "counts": {"Message:append": 812}}})
+    return {"version": 1, "source": "dashboard", "t0": t0, "duration": 2.0, "nodes": [1, 2, 3],
+            "spans": [], "faults": [], "ops": [], "marks": [], "events": events}
+
+
+def test_replay_of_a_recording(browser: object, tmp_path: Path) -> None:
+    """Opened as a file with no cluster: import a recording, scrub into a burst of
+    messages, see at most the page's share of dots, the counted traffic, the truncation."""
+    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    console = Console()
+    page.on("console", console.on_console)
+    page.on("pageerror", console.on_pageerror)
+    try:
+        page.goto((STATIC / "index.html").as_uri())
+        expect(page.locator("#summary")).to_contain_text("no cluster")
+        rec = tmp_path / "recording.json"
+        rec.write_text(json.dumps(_recording()))
+        page.set_input_files("#file-import", str(rec))
+        expect(page.locator("#mode")).to_have_text("replay")
+        page.evaluate("() => window.raftlogDashboard.seek(1_000_001.15)")
+        expect(page.locator('#ring [data-node="1"]')).to_have_attribute("data-role", "leader")
+        dots = page.locator("#ring .msg-dot:not(.held-dot)")
+        page.wait_for_function(
+            "() => { const n = document.querySelectorAll('#ring .msg-dot:not(.held-dot)').length;"
+            " return n > 0 && n <= 60; }"
+        )
+        expect(page.locator('#ring [data-node="1"] .load')).to_contain_text("812 append")
+        expect(page.locator('#grid .cell.truncated[data-node="3"]')).not_to_have_count(0)
+        cell = page.locator('#grid .cell[data-node="3"][data-index="3"]')
+        expect(cell).to_have_attribute("data-committed", "false")
+        dots.last.dispatch_event("click")
+        expect(page.locator("#details")).to_contain_text("append 1 → 2")
+        shot(page, tmp_path, "replay")
+        page.keyboard.press("l")  # back to live: no cluster, nothing shown
+        expect(page.locator("#mode")).to_have_text("live")
+        assert not console.problems, "\n".join(console.problems)
+    finally:
+        context.close()

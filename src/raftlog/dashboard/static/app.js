@@ -357,7 +357,7 @@
     const seeds = listed.length ? listed : (location.protocol.startsWith("http") ? [location.origin] : []);
     if (app.control) await pollControl();
     if (!seeds.length && !app.nodes.size) {
-      setSummary("no cluster: open this page from a node, or add ?nodes=http://host:port,...");
+      app.noCluster = "no cluster: open this page from a node, add ?nodes=http://host:port,... or import a recording";
       return;
     }
     for (const seed of seeds) {
@@ -370,7 +370,7 @@
         for (const m of (known && known.nodes) || []) addNode(m.id, m.client_url);
         for (const v of [...(st.voters || []), ...(st.learners || [])]) addNode(v, null);
       } catch (_e) {
-        setSummary(`cannot reach ${url}; retrying`);
+        app.noCluster = `cannot reach ${url}; retrying`;
         setTimeout(discover, 2000);
         return;
       }
@@ -1330,6 +1330,7 @@
     const tkey = view.nodes.map((v) => `${v.id}${v.role}${v.term}`).join() + `|${app.rec.faults.length}|${app.rec.faults.filter((f) => f.end === null).length}`;
     drawTimeline(tkey !== app.timelineKey);
     app.timelineKey = tkey;
+    if (!view.nodes.length && !app.replay) { setSummary(app.noCluster || "looking for the cluster…"); return; }
     const up = view.nodes.filter((v) => v.up).length;
     const what = app.replay ? "replay" : `${up}/${view.nodes.length} nodes up`;
     setSummary(`${what} · leader ${view.leader ? `${view.leader.id}, term ${view.leader.term}` : "none"} · ${clockMode()} clock`);
