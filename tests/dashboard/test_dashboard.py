@@ -73,8 +73,17 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url_file = tmp / "open-url"
     log = (tmp / "cluster.log").open("wb")
     cmd = [
-        sys.executable, "-m", "raftlog", "cluster", "--fast", "--nodes", "3",
-        "--base-port", str(_free_base_port()), "--open-url-file", str(url_file),
+        sys.executable,
+        "-m",
+        "raftlog",
+        "cluster",
+        "--fast",
+        "--nodes",
+        "3",
+        "--base-port",
+        str(_free_base_port()),
+        "--open-url-file",
+        str(url_file),
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -244,7 +253,7 @@ def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
     _leader, term = wait_for_leader(page)
     page.keyboard.press("s")
     expect(page.locator("#step")).to_be_visible()
-    page.wait_for_function("() => document.querySelector('#summary').textContent.includes('step clock')")
+    page.wait_for_function("() => document.querySelector('#summary').textContent.includes('step')")
 
     # Fire the followers' election timers by hand, then let the messages through one at
     # a time (the oldest first), ticking again whenever nothing is held.
@@ -285,7 +294,7 @@ def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
     shot(page, tmp_path, "step-mode", publish=True)
 
     page.click("#btn-real")
-    page.wait_for_function("() => document.querySelector('#summary').textContent.includes('real clock')")
+    page.wait_for_function("() => document.querySelector('#summary').textContent.includes('real')")
     expect(page.locator("#step")).to_be_hidden()
     wait_for_leader(page, among=3)
 
@@ -297,37 +306,116 @@ def _recording() -> dict[str, object]:
     events: list[dict[str, object]] = []
 
     def status(node: int, state: str, commit: int, last: int, peers: list[object]) -> None:
-        events.append({"t": t0 + 0.1, "node": node, "kind": "status", "data": {
-            "id": node, "state": state, "term": 2, "leader": 1, "vote": 1, "commit": commit,
-            "applied": commit, "last_index": last, "last_term": 2, "first_index": 1,
-            "snapshot_index": 0, "voters": [1, 2, 3], "learners": [], "conf_index": 0,
-            "client_url": None, "peers": peers, "clock": "real", "tick_s": 0.01,
-            "election_elapsed": 0 if state == "Leader" else 5,
-            "election_timeout": 0 if state == "Leader" else 25, "held": [],
-        }})
+        events.append(
+            {
+                "t": t0 + 0.1,
+                "node": node,
+                "kind": "status",
+                "data": {
+                    "id": node,
+                    "state": state,
+                    "term": 2,
+                    "leader": 1,
+                    "vote": 1,
+                    "commit": commit,
+                    "applied": commit,
+                    "last_index": last,
+                    "last_term": 2,
+                    "first_index": 1,
+                    "snapshot_index": 0,
+                    "voters": [1, 2, 3],
+                    "learners": [],
+                    "conf_index": 0,
+                    "client_url": None,
+                    "peers": peers,
+                    "clock": "real",
+                    "tick_s": 0.01,
+                    "election_elapsed": 0 if state == "Leader" else 5,
+                    "election_timeout": 0 if state == "Leader" else 25,
+                    "held": [],
+                },
+            }
+        )
 
-    peer = {"state": "replicate", "recent_active": True, "inflight": 0, "learner": False,
-            "last_contact_s": 0.01}
-    status(1, "Leader", 3, 4, [{"id": 2, "match": 4, "next": 5, **peer},
-                               {"id": 3, "match": 2, "next": 3, **peer}])
+    peer = {
+        "state": "replicate",
+        "recent_active": True,
+        "inflight": 0,
+        "learner": False,
+        "last_contact_s": 0.01,
+    }
+    status(
+        1,
+        "Leader",
+        3,
+        4,
+        [{"id": 2, "match": 4, "next": 5, **peer}, {"id": 3, "match": 2, "next": 3, **peer}],
+    )
     status(2, "Follower", 3, 4, [])
     status(3, "Follower", 2, 2, [])
     for node, last in ((1, 4), (2, 4), (3, 4)):
-        entries = [{"index": i, "term": 1 if i < 2 else 2, "kind": "data", "preview": f"e{i}"}
-                   for i in range(1, last + 1)]
-        events.append({"t": t0 + 0.2, "node": node, "kind": "log", "data": {
-            "first_index": 1, "last_index": last, "commit": 3 if node != 3 else 2,
-            "snapshot_index": 0, "entries": entries}})
-    events.append({"t": t0 + 0.3, "node": 3, "kind": "LogTruncated",
-                   "data": {"kind": "LogTruncated", "from_index": 3, "old_last": 5, "term": 2}})
+        entries = [
+            {"index": i, "term": 1 if i < 2 else 2, "kind": "data", "preview": f"e{i}"}
+            for i in range(1, last + 1)
+        ]
+        events.append(
+            {
+                "t": t0 + 0.2,
+                "node": node,
+                "kind": "log",
+                "data": {
+                    "first_index": 1,
+                    "last_index": last,
+                    "commit": 3 if node != 3 else 2,
+                    "snapshot_index": 0,
+                    "entries": entries,
+                },
+            }
+        )
+    events.append(
+        {
+            "t": t0 + 0.3,
+            "node": 3,
+            "kind": "LogTruncated",
+            "data": {"kind": "LogTruncated", "from_index": 3, "old_last": 5, "term": 2},
+        }
+    )
     for k in range(100):
-        events.append({"t": t0 + 1.0 + k * 0.002, "node": 1, "kind": "Message", "data": {
-            "kind": "Message", "src": 1, "dst": 2, "type": "append", "term": 2,
-            "fields": {"entries": 1, "first": 5 + k, "last": 5 + k, "commit": 3}}})
-    events.append({"t": t0 + 1.1, "node": 1, "kind": "Aggregate", "data": {
-        "kind": "Aggregate", "window_s": 0.25, "counts": {"Message:append": 812}}})
-    return {"version": 1, "source": "dashboard", "t0": t0, "duration": 2.0, "nodes": [1, 2, 3],
-            "spans": [], "faults": [], "ops": [], "marks": [], "events": events}
+        events.append(
+            {
+                "t": t0 + 1.0 + k * 0.002,
+                "node": 1,
+                "kind": "Message",
+                "data": {
+                    "kind": "Message",
+                    "src": 1,
+                    "dst": 2,
+                    "type": "append",
+                    "term": 2,
+                    "fields": {"entries": 1, "first": 5 + k, "last": 5 + k, "commit": 3},
+                },
+            }
+        )
+    events.append(
+        {
+            "t": t0 + 1.1,
+            "node": 1,
+            "kind": "Aggregate",
+            "data": {"kind": "Aggregate", "window_s": 0.25, "counts": {"Message:append": 812}},
+        }
+    )
+    return {
+        "version": 1,
+        "source": "dashboard",
+        "t0": t0,
+        "duration": 2.0,
+        "nodes": [1, 2, 3],
+        "spans": [],
+        "faults": [],
+        "ops": [],
+        "marks": [],
+        "events": events,
+    }
 
 
 def test_replay_of_a_recording(browser: object, tmp_path: Path) -> None:
