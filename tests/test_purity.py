@@ -97,7 +97,8 @@ LAYER_RULES = {
     "statemachine": set(),
     "server": {"core", "storage", "transport", "server", "statemachine"},
     "wire": set(),  # the client API's bodies: shared by the server and its clients
-    "api": {"core", "server", "api", "wire"},  # the client API sees the node, not its parts
+    "api": {"core", "server", "api", "wire", "dashboard"},  # the node, not its parts
+    "dashboard": set(),  # the page's files
     "node": {"core", "storage", "transport", "server", "api", "statemachine"},
     "local": {"server", "local", "wire"},
     "chaos": {"check", "local", "chaos", "wire"},

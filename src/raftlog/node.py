@@ -151,6 +151,9 @@ class NodeConfig:
     an id removed and added back on a fresh disk replays its earlier removal, which must
     not stop it. 0 when unknown."""
     fault_injection: bool = False
+    admin_token: str | None = None
+    """Serve the admin endpoints (partitions, step mode) to requests with this bearer
+    token (a supervisor's; ``RAFTLOG_ADMIN_TOKEN`` for ``raftlog node``)."""
     hold_from: frozenset[int] = frozenset()
     bugs: frozenset[str] = field(default_factory=frozenset)
     seed: int | None = None
@@ -328,6 +331,7 @@ class Node:
                 client_urls=urls,
                 commit_timeout_s=cfg.commit_timeout_s or max(5.0, 2 * timing.election_max_s),
                 fault_injection=cfg.fault_injection,
+                admin_token=cfg.admin_token,
             ),
         )
         server = ClientServer(api, api.app(), api.config.max_body)

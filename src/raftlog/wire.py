@@ -26,6 +26,8 @@ code               status meaning; whether sending the same request again is saf
 ================== ====== ================================================================
 bad_request        400    the body, the query or the path is malformed or out of bounds.
                           Final: the same request fails again.
+unauthorized       401    an admin endpoint of a node (or the supervisor) that has a token,
+                          asked without it (``Authorization: Bearer TOKEN``). Final.
 not_found          404    no such path; or a log read on a node whose state machine is not
                           the replicated log. Final.
 method_not_allowed 405    the path exists, the method does not (``Allow`` lists them). Final.
@@ -79,6 +81,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 ErrorCode = Literal[
     "bad_request",
+    "unauthorized",
     "not_found",
     "method_not_allowed",
     "too_large",
@@ -96,6 +99,7 @@ ErrorCode = Literal[
 ]
 
 BAD_REQUEST: Final = "bad_request"
+UNAUTHORIZED: Final = "unauthorized"
 NOT_FOUND: Final = "not_found"
 METHOD_NOT_ALLOWED: Final = "method_not_allowed"
 TOO_LARGE: Final = "too_large"
@@ -113,6 +117,7 @@ INTERNAL: Final = "internal"
 
 HTTP_STATUS: Final[Mapping[str, int]] = {
     BAD_REQUEST: 400,
+    UNAUTHORIZED: 401,
     NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
     TOO_LARGE: 413,
@@ -137,7 +142,15 @@ UNFINISHED: Final = frozenset({TIMEOUT, OUTCOME_UNKNOWN, INTERNAL})
 (safe to repeat only as the same request: a ``timeout`` always, an append with the same
 ``client_id`` and ``seq``)."""
 FINAL: Final = frozenset(
-    {BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, TOO_LARGE, TRIMMED, STALE_REQUEST}
+    {
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        NOT_FOUND,
+        METHOD_NOT_ALLOWED,
+        TOO_LARGE,
+        TRIMMED,
+        STALE_REQUEST,
+    }
 )
 """Codes that say the same request would fail the same way (``refused`` is final unless
 the error says ``"retryable": true``)."""
@@ -320,10 +333,26 @@ class PeerStatus(msgspec.Struct):
     last_contact_s: float | None
 
 
+class HeldMessage(msgspec.Struct):
+    """A peer message a node holds undelivered (step mode, or a held link): ``term`` is
+    the message's, ``fields`` its other fields for a person to read."""
+
+    id: int
+    src: int
+    dst: int
+    type: str
+    term: int
+    fields: dict[str, Any]
+
+
 class Status(msgspec.Struct):
     """``GET /v1/status``: one node's Raft state. ``leader``/``vote`` null: none.
     ``peers``: on the leader, each other member's progress (else empty). ``event_loop``:
-    the asyncio loop implementation the node runs on (asyncio or uvloop)."""
+    the asyncio loop implementation the node runs on (asyncio or uvloop). ``clock``:
+    ``real``, or ``step`` when the node ticks only when told (the dashboard's step mode);
+    ``election_elapsed``/``election_timeout``: ticks since its election clock was reset
+    and the tick count at which it fires (both 0 on a leader), ``tick_s`` seconds a tick;
+    ``held``: the peer messages it holds, oldest first."""
 
     id: int
     state: str
@@ -343,6 +372,11 @@ class Status(msgspec.Struct):
     peers: list[PeerStatus]
     event_loop: str = ""
     """Empty from a node older than the field."""
+    clock: str = "real"
+    tick_s: float = 0.0
+    election_elapsed: int = 0
+    election_timeout: int = 0
+    held: list[HeldMessage] = msgspec.field(default_factory=list)
 
 
 class NodeInfo(msgspec.Struct):
@@ -444,6 +478,56 @@ class PartitionAnswer(msgspec.Struct):
     held: list[int]
 
 
+class ClockRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/admin/clock``: ``step`` stops the node's clock and holds every peer
+    message; ``real`` delivers what is held, in order, and lets time run again."""
+
+    mode: Literal["real", "step"]
+
+
+class TickRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/admin/tick``: in step mode, advance the node's clock this many ticks."""
+
+    ticks: Annotated[int, Meta(ge=1, le=10_000)] = 1
+
+
+class ReleaseRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/admin/release``: deliver or drop the held message ``id``."""
+
+    id: Annotated[int, Meta(ge=1)]
+    action: Literal["deliver", "drop"]
+
+
+class StepAnswer(msgspec.Struct):
+    """The node's clock and the messages it holds, after a step-mode request."""
+
+    clock: str
+    held: list[HeldMessage]
+
+
+# -- GET /v1/debug/log ---------------------------------------------------------------------
+
+
+class LogCell(msgspec.Struct):
+    """One entry of a node's own log: ``kind`` normal, noop or conf; ``preview``: the
+    start of its data as text."""
+
+    index: int
+    term: int
+    kind: str
+    preview: str
+
+
+class DebugLogAnswer(msgspec.Struct):
+    """``GET /v1/debug/log``: a stretch of the node's own log, committed or not."""
+
+    first_index: int
+    last_index: int
+    commit: int
+    snapshot_index: int
+    entries: list[LogCell]
+
+
 # -- probes --------------------------------------------------------------------------------
 
 
@@ -497,6 +581,7 @@ __all__ = [
     "TIMEOUT",
     "TOO_LARGE",
     "TRIMMED",
+    "UNAUTHORIZED",
     "UNAVAILABLE",
     "UNFINISHED",
     "AddMemberRequest",

@@ -111,6 +111,15 @@ SAMPLES: list[msgspec.Struct] = [
     wire.PartitionRequest(blocked=[2]),
     wire.PartitionRequest(blocked=[], held=[2, 3]),
     wire.PartitionAnswer([], [2]),
+    wire.ClockRequest(mode="step"),
+    wire.TickRequest(ticks=3),
+    wire.ReleaseRequest(id=4, action="drop"),
+    wire.StepAnswer(
+        "step", [wire.HeldMessage(4, 2, 1, "vote", 3, {"last_log_index": 7, "transfer": False})]
+    ),
+    wire.HeldMessage(1, 1, 2, "heartbeat", 2, {"commit": 5, "context_bytes": 0}),
+    wire.LogCell(3, 2, "normal", "SET 5"),
+    wire.DebugLogAnswer(1, 3, 2, 0, [wire.LogCell(1, 1, "noop", "")]),
     wire.Liveness(True, 1),
     wire.Readiness(True, leader=1),
     wire.Readiness(False, reason="no known leader"),

@@ -366,6 +366,8 @@ SAMPLE_VALUES: dict[Any, Any] = {
     NodeId: N2,
     Role: Role.CANDIDATE,
     tuple[NodeId, ...]: (N1, N2),
+    # The server's feed events (raftlog.server.feed) subclass Event too, when imported.
+    dict[str, Any]: {"commit": 4},
 }
 
 

@@ -227,6 +227,7 @@ class FastPathProtocol(asyncio.Protocol):
         reason = _REASONS.get(status, b"Unknown")
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+            b"Access-Control-Allow-Origin: *\r\n"
             b"Content-Length: %d\r\nDate: %s\r\nServer: raftlog\r\n\r\n%s"
             % (status, reason, len(body), _date(), body)
         )

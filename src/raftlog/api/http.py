@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import enum
 import functools
+import hmac
 import logging
 import time
 import xmlrpc.client
@@ -41,9 +43,12 @@ from msgspec import UNSET, UnsetType
 
 from raftlog import wire
 from raftlog.api.fastpath import Handoff
-from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError
+from raftlog.core import events as ev
+from raftlog.core.errors import ConfChangeRefused, NotLeader, ProposalDropped, RaftError, UsageError
 from raftlog.core.raft import PeerStatus
-from raftlog.core.types import NO_NODE, Member, NodeId, split_address
+from raftlog.core.types import NO_NODE, EntryKind, Member, NodeId, split_address
+from raftlog.dashboard import static_files
+from raftlog.server import feed
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
@@ -60,6 +65,7 @@ from raftlog.server.replicated_log import (
     append_command,
     trim_command,
 )
+from raftlog.server.sessions import command_payload
 
 log = logging.getLogger("raftlog.api")
 
@@ -80,6 +86,9 @@ _TRIM = msgspec.json.Decoder(wire.TrimRequest)
 _ADD_MEMBER = msgspec.json.Decoder(wire.AddMemberRequest)
 _TRANSFER = msgspec.json.Decoder(wire.TransferRequest)
 _PARTITION = msgspec.json.Decoder(wire.PartitionRequest)
+_CLOCK = msgspec.json.Decoder(wire.ClockRequest)
+_TICK = msgspec.json.Decoder(wire.TickRequest)
+_RELEASE = msgspec.json.Decoder(wire.ReleaseRequest)
 
 APPEND_USAGE = (
     'expected {"data": "..."}, with "encoding": "base64" for binary data and "client_id" '
@@ -89,6 +98,11 @@ TRIM_USAGE = 'expected one of {"before": N}, {"keep_last": N}, {"older_than_s": 
 ADD_MEMBER_USAGE = 'expected {"id": N, "peer": "HOST:PORT", "client": "http://HOST:PORT"}'
 TRANSFER_USAGE = 'expected {"to": N} or {}'
 PARTITION_USAGE = 'expected {"blocked": [node ids], "held": [node ids]} (either key optional)'
+CLOCK_USAGE = 'expected {"mode": "step"} or {"mode": "real"}'
+TICK_USAGE = 'expected {"ticks": N} (1 by default)'
+RELEASE_USAGE = 'expected {"id": N, "action": "deliver"} or {"id": N, "action": "drop"}'
+MAX_DEBUG_LOG = 1000
+"""Entries one ``GET /v1/debug/log`` answers with, at most."""
 
 _CODE_OF_STATUS: Mapping[int, wire.ErrorCode] = {
     404: wire.NOT_FOUND,
@@ -104,7 +118,11 @@ class ApiConfig:
     commit_timeout_s: float = 10.0
     max_body: int = MAX_BODY
     fault_injection: bool = False
-    """Test-only: serve ``POST /v1/admin/partition`` (for ``raftlog chaos`` on loopback)."""
+    """Test-only: serve the ``/v1/admin/*`` endpoints without a token (for ``raftlog
+    chaos`` and the tests on loopback)."""
+    admin_token: str | None = None
+    """Serve the ``/v1/admin/*`` endpoints (partitions, step mode) to requests that carry
+    ``Authorization: Bearer <token>`` (what a supervisor gives its nodes)."""
 
 
 class ApiError(Exception):
@@ -180,6 +198,13 @@ def _guarded(handler: Handler) -> Handler:
     return guarded
 
 
+async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer may be read by a page from another origin: the dashboard served by
+    one node reads the others. (Nothing is secret here; the admin endpoints need their
+    token, which no page holds unless its user gave it.)"""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+
+
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes, usage: str) -> T:
     """A request body as its Struct; a 400 naming the field if it is not one."""
     try:
@@ -201,7 +226,12 @@ class ClientApi:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body)
+        app.on_response_prepare.append(_cors)
         router = app.router
+        self._static = static_files()
+        router.add_get("/", _guarded(self.dashboard))
+        router.add_get("/dashboard/{name}", _guarded(self.dashboard))
+        router.add_get("/v1/debug/log", _guarded(self.debug_log))
         router.add_post("/RPC2", _guarded(self.xmlrpc))
         router.add_post("/", _guarded(self.xmlrpc))
         router.add_post("/v1/log", self.append)  # the hot path answers its own errors
@@ -217,8 +247,11 @@ class ClientApi:
         router.add_post("/v1/leader/transfer", _guarded(self.transfer_leader))
         router.add_get("/livez", _guarded(self.livez))
         router.add_get("/readyz", _guarded(self.readyz))
-        if self.config.fault_injection:
-            router.add_post("/v1/admin/partition", _guarded(self.partition))
+        if self.config.fault_injection or self.config.admin_token:
+            router.add_post("/v1/admin/partition", _guarded(self._admin(self.partition)))
+            router.add_post("/v1/admin/clock", _guarded(self._admin(self.clock)))
+            router.add_post("/v1/admin/tick", _guarded(self._admin(self.tick)))
+            router.add_post("/v1/admin/release", _guarded(self._admin(self.release)))
         routes = list(router.resources())
 
         async def unrouted(request: web.Request) -> web.Response:
@@ -537,6 +570,11 @@ class ClientApi:
             conf_index=s.conf_index,
             client_url=self.config.client_urls.get(self.node.id),
             event_loop=loop_name(),
+            clock="step" if self.node.stepping else "real",
+            tick_s=self.node.config.timing.tick_s,
+            election_elapsed=s.election_elapsed,
+            election_timeout=s.election_timeout,
+            held=self._held_messages(),
             peers=[
                 wire.PeerStatus(
                     id=int(p.id),
@@ -554,26 +592,52 @@ class ClientApi:
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: ``status`` (this node's status) at once, then each of the
-        node's events as it happens (``event:`` its kind, ``data:`` its fields and
-        ``text``, the line the event log prints). The node never waits for a slow
-        reader: a reader that falls behind by EVENTS_BUFFER events loses the oldest."""
-        stream = self.node.subscribe(EVENTS_BUFFER)  # before the status: nothing missed
+        """Server-sent events: ``status`` (this node's status) at once and again when it
+        changed (at most every STATUS_EVERY_S), then each of the node's events as it
+        happens (``event:`` its kind, ``data:`` its fields, ``t`` and ``text``, the line
+        the event log prints), and the peer messages it sends (``Message``). Per-entry
+        and per-message events beyond EVENTS_PER_WINDOW a window are counted in one
+        ``Aggregate``. ``?entries=0``: no per-entry events at all (they cost the node
+        a little per entry); ``?messages=0``: no ``Message`` events. The node never
+        waits for a slow reader: one that falls behind by EVENTS_BUFFER events loses
+        the oldest."""
+        entries = _flag(request.query, "entries", True)
+        messages = _flag(request.query, "messages", True)
+        # Subscribed before the first status: nothing is missed in between.
+        stream = self.node.subscribe(EVENTS_BUFFER, entries=entries, messages=messages)
         try:
-            status = await self._status()
+            status = _encode(await self._status())
             response = web.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )
             await response.prepare(request)
+            out = _EventFeed(response)
+            ticker: asyncio.Task[None] | None = None
             try:
-                await response.write(_sse("status", _encode(status)))
+                await out.write("status", status)
+                ticker = asyncio.create_task(self._status_ticker(out, status))
                 async for event in stream:
-                    await response.write(_sse(type(event).__name__, _event_json(event)))
+                    await out.event(event)
             except (ConnectionError, aiohttp.ClientConnectionResetError):
                 pass  # the reader went away
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+                    await asyncio.gather(ticker, return_exceptions=True)
         finally:
             stream.close()
         return response
+
+    async def _status_ticker(self, out: _EventFeed, last: bytes) -> None:
+        """The status again when it changed, and the window's counts when it ended."""
+        while True:
+            await asyncio.sleep(STATUS_EVERY_S)
+            with contextlib.suppress(ApiError):
+                status = _encode(await self._status())
+                if status != last:
+                    last = status
+                    await out.write("status", status)
+            await out.flush_if_due()
 
     async def nodes(self, _request: web.Request) -> web.Response:
         return _answer(
@@ -755,6 +819,102 @@ class ClientApi:
             )
         )
 
+    def _admin(self, handler: Handler) -> Handler:
+        """``handler``, served only to requests with the node's admin token (when it has
+        one; a node with fault injection and no token serves anyone: tests only)."""
+        token = self.config.admin_token
+
+        @functools.wraps(handler)
+        async def admin(request: web.Request) -> web.StreamResponse:
+            if token is not None:
+                given = request.headers.get("Authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    raise ApiError(
+                        wire.UNAUTHORIZED,
+                        "this admin endpoint needs the node's token: Authorization: Bearer TOKEN",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+            return await handler(request)
+
+        return admin
+
+    def _step_answer(self) -> web.Response:
+        return _answer(
+            wire.StepAnswer(
+                clock="step" if self.node.stepping else "real", held=self._held_messages()
+            )
+        )
+
+    def _held_messages(self) -> list[wire.HeldMessage]:
+        return [wire.HeldMessage(**view) for view in self.node.held_list()]
+
+    async def clock(self, request: web.Request) -> web.Response:
+        """Step mode on or off: ``{"mode": "step"|"real"}``."""
+        req = _decode(_CLOCK, await request.read(), CLOCK_USAGE)
+        self.node.set_stepping(req.mode == "step")
+        return self._step_answer()
+
+    async def tick(self, request: web.Request) -> web.Response:
+        """Step mode: ``{"ticks": N}`` advances the node's clock N ticks."""
+        req = _decode(_TICK, await request.read() or b"{}", TICK_USAGE)
+        try:
+            self.node.step_ticks(req.ticks)
+        except UsageError as exc:
+            raise ApiError(wire.BAD_REQUEST, f"{exc}: POST /v1/admin/clock first") from None
+        return self._step_answer()
+
+    async def release(self, request: web.Request) -> web.Response:
+        """Deliver or drop one held message: ``{"id": N, "action": "deliver"|"drop"}``."""
+        req = _decode(_RELEASE, await request.read(), RELEASE_USAGE)
+        try:
+            self.node.release(req.id, deliver=req.action == "deliver")
+        except KeyError:
+            raise ApiError(wire.NOT_FOUND, f"no held message {req.id}") from None
+        return self._step_answer()
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        """The dashboard's files (``/`` is its page)."""
+        name = request.match_info.get("name", "index.html")
+        found = self._static.get(name)
+        if found is None:
+            raise ApiError(wire.NOT_FOUND, f"no such dashboard file: {name}")
+        body, content_type = found
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def debug_log(self, request: web.Request) -> web.Response:
+        """This node's own log, committed or not: ``?start=N&limit=M`` (M at most
+        MAX_DEBUG_LOG; no start: the last M entries)."""
+        query = request.query
+        limit = _int_param(query, "limit", 100, minimum=1, maximum=MAX_DEBUG_LOG)
+        start = (
+            _int_param(query, "start", 1, minimum=1, maximum=wire.MAX_INT)
+            if "start" in query
+            else None
+        )
+        try:
+            view = await self.node.log_view(start, limit)
+        except (RaftError, TimeoutError) as exc:
+            raise ApiError(wire.UNAVAILABLE, f"log unavailable: {exc}") from None
+        return _answer(
+            wire.DebugLogAnswer(
+                first_index=view.first_index,
+                last_index=view.last_index,
+                commit=view.commit,
+                snapshot_index=view.snapshot_index,
+                entries=[
+                    wire.LogCell(
+                        index=e.index,
+                        term=e.term,
+                        kind=e.kind.name.lower(),
+                        preview=_preview(self.node.display(command_payload(e.data)))
+                        if e.kind is EntryKind.NORMAL
+                        else "",
+                    )
+                    for e in view.entries
+                ],
+            )
+        )
+
     async def livez(self, _request: web.Request) -> web.Response:
         return _answer(wire.Liveness(live=True, node=int(self.node.id)))
 
@@ -798,16 +958,92 @@ class ClientApi:
 
 EVENTS_BUFFER = 1000
 """Events kept for one ``/v1/events`` reader that has not caught up."""
+STATUS_EVERY_S = 0.1
+"""A ``/v1/events`` reader gets the node's status again at most this often."""
+EVENTS_WINDOW_S = 0.25
+EVENTS_PER_WINDOW = 40
+"""Per-entry and per-message events sent one by one in a window of EVENTS_WINDOW_S; the
+rest of the window is counted in one ``Aggregate`` event."""
+_BULK = (
+    feed.MessageSent,
+    ev.HeartbeatSent,
+    ev.HeartbeatReceived,
+    ev.EntriesAppended,
+    ev.EntryCommitted,
+    ev.ProposalReceived,
+)
+
+
+class _EventFeed:
+    """One ``/v1/events`` reader's stream: writes one at a time (the events and the
+    status ticker share it), and the bulk events of a busy window counted, not sent."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+        self.lock = asyncio.Lock()
+        self.window_end = 0.0
+        self.sent = 0
+        self.counts: dict[str, int] = {}
+
+    async def write(self, kind: str, data: bytes) -> None:
+        async with self.lock:
+            await self.response.write(_sse(kind, data))
+
+    async def event(self, event: ev.Event) -> None:
+        now = time.time()
+        if isinstance(event, _BULK):
+            if now >= self.window_end:
+                await self.flush(now)
+                self.window_end = now + EVENTS_WINDOW_S
+                self.sent = 0
+            if self.sent >= EVENTS_PER_WINDOW:
+                key = (
+                    f"Message:{event.msg_type}"
+                    if isinstance(event, feed.MessageSent)
+                    else type(event).__name__
+                )
+                self.counts[key] = self.counts.get(key, 0) + 1
+                return
+            self.sent += 1
+        shown = feed.feed_dict(event)
+        if shown is not None:
+            shown["t"] = now
+            await self.write(shown["kind"], _encode(shown))
+        else:
+            await self.write(type(event).__name__, _event_json(event, now))
+
+    async def flush(self, now: float) -> None:
+        if self.counts:
+            counts, self.counts = self.counts, {}
+            doc = {"kind": "Aggregate", "t": now, "window_s": EVENTS_WINDOW_S, "counts": counts}
+            await self.write("Aggregate", _encode(doc))
+
+    async def flush_if_due(self) -> None:
+        now = time.time()
+        if self.counts and now >= self.window_end:
+            await self.flush(now)
+
+
+def _flag(query: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ApiError(wire.BAD_REQUEST, f"{name} must be 1 or 0 (true or false), not {raw!r}")
 
 
 def _sse(kind: str, data: bytes) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
 
 
-def _event_json(event: Any) -> bytes:
+def _event_json(event: Any, now: float) -> bytes:
     """An event's fields as JSON (bytes as text where they are UTF-8, else base64; the
-    role by name), with ``kind`` and ``text``, the event log's line."""
-    fields: dict[str, Any] = {"kind": type(event).__name__, "text": event.describe()}
+    role by name), with ``kind``, ``t`` (when it was sent, unix seconds) and ``text``,
+    the event log's line."""
+    fields: dict[str, Any] = {"kind": type(event).__name__, "t": now, "text": event.describe()}
     for name, value in msgspec.structs.asdict(event).items():
         fields[name] = _plain(value)
     return _encode(fields)
@@ -836,6 +1072,15 @@ def _render_result(result: Any) -> Any:
         return msgspec.Raw(_encode(result))
     except (TypeError, ValueError):
         return repr(result)
+
+
+PREVIEW_CHARS = 40
+"""Characters of an entry's data ``/v1/debug/log`` shows."""
+
+
+def _preview(data: bytes) -> str:
+    text = data[: 4 * PREVIEW_CHARS].decode("utf-8", errors="replace")
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 def _int_param(

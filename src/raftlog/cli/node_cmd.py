@@ -287,6 +287,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         color={"auto": None, "always": True, "never": False}[args.color],
         first_campaign_at=args.first_election_at,
         fault_injection=args.enable_fault_injection,
+        admin_token=os.environ.get("RAFTLOG_ADMIN_TOKEN") or None,
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
     )

@@ -127,6 +127,11 @@ class Status(msgspec.Struct, frozen=True):
     transferee: NodeId
     peers: tuple[PeerStatus, ...]
     """Per-follower replication state; empty unless leader."""
+    election_elapsed: int = 0
+    """Ticks since the election clock was last reset (0 on a leader)."""
+    election_timeout: int = 0
+    """The tick count at which the election clock fires (this term's randomized timeout;
+    0 on a leader, which has none)."""
 
 
 _CLIENT_KINDS = (EntryKind.NORMAL,)
@@ -662,6 +667,8 @@ class Raft:
             conf_index=self.conf_index,
             transferee=self._transferee,
             peers=peers,
+            election_elapsed=0 if self.role is Role.LEADER else self._election_elapsed,
+            election_timeout=0 if self.role is Role.LEADER else self._randomized_timeout,
         )
 
     def hard_state(self) -> HardState:

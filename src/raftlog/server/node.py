@@ -47,7 +47,14 @@ import msgspec
 from raftlog.core import events as ev
 from raftlog.core.compaction import plan_compaction
 from raftlog.core.config import KNOWN_BUGS, Config
-from raftlog.core.errors import ConfChangeRefused, NotLeader, RaftError, StorageError
+from raftlog.core.errors import (
+    ConfChangeRefused,
+    NotLeader,
+    ProposalDropped,
+    RaftError,
+    StorageError,
+    UsageError,
+)
 from raftlog.core.messages import (
     AppendEntriesResponse,
     HeartbeatResponse,
@@ -72,7 +79,7 @@ from raftlog.core.types import (
     SnapshotMeta,
     split_address,
 )
-from raftlog.server import snapfile
+from raftlog.server import feed, snapfile
 from raftlog.server.eventlog import EventLog
 from raftlog.server.sessions import (
     Command,
@@ -219,8 +226,22 @@ class EventStream:
 
     def close(self) -> None:
         """Stop receiving events."""
-        self._node._subscribers.discard(self.queue)
-        self._node._want_entry_events()
+        node = self._node
+        node._subscribers.discard(self.queue)
+        node._entry_subscribers.discard(self.queue)
+        node._message_subscribers.discard(self.queue)
+        node._want_entry_events()
+
+
+@dataclass(frozen=True)
+class LogView:
+    """A stretch of a node's own log (see :meth:`RaftNode.log_view`)."""
+
+    first_index: int
+    last_index: int
+    commit: int
+    snapshot_index: int
+    entries: list[Entry]
 
 
 @dataclass(frozen=True)
@@ -282,10 +303,12 @@ class ServerConfig:
 
 
 # Inbox items: (kind, payload, future or None).
-_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF = range(8)
+_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF, _TICKS, _LOG = range(10)
 
 
 TICK_SLACK_S = 0.002
+_ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
+"""The events of every client entry: only for subscribers that ask for them."""
 """How early a tick may come (timers fire up to a millisecond early under uvloop)."""
 
 
@@ -346,7 +369,11 @@ class RaftNode:
         """A committed configuration left this node out: it stops."""
         self.blocked: frozenset[NodeId] = frozenset()
         self.held: frozenset[NodeId] = frozenset()
-        self._held_messages: list[WireMessage] = []
+        self._held_messages: list[tuple[int, WireMessage]] = []
+        self._held_ids = itertools.count(1)
+        self.stepping = False
+        """Step mode: the clock stands still (the core ticks only when told) and every
+        peer message waits until it is delivered or dropped by hand."""
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
         self._acked: dict[NodeId, tuple[float, int]] = {}
@@ -375,6 +402,10 @@ class RaftNode:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._subscribers: set[asyncio.Queue[ev.Event]] = set()
+        self._entry_subscribers: set[asyncio.Queue[ev.Event]] = set()
+        """Subscribers that want every client entry's events (the rest get none)."""
+        self._message_subscribers: set[asyncio.Queue[ev.Event]] = set()
+        """Subscribers that want the peer messages this node sends (feed.MessageSent)."""
         self._want_entry_events()
         self.snapshots_sent = 0
         self.snapshots_installed = 0
@@ -531,12 +562,27 @@ class RaftNode:
         status: Status = await self._ask(_STATUS, None, 5.0)
         return status
 
-    def subscribe(self, maxsize: int = 1000) -> EventStream:
+    async def log_view(self, start: int | None, limit: int) -> LogView:
+        """Up to ``limit`` entries of this node's own log from ``start`` (None: the last
+        ``limit``), committed or not, with where the log begins, ends and commits."""
+        view: LogView = await self._ask(_LOG, (start, limit), 5.0)
+        return view
+
+    def subscribe(
+        self, maxsize: int = 1000, *, entries: bool = True, messages: bool = False
+    ) -> EventStream:
         """Every event from now on (from this call, not from the first ``anext``), as
         it happens; a slow reader loses the oldest ones rather than slowing the node.
-        The stream ends when the node stops."""
+        The stream ends when the node stops. ``entries``: with the events of every
+        client entry (proposed, appended, committed), which cost the node a little per
+        entry; ``messages``: with every peer message this node sends
+        (:class:`feed.MessageSent`)."""
         stream = EventStream(self, maxsize)
         self._subscribers.add(stream.queue)
+        if entries:
+            self._entry_subscribers.add(stream.queue)
+        if messages:
+            self._message_subscribers.add(stream.queue)
         self._want_entry_events()
         return stream
 
@@ -577,13 +623,72 @@ class RaftNode:
         is no longer in ``peers`` are delivered now, in the order they arrived, all in one
         batch (the core steps them all before it sends anything)."""
         self.held = frozenset(peers)
-        keep: list[WireMessage] = []
-        release: list[WireMessage] = []
-        for msg in self._held_messages:
-            (keep if msg.src in self.held else release).append(msg)
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Deliver, in order, what is held and should no longer be."""
+        if self.stepping:
+            return
+        keep: list[tuple[int, WireMessage]] = []
+        release: list[tuple[int, WireMessage]] = []
+        for item in self._held_messages:
+            (keep if item[1].src in self.held else release).append(item)
         self._held_messages = keep
-        for msg in release:
+        for held_id, msg in release:
+            self._feed(feed.MessageReleased, id=held_id, action="deliver")
             self._deliver(msg)
+
+    # == step mode (the dashboard's teaching mode; admin only) =======================
+
+    def set_stepping(self, on: bool) -> None:
+        """Step mode on: the clock stands still and every peer message is held. Off: what
+        is held is delivered in order and the clock runs again from now (no burst of
+        the ticks that did not happen)."""
+        if on == self.stepping:
+            return
+        self.stepping = on
+        self._note(logging.INFO, "Step mode: the clock stops" if on else "Step mode ends")
+        if not on:
+            self._release_held()
+        self._wake()
+
+    def step_ticks(self, ticks: int) -> None:
+        """Step mode: advance the clock ``ticks`` ticks (the core's timers)."""
+        if not self.stepping:
+            raise UsageError("ticks are given by hand only in step mode")
+        if ticks < 1:
+            raise UsageError("at least one tick")
+        try:
+            self._inbox.put_nowait((_TICKS, ticks, None))
+        except asyncio.QueueFull:
+            raise ProposalDropped("the node is busy: its inbox is full") from None
+
+    def release(self, held_id: int, *, deliver: bool) -> None:
+        """Deliver (or drop) the held message ``held_id``."""
+        for k, (known, msg) in enumerate(self._held_messages):
+            if known == held_id:
+                del self._held_messages[k]
+                self._feed(
+                    feed.MessageReleased, id=held_id, action="deliver" if deliver else "drop"
+                )
+                if deliver:
+                    self._deliver(msg)
+                return
+        raise KeyError(held_id)
+
+    def held_list(self) -> list[dict[str, Any]]:
+        """The held messages, oldest first, as ``/v1/status`` shows them."""
+        return [feed.held_view(held_id, msg) for held_id, msg in self._held_messages]
+
+    def _feed(self, kind: type[ev.Event], **fields: Any) -> None:
+        """Tell the live watchers (not the event log)."""
+        if not self._subscribers:
+            return
+        event = kind(node=self.id, role=self.role, term=self.term, **fields)
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
 
     # == the inbox ===================================================================
 
@@ -596,15 +701,45 @@ class RaftNode:
     def _send_wire(self, msg: WireMessage) -> bool:
         if msg.dst in self.blocked:
             return False
+        if self._message_subscribers:
+            self._tap(msg)
         return self.transport.send(msg)
+
+    def _tap(self, msg: WireMessage) -> None:
+        event = feed.MessageSent(
+            node=self.id,
+            role=self.role,
+            term=self.term,
+            src=int(msg.src),
+            dst=int(msg.dst),
+            msg_type=feed.message_type(msg),
+            msg_term=msg.term,
+            fields=feed.message_fields(msg),
+        )
+        for queue in self._message_subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
 
     def _on_message(self, msg: WireMessage) -> None:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
         if msg.src in self.blocked:
             return
-        if msg.src in self.held:
+        if self.stepping or msg.src in self.held:
             if len(self._held_messages) < self.config.inbox_size:
-                self._held_messages.append(msg)
+                held_id = next(self._held_ids)
+                self._held_messages.append((held_id, msg))
+                if self._subscribers:
+                    view = feed.held_view(held_id, msg)
+                    self._feed(
+                        feed.MessageHeld,
+                        id=held_id,
+                        src=view["src"],
+                        dst=view["dst"],
+                        msg_type=view["type"],
+                        msg_term=view["term"],
+                        fields=view["fields"],
+                    )
             else:
                 self.dropped_messages += 1
             return
@@ -688,6 +823,18 @@ class RaftNode:
         await self._process_ready()
         try:
             while not self._stopping.is_set():
+                if self.stepping:
+                    # The clock stands still: only messages, requests and ticks given by
+                    # hand move the core. Time starts again from when step mode ends.
+                    self._drain(inbox, await inbox.get() if inbox.empty() else None)
+                    next_tick = self._now = loop.time()
+                    next_tick += tick_s
+                    await self._process_ready()
+                    if self.fatal is None and self._pending_compaction is not None:
+                        await self._compact()
+                    if self.fatal is not None:
+                        return
+                    continue
                 if inbox.empty() and next_tick - TICK_SLACK_S > loop.time():
                     if timer is None or timer_at != next_tick:
                         if timer is not None:
@@ -771,6 +918,10 @@ class RaftNode:
             return
         if kind == _WAKE:
             return
+        if kind == _TICKS:
+            for _ in range(payload):
+                core.tick()
+            return
         assert future is not None
         if future.done():
             return  # the asker gave up
@@ -796,6 +947,15 @@ class RaftNode:
                 future.set_result(None)
             elif kind == _STATUS:
                 future.set_result(core.status())
+            elif kind == _LOG:
+                start, limit = payload
+                rlog = core.log
+                first, last = rlog.first_index(), rlog.last_index()
+                lo = max(first, last - limit + 1) if start is None else max(first, start)
+                entries = rlog.entries(lo, limit, 1 << 20) if lo <= last else []
+                future.set_result(
+                    LogView(first, last, rlog.committed, rlog.snapshot_index(), entries)
+                )
         except RaftError as exc:  # NotLeader, ProposalDropped, UsageError: the asker's answer
             future.set_exception(exc)
 
@@ -819,6 +979,8 @@ class RaftNode:
         """A quorum acknowledged this leader, in this term, within the lease; and it has
         committed (and applied) an entry of its own term."""
         core = self._core
+        if self.stepping:
+            return False  # time stands still: no promise of a follower holds
         if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
             return False
         horizon = self._now - LEASE_FRACTION * self.config.timing.election_min_s
@@ -1290,7 +1452,7 @@ class RaftNode:
 
     def _want_entry_events(self) -> None:
         """The core reports every client entry only when someone sees those events."""
-        self._core.entry_events = bool(self._subscribers) or self.events.level <= min(
+        self._core.entry_events = bool(self._entry_subscribers) or self.events.level <= min(
             int(ev.ProposalReceived.level), int(ev.EntryCommitted.level)
         )
 
@@ -1300,10 +1462,21 @@ class RaftNode:
         if isinstance(event, ev.ProposalReceived | ev.EntryCommitted):
             event = msgspec.structs.replace(event, data=self._display(event.data))
         self.events.event(event)
-        for queue in self._subscribers:
+        subscribers = (
+            self._entry_subscribers if isinstance(event, _ENTRY_EVENTS) else self._subscribers
+        )
+        for queue in subscribers:
             if queue.full():
                 queue.get_nowait()  # the oldest goes: a slow reader never slows the node
             queue.put_nowait(event)
+
+    def display(self, payload: bytes) -> bytes:
+        """A command's payload as the state machine shows it to people (its
+        ``describe``), or as it is."""
+        if self._describe is not None:
+            with contextlib.suppress(Exception):
+                return self._describe(payload)
+        return payload
 
     def _display(self, data: bytes) -> bytes:
         payload = command_payload(data)

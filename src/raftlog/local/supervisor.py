@@ -1,0 +1,313 @@
+"""The supervisor's control API: what the dashboard's fault and step-mode controls call.
+
+``raftlog cluster`` (and ``raftlog netcluster dashboard``) serve it next to the nodes they
+started: ``/control/v1/...`` over HTTP/JSON, every request with ``Authorization: Bearer
+TOKEN`` (the token the supervisor printed, which the page got from its URL's fragment).
+Process and network faults go through the cluster's :class:`ClusterControl`; step mode
+goes to the nodes' own admin endpoints (``/v1/admin/clock``, ``tick``, ``release``), with
+the same token, which the supervisor gave its nodes. See docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+from raftlog import wire
+from raftlog.local.control import ClusterControl, ControlError
+
+log = logging.getLogger("raftlog.supervisor")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NodeIdField = Annotated[int, msgspec.Meta(ge=1)]
+ACTIONS = ("stop", "kill", "start", "pause", "resume", "isolate")
+
+
+class CutRequest(msgspec.Struct, forbid_unknown_fields=True):
+    a: NodeIdField
+    b: NodeIdField
+
+
+class ClockRequest(msgspec.Struct, forbid_unknown_fields=True):
+    mode: Literal["real", "step"]
+
+
+class TickRequest(msgspec.Struct, forbid_unknown_fields=True):
+    node: NodeIdField
+    ticks: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
+
+
+class ReleaseRequest(msgspec.Struct, forbid_unknown_fields=True):
+    node: NodeIdField
+    id: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ControlNode(msgspec.Struct):
+    id: int
+    url: str
+    running: bool
+    paused: bool
+    isolated: bool
+
+
+class ClusterAnswer(msgspec.Struct):
+    kind: str
+    clock: str
+    nodes: list[ControlNode]
+    cuts: list[tuple[int, int]]
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def _json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(doc), status=status, content_type="application/json"
+    )
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return _json(wire.Error(message, code), status)
+
+
+class Supervisor:
+    """Serves ``/control/v1/...`` for ``cluster`` on ``host:port`` (port 0: any free one)."""
+
+    def __init__(
+        self,
+        cluster: ClusterControl,
+        token: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.cluster = cluster
+        self.token = token
+        self.host = host
+        self.port = port
+        self.clock = "real"
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
+        """Step-mode changes one at a time (a node started meanwhile gets the mode)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=1 << 16)
+        app.on_response_prepare.append(self._cors)
+        r = app.router
+        r.add_route("OPTIONS", "/control/{tail:.*}", self._preflight)
+        r.add_get("/control/v1/cluster", self._guard(self.describe))
+        r.add_post("/control/v1/nodes/{id}/{action}", self._guard(self.node_action))
+        r.add_post("/control/v1/cut", self._guard(self.cut))
+        r.add_post("/control/v1/heal", self._guard(self.heal))
+        r.add_post("/control/v1/clock", self._guard(self.set_clock))
+        r.add_post("/control/v1/tick", self._guard(self.tick))
+        r.add_post("/control/v1/deliver", self._guard(functools.partial(self.release, True)))
+        r.add_post("/control/v1/drop", self._guard(functools.partial(self.release, False)))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert server is not None
+            sockets = getattr(server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1]
+        return self.url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    @staticmethod
+    async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(_CORS)
+
+    @staticmethod
+    async def _preflight(_request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    def _guard(self, handler: Handler) -> Handler:
+        expected = f"Bearer {self.token}".encode()
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return _error(401, wire.UNAUTHORIZED, "the supervisor's token is needed")
+            try:
+                return await handler(request)
+            except _Refused as exc:
+                return _error(exc.status, exc.code, str(exc))
+            except ControlError as exc:
+                return _error(409, wire.REFUSED, str(exc))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                return _error(400, wire.BAD_REQUEST, f"bad request body: {exc}")
+            except (RuntimeError, TimeoutError, OSError, aiohttp.ClientError) as exc:
+                log.warning("control %s failed: %r", request.path, exc)
+                return _error(503, wire.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+
+        return guarded
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=aiohttp.ClientTimeout(total=5),
+            )
+        return self._session
+
+    async def _node_admin(self, i: int, path: str, doc: Any) -> Any:
+        """POST to node ``i``'s admin endpoint; its answer, or _Refused with its error."""
+        async with self._client().post(
+            self.cluster.url(i) + path, data=json.dumps(doc).encode()
+        ) as resp:
+            body = await resp.read()
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if resp.status != 200:
+            message = answer.get("error") if isinstance(answer, dict) else None
+            code = answer.get("code") if isinstance(answer, dict) else None
+            raise _Refused(
+                resp.status,
+                code if isinstance(code, str) else wire.UNAVAILABLE,
+                f"node {i}: {message or f'HTTP {resp.status}'}",
+            )
+        return answer
+
+    def _node(self, raw: str) -> int:
+        try:
+            i = int(raw)
+        except ValueError:
+            raise _Refused(400, wire.BAD_REQUEST, f"not a node id: {raw!r}") from None
+        if i not in self.cluster.node_ids():
+            raise _Refused(404, wire.NOT_FOUND, f"no node {i} in this cluster")
+        return i
+
+    # -- the API -----------------------------------------------------------------------
+
+    async def describe(self, _request: web.Request) -> web.Response:
+        state = await self.cluster.state()
+        return _json(
+            ClusterAnswer(
+                kind=state.kind,
+                clock=self.clock,
+                nodes=[
+                    ControlNode(n.id, n.url, n.running, n.paused, n.isolated) for n in state.nodes
+                ],
+                cuts=list(state.cuts),
+            )
+        )
+
+    async def node_action(self, request: web.Request) -> web.Response:
+        i = self._node(request.match_info["id"])
+        action = request.match_info["action"]
+        if action not in ACTIONS:
+            raise _Refused(404, wire.NOT_FOUND, f"no action {action!r} (one of {ACTIONS})")
+        cluster = self.cluster
+        if action == "stop":
+            await cluster.stop(i)
+        elif action == "kill":
+            await cluster.kill(i)
+        elif action == "start":
+            await cluster.start_node(i)
+            async with self._lock:
+                if self.clock == "step":  # a node that joins a stepped cluster steps too
+                    await self._node_admin(i, "/v1/admin/clock", {"mode": "step"})
+        elif action == "pause":
+            await cluster.pause(i)
+        elif action == "resume":
+            await cluster.resume(i)
+        else:
+            await cluster.isolate(i)
+        return await self.describe(request)
+
+    async def cut(self, request: web.Request) -> web.Response:
+        req = msgspec.json.decode(await request.read(), type=CutRequest)
+        a, b = self._node(str(req.a)), self._node(str(req.b))
+        if a == b:
+            raise _Refused(400, wire.BAD_REQUEST, "a link joins two different nodes")
+        await self.cluster.cut(a, b)
+        return await self.describe(request)
+
+    async def heal(self, request: web.Request) -> web.Response:
+        await self.cluster.heal()
+        return await self.describe(request)
+
+    async def set_clock(self, request: web.Request) -> web.Response:
+        req = msgspec.json.decode(await request.read(), type=ClockRequest)
+        async with self._lock:
+            state = await self.cluster.state()
+            live = [n.id for n in state.nodes if n.running and not n.paused]
+            results = await asyncio.gather(
+                *(self._node_admin(i, "/v1/admin/clock", {"mode": req.mode}) for i in live),
+                return_exceptions=True,
+            )
+            failed = [
+                f"node {i}: {r}"
+                for i, r in zip(live, results, strict=True)
+                if isinstance(r, Exception)
+            ]
+            self.clock = req.mode
+        if failed:
+            raise _Refused(503, wire.UNAVAILABLE, "; ".join(failed))
+        return await self.describe(request)
+
+    async def tick(self, request: web.Request) -> web.Response:
+        req = msgspec.json.decode(await request.read(), type=TickRequest)
+        i = self._node(str(req.node))
+        return _json(await self._node_admin(i, "/v1/admin/tick", {"ticks": req.ticks}))
+
+    async def release(self, deliver: bool, request: web.Request) -> web.Response:
+        req = msgspec.json.decode(await request.read(), type=ReleaseRequest)
+        i = self._node(str(req.node))
+        action = "deliver" if deliver else "drop"
+        return _json(
+            await self._node_admin(i, "/v1/admin/release", {"id": req.id, "action": action})
+        )
+
+
+def new_token() -> str:
+    """A random token for a supervisor and its nodes."""
+    import secrets  # noqa: PLC0415
+
+    return secrets.token_urlsafe(18)
+
+
+async def close_quietly(supervisor: Supervisor | None) -> None:
+    if supervisor is not None:
+        with contextlib.suppress(Exception):
+            await supervisor.close()

@@ -1,0 +1,302 @@
+"""What the dashboard reads and drives on a node, in process: step mode (a frozen clock,
+messages held and delivered by hand), the election clock in the status, the event
+stream's aggregation under load, a node's own log, the admin token, CORS."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from raftlog.api.http import EVENTS_PER_WINDOW, ApiConfig, ClientApi
+from raftlog.core.types import NodeId, Role
+from raftlog.server.eventlog import EventLog
+from raftlog.server.node import RaftNode, ServerConfig
+from raftlog.server.replicated_log import ReplicatedLog, append_command
+from raftlog.server.timing import Timing
+from raftlog.storage.memory import MemoryStorage
+from raftlog.transport.memory import MemoryNetwork
+
+TIMING = Timing(0.05, 0.1, 0.01, 0.005)
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+Client = TestClient[Any, Any]
+
+
+@asynccontextmanager
+async def cluster(
+    n: int, *, stepping: bool = False, admin_token: str | None = TOKEN
+) -> AsyncIterator[list[tuple[Client, RaftNode]]]:
+    """``n`` nodes on a memory network, each behind its own client API; with
+    ``stepping``, in step mode from the start (nobody has ticked: no leader)."""
+    net = MemoryNetwork()
+    voters = frozenset(NodeId(i) for i in range(1, n + 1))
+    urls = {NodeId(i): f"http://127.0.0.1:{i}" for i in range(1, n + 1)}
+    out: list[tuple[Client, RaftNode]] = []
+    tasks: list[asyncio.Task[None]] = []
+    async with AsyncExitStack() as stack:
+        for i in range(1, n + 1):
+            node = RaftNode(
+                ServerConfig(node_id=NodeId(i), voters=voters, timing=TIMING, seed=i),
+                MemoryStorage(),
+                net.factory(NodeId(i)),
+                ReplicatedLog(),
+                EventLog(NodeId(i), stream=io.StringIO(), level=logging.ERROR),
+            )
+            if stepping:
+                node.set_stepping(True)
+            tasks.append(asyncio.create_task(node.run()))
+            api = ClientApi(node, ApiConfig(client_urls=urls, admin_token=admin_token))
+            client = await stack.enter_async_context(TestClient(TestServer(api.app())))
+            out.append((client, node))
+        try:
+            yield out
+        finally:
+            for _client, node in out:
+                node.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def _json(client: Client, method: str, path: str, doc: Any = None) -> tuple[int, Any]:
+    body = None if doc is None else json.dumps(doc)
+    async with client.request(method, path, data=body, headers=AUTH) as r:
+        return r.status, await r.json()
+
+
+async def _sse(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    kind = ""
+    while len(events) < count:
+        line = (await response.content.readline()).decode().rstrip("\n")
+        if line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line[len("data: ") :])))
+    return events
+
+
+def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> None:
+    """RaftScope's stepping on real nodes: nobody's clock moves by itself, every message
+    waits at its receiver until delivered by hand, and delivering them elects a leader."""
+
+    async def main() -> None:
+        async with cluster(3, stepping=True) as nodes:
+            (c1, n1), (_c2, n2), (_c3, n3) = nodes
+            # The clocks stand still: however long we wait, nobody campaigns.
+            await asyncio.sleep(3 * TIMING.election_max_s)
+            assert all(n.role is Role.FOLLOWER and n.term == 0 for _c, n in nodes)
+            status, doc = await _json(c1, "GET", "/v1/status")
+            assert status == 200 and doc["clock"] == "step" and doc["held"] == []
+            timeout, elapsed = doc["election_timeout"], doc["election_elapsed"]
+            assert timeout >= TIMING.election_min_ticks and elapsed == 0
+            # Tick node 1 to its election deadline: it asks the others (pre-vote first).
+            status, doc = await _json(c1, "POST", "/v1/admin/tick", {"ticks": timeout})
+            assert status == 200, doc
+
+            async def held_at_peers() -> bool:
+                return bool(n2.held_list()) and bool(n3.held_list())
+
+            await eventually(held_at_peers, "node 1's requests held at nodes 2 and 3")
+            # Deliver everything held, one message at a time, until node 1 leads.
+            delivered = 0
+            while n1.role is not Role.LEADER:
+                progressed = False
+                for client, node in nodes:
+                    for held in node.held_list():
+                        status, doc = await _json(
+                            client,
+                            "POST",
+                            "/v1/admin/release",
+                            {"id": held["id"], "action": "deliver"},
+                        )
+                        assert status == 200, doc
+                        delivered += 1
+                        progressed = True
+                if not progressed:
+                    await asyncio.sleep(0.01)
+                assert delivered < 100, "no leader after 100 deliveries"
+            assert n1.term >= 1 and n2.role is Role.FOLLOWER and n3.role is Role.FOLLOWER
+            # Nobody else ticked: nodes 2 and 3 never campaigned.
+            assert n2.term == n1.term and n3.term == n1.term
+            # A message dropped by hand is gone; an unknown id is a clear 404.
+            status, doc = await _json(
+                c1, "POST", "/v1/admin/release", {"id": 999_999, "action": "drop"}
+            )
+            assert status == 404 and doc["code"] == "not_found"
+            # Back to real time: what is held is delivered and the clock runs.
+            for client, _node in nodes:
+                status, doc = await _json(client, "POST", "/v1/admin/clock", {"mode": "real"})
+                assert status == 200 and doc["clock"] == "real" and doc["held"] == []
+            await n1.propose(append_command(b"after"), timeout=10)
+
+    run(main)
+
+
+def test_ticks_need_step_mode_and_the_token() -> None:
+    async def main() -> None:
+        async with cluster(1) as [(client, node)]:
+            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            status, doc = await _json(client, "POST", "/v1/admin/tick", {"ticks": 1})
+            assert status == 400 and "step mode" in doc["error"]
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+                async with client.post(
+                    "/v1/admin/clock", data='{"mode": "step"}', headers=headers
+                ) as r:
+                    assert r.status == 401
+                    assert (await r.json())["code"] == "unauthorized"
+            assert not node.stepping
+            status, doc = await _json(client, "POST", "/v1/admin/clock", {"mode": "sideways"})
+            assert status == 400 and doc["code"] == "bad_request"
+            status, doc = await _json(client, "POST", "/v1/admin/tick", {"ticks": 0})
+            assert status == 400
+
+    run(main)
+
+
+def test_admin_endpoints_do_not_exist_without_a_token_or_fault_injection() -> None:
+    async def main() -> None:
+        async with (
+            cluster(1, admin_token=None) as [(client, _node)],
+            client.post("/v1/admin/clock", data='{"mode": "step"}') as r,
+        ):
+            assert r.status == 404
+
+    run(main)
+
+
+def test_status_gives_the_election_clock_and_answers_carry_cors() -> None:
+    async def main() -> None:
+        async with cluster(3) as nodes:
+
+            async def leader_known() -> bool:
+                return any(n.is_leader for _c, n in nodes)
+
+            await eventually(leader_known, "a leader")
+            for client, node in nodes:
+                async with client.get("/v1/status") as r:
+                    assert r.headers["Access-Control-Allow-Origin"] == "*"
+                    doc = await r.json()
+                assert doc["clock"] == "real" and doc["tick_s"] == TIMING.tick_s
+                if node.is_leader:
+                    assert doc["election_timeout"] == 0
+                else:
+                    assert TIMING.election_min_ticks <= doc["election_timeout"]
+                    assert doc["election_timeout"] <= TIMING.election_max_ticks
+                    assert 0 <= doc["election_elapsed"] < doc["election_timeout"]
+
+    run(main)
+
+
+def test_the_event_stream_counts_what_a_busy_window_would_flood() -> None:
+    """Hundreds of appends at once: a reader gets at most EVENTS_PER_WINDOW per-entry and
+    per-message events one by one in a window, and an Aggregate counting the rest."""
+
+    async def main() -> None:
+        async with cluster(3) as nodes:
+
+            async def leader_known() -> bool:
+                return any(n.is_leader for _c, n in nodes)
+
+            await eventually(leader_known, "a leader")
+            client, leader = next((c, n) for c, n in nodes if n.is_leader)
+            r = await client.get("/v1/events")
+            [(kind, _status)] = await _sse(r, 1)
+            assert kind == "status"
+            await asyncio.gather(
+                *(leader.propose(append_command(f"e{k}".encode()), timeout=20) for k in range(600))
+            )
+            seen: list[tuple[str, dict[str, Any]]] = []
+            while not any(k == "Aggregate" for k, _d in seen):
+                seen += await _sse(r, 1)
+            aggregate = next(d for k, d in seen if k == "Aggregate")
+            assert sum(aggregate["counts"].values()) > 0
+            assert (
+                "EntryCommitted" in aggregate["counts"] or "ProposalReceived" in aggregate["counts"]
+            )
+            bulk = {
+                "Message",
+                "HeartbeatSent",
+                "EntryCommitted",
+                "ProposalReceived",
+                "EntriesAppended",
+            }
+            one_by_one = [d for k, d in seen if k in bulk]
+            assert one_by_one and len(one_by_one) <= 2 * EVENTS_PER_WINDOW
+            messages = [d for k, d in seen if k == "Message"]
+            assert messages and all(m["src"] == int(leader.id) and "t" in m for m in messages)
+            assert {m["type"] for m in messages} <= {
+                "append",
+                "heartbeat",
+                "snapshot",
+                "timeout_now",
+            }
+            r.close()
+
+    run(main)
+
+
+def test_a_dashboard_stream_without_entry_events_costs_no_entry_events() -> None:
+    async def main() -> None:
+        async with cluster(1) as [(client, node)]:
+            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            r = await client.get("/v1/events?entries=0")
+            await _sse(r, 1)
+            assert node._subscribers and not node._entry_subscribers
+            assert not node._core.entry_events
+            r.close()
+            async with client.get("/v1/events?entries=maybe") as bad:
+                assert bad.status == 400
+
+    run(main)
+
+
+def test_debug_log_shows_a_nodes_own_entries_with_their_terms() -> None:
+    async def main() -> None:
+        async with cluster(1) as [(client, node)]:
+            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            for text in ("SET 5", "ADD 1", "x" * 100):
+                await node.propose(append_command(text.encode()), timeout=10)
+            status, doc = await _json(client, "GET", "/v1/debug/log")
+            assert status == 200
+            assert doc["last_index"] == 4 and doc["commit"] == 4
+            cells = doc["entries"]
+            assert [c["index"] for c in cells] == [1, 2, 3, 4]
+            assert cells[0]["kind"] == "noop" and {c["term"] for c in cells} == {node.term}
+            assert [c["preview"] for c in cells[1:3]] == ["SET 5", "ADD 1"]
+            assert len(cells[3]["preview"]) == 40 and cells[3]["preview"].endswith("…")
+            status, doc = await _json(client, "GET", "/v1/debug/log?start=3&limit=1")
+            assert [c["index"] for c in doc["entries"]] == [3]
+            status, doc = await _json(client, "GET", "/v1/debug/log?limit=1001")
+            assert status == 400 and doc["code"] == "bad_request"
+
+    run(main)
+
+
+def test_dashboard_files_are_served_by_name_only() -> None:
+    async def main() -> None:
+        async with cluster(1) as [(client, _node)]:
+            for path in ("/dashboard/nope.js", "/dashboard/..%2Fpyproject.toml"):
+                async with client.get(path) as r:
+                    assert r.status == 404
+                    assert (await r.json())["code"] == "not_found"
+
+    run(main)
