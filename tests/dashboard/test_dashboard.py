@@ -251,49 +251,48 @@ def test_stop_the_leader_then_start_it(
 
 def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
     _leader, term = wait_for_leader(page)
-    page.keyboard.press("s")
+    page.click("#btn-step")
     expect(page.locator("#step")).to_be_visible()
     page.wait_for_function("() => document.querySelector('#summary').textContent.includes('step')")
 
-    # Fire the followers' election timers by hand, then let the messages through one at
-    # a time (the oldest first), ticking again whenever nothing is held.
-    deadline = time.monotonic() + 60
-    while True:
-        done = page.evaluate(
-            """(t) => [...document.querySelectorAll('#ring [data-node][data-role="leader"]')]
-                     .some(e => +e.dataset.term > t)""",
-            term,
-        )
-        if done:
-            break
-        assert time.monotonic() < deadline, f"no leader elected by hand: {roles(page)}"
-        if page.locator("[data-held]").count():
-            held = page.locator("[data-held]").first
-            assert held.get_attribute("data-node")
-            page.keyboard.press("d")
-            page.wait_for_function(
-                "(id) => !document.querySelector(`[data-held='${id}']`)",
-                arg=held.get_attribute("data-held"),
+    try:
+        # Fire the followers' election timers by hand, then let the messages through one at
+        # a time (the oldest first), ticking again whenever nothing is held.
+        deadline = time.monotonic() + 60
+        turn = 0
+        while True:
+            done = page.evaluate(
+                """(t) => [...document.querySelectorAll('#ring [data-node][data-role="leader"]')]
+                         .some(e => +e.dataset.term > t)""",
+                term,
             )
-            continue
-        for node, (role, _t) in roles(page).items():
-            if role in ("leader", "down"):
+            if done:
+                break
+            assert time.monotonic() < deadline, f"no leader elected by hand: {roles(page)}"
+            if page.locator("[data-held]").count():
+                first = page.locator("[data-held]").first
+                held, node = first.get_attribute("data-held"), first.get_attribute("data-node")
+                page.keyboard.press("d")  # delivers the oldest: the first listed
+                gone = "([i, n]) => !document.querySelector(`[data-held='${i}'][data-node='${n}']`)"
+                page.wait_for_function(gone, arg=[held, node])
                 continue
-            page.keyboard.press(str(node))
-            button = page.locator("#btn-tick-timeout")
-            if button.count():
-                button.click()
-            else:
-                page.keyboard.press("t")
-        page.wait_for_function(
-            """(t) => document.querySelector('[data-held]') ||
-                 [...document.querySelectorAll('#ring [data-node][data-role="leader"]')]
-                   .some(e => +e.dataset.term > t)""",
-            arg=term,
-        )
-    shot(page, tmp_path, "step-mode", publish=True)
+            # Nothing held: fire one node's election timer (each in turn, as a person would;
+            # firing them all at once splits the vote again and again).
+            others = sorted(n for n, (r, _t) in roles(page).items() if r not in ("leader", "down"))
+            node = others[turn % len(others)]
+            turn += 1
+            page.keyboard.press(str(node))  # select it
+            page.locator(f'#btn-tick-timeout[data-node="{node}"]').click()
+            page.wait_for_function(
+                """(t) => document.querySelector('[data-held]') ||
+                     [...document.querySelectorAll('#ring [data-node][data-role="leader"]')]
+                       .some(e => +e.dataset.term > t)""",
+                arg=term,
+            )
+        shot(page, tmp_path, "step-mode", publish=True)
+    finally:
+        page.click("#btn-real")  # whatever happened, time runs again for the next test
 
-    page.click("#btn-real")
     page.wait_for_function("() => document.querySelector('#summary').textContent.includes('real')")
     expect(page.locator("#step")).to_be_hidden()
     wait_for_leader(page, among=3)

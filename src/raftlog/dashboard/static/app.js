@@ -178,6 +178,11 @@
         if (role === "leader" && (idx.lastRole !== "leader" || idx.lastTerm !== data.term)) {
           mark(rec, t, node, "leader", `node ${node} leads term ${data.term}`);
         }
+        if (role === "leader" && data.commit > (idx.lastCommit || 0) && idx.lastCommit !== undefined) {
+          const last = idx.lastCommitMark || 0;
+          if (t - last >= 0.25) { mark(rec, t, node, "commit", `committed up to ${data.commit}`); idx.lastCommitMark = t; }
+        }
+        idx.lastCommit = data.commit;
         idx.lastRole = role;
         idx.lastTerm = data.term;
         cap(idx.status, 6000);
@@ -211,14 +216,6 @@
       case "Aggregate":
         idx.agg.push({ t, counts: data.counts || {}, window_s: data.window_s || 0.25 });
         cap(idx.agg, 2000);
-        break;
-      case "EntryCommitted":
-        if (data.by_leader) {
-          const last = rec.marks.length ? rec.marks[rec.marks.length - 1] : null;
-          if (!(last && last.kind === "commit" && t - last.t < 0.25)) {
-            mark(rec, t, node, "commit", `committed ${data.index}`);
-          }
-        }
         break;
       default:
         break;
@@ -296,6 +293,7 @@
     control: null, // {url, token}
     cluster: null, // the supervisor's last answer
     heldSeen: new Map(), // "node:id" -> first time seen (for "the oldest held message")
+    released: new Set(), // "node:id" delivered or dropped from here (node ids only grow)
     chosenMsg: null,
     lastFrame: 0,
     layoutKey: null,
@@ -425,7 +423,7 @@
   }
 
   function openEvents(n) {
-    const es = new EventSource(n.url + "/v1/events");
+    const es = new EventSource(n.url + "/v1/events?entries=0");
     n.es = es;
     const handler = (e) => {
       if (n.es !== es) return;
@@ -438,6 +436,7 @@
         return;
       }
       const t = typeof data.t === "number" ? data.t : now();
+      if (e.type === "Held") app.heldSeen.set(`${n.id}:${data.id}`, t);
       record(n.id, data.kind || e.type, data, t);
       if (e.type === "EntryCommitted" || e.type === "LogTruncated" || e.type === "EntriesAppended") wantLog(n);
     };
@@ -614,24 +613,24 @@
   }
 
   async function heldAction(node, id, action) {
+    const key = `${node}:${id}`;
+    if (app.released.has(key)) return;
+    app.released.add(key); // gone from the list at once, not when the node says so
     try {
       await ctl("POST", `/control/v1/${action}`, { node, id });
-      app.heldSeen.delete(`${node}:${id}`);
       setNote(`${action === "deliver" ? "delivered" : "dropped"} message ${id} to node ${node}`);
-    } catch (e) { setNote(`${action}: ${e.message}`, true); }
+    } catch (e) {
+      app.released.delete(key);
+      setNote(`${action}: ${e.message}`, true);
+    }
     for (const n of app.nodes.values()) if (n.up) probeSoon(n, 0);
   }
 
+  /** The oldest held message: the first one listed (what the person sees first). */
   function oldestHeld() {
-    let best = null;
-    for (const n of app.nodes.values()) {
-      if (!n.up || !n.status) continue;
-      for (const m of n.status.held || []) {
-        const seen = app.heldSeen.get(`${n.id}:${m.id}`) || 0;
-        if (!best || seen < best.seen || (seen === best.seen && m.id < best.m.id)) best = { n, m, seen };
-      }
-    }
-    return best;
+    const first = document.querySelector("#held [data-held]");
+    if (!first) return null;
+    return { node: Number(first.dataset.node), id: Number(first.dataset.held) };
   }
 
   // -- client actions --------------------------------------------------------------------
@@ -1128,35 +1127,44 @@
     $("step").hidden = !step;
     $("tick-node").textContent = app.selected === null ? "?" : String(app.selected);
     if (!step) { app.heldKey = ""; return; }
-    const items = [];
-    for (const v of view.nodes) {
-      const held = v.up && v.status ? v.status.held || [] : [];
-      items.push([v.id, held.map((m) => [m.id, m.src, m.type, m.term])]);
-    }
+    const items = heldList(view).map(({ node, m }) => [node, m.id]);
     const sel = view.byId.get(app.selected);
     const key = JSON.stringify([items, app.selected, sel && sel.timer && Math.ceil(sel.timer.left)]);
     if (key === app.heldKey) return;
     app.heldKey = key;
     const box = $("held");
     box.textContent = "";
-    if (sel && sel.timer) {
-      const left = Math.ceil(sel.timer.left);
-      box.append(h("div", { class: "row" }, `node ${sel.id}: ${left} tick${left === 1 ? "" : "s"} to its election timeout `,
-        h("button", { id: "btn-tick-timeout", onclick: () => tick(sel.id, Math.max(1, left)) }, `tick ×${Math.max(1, left)}`)));
+    if (sel && sel.up) {
+      // Ticks to the selected node's election timeout (a leader: its next heartbeat).
+      const left = sel.timer ? Math.max(1, Math.ceil(sel.timer.left)) : 1;
+      const what = sel.timer ? `${left} tick${left === 1 ? "" : "s"} to its election timeout` : "no election timer running";
+      box.append(h("div", { class: "row" }, `node ${sel.id}: ${what} `,
+        h("button", { id: "btn-tick-timeout", "data-node": sel.id, onclick: () => tick(sel.id, left) }, `tick ×${left}`)));
     }
+    // One list, oldest first (what "d" delivers is the first).
+    const all = heldList(view);
+    if (!all.length) box.append(h("div", { class: "note" }, "no message is held: tick a node"));
+    for (const { node, m } of all) {
+      box.append(h("div", { class: "held-msg", "data-held": m.id, "data-node": node, title: JSON.stringify(m.fields || {}) },
+        h("span", { style: `color:${msgColour(m.type)}` }, "●"), ` ${m.type} ${m.src} → ${node} (term ${m.term}) `,
+        h("button", { "data-action": "deliver", onclick: () => heldAction(node, m.id, "deliver") }, "deliver"),
+        h("button", { "data-action": "drop", onclick: () => heldAction(node, m.id, "drop") }, "drop"),
+      ));
+    }
+  }
+
+  /** Every held message of the view, oldest first: [{node (its receiver), m, seen}]. */
+  function heldList(view) {
+    const all = [];
     for (const v of view.nodes) {
-      const held = v.up && v.status ? v.status.held || [] : [];
-      const row = h("div", { class: "held-node" }, h("b", {}, `→ ${v.id}`));
-      if (!held.length) row.append(h("span", { class: "note" }, "nothing held"));
-      for (const m of held) {
-        row.append(h("span", { class: "held-msg", "data-held": m.id, "data-node": v.id, title: JSON.stringify(m.fields || {}) },
-          h("span", { style: `color:${msgColour(m.type)}` }, "●"), ` ${m.type} from ${m.src} (t${m.term}) `,
-          h("button", { "data-action": "deliver", onclick: () => heldAction(v.id, m.id, "deliver") }, "deliver"),
-          h("button", { "data-action": "drop", onclick: () => heldAction(v.id, m.id, "drop") }, "drop"),
-        ));
+      if (!v.up || !v.status) continue;
+      for (const m of v.status.held || []) {
+        const key = `${v.id}:${m.id}`;
+        if (!app.released.has(key)) all.push({ node: v.id, m, seen: app.heldSeen.get(key) || 0 });
       }
-      box.append(row);
     }
+    all.sort((a, b) => a.seen - b.seen || a.node - b.node || a.m.id - b.m.id);
+    return all;
   }
 
   function drawTransferOptions(view) {
@@ -1384,7 +1392,7 @@
     else if (k === "t") tick(app.selected, 1);
     else if (k === "d" || k === "x") {
       const o = oldestHeld();
-      if (o) heldAction(o.n.id, o.m.id, k === "d" ? "deliver" : "drop");
+      if (o) heldAction(o.node, o.id, k === "d" ? "deliver" : "drop");
       else setNote("no message is held");
     } else if (k === "?") { const d = $("help"); if (d.open) d.close(); else d.showModal(); }
     else if (/^[1-9]$/.test(k) && app.nodes.has(Number(k))) { app.selected = Number(k); showNodeDetails(app.selected); }
