@@ -77,7 +77,6 @@ soak: venv-test
 
 # Longer chaos runs than the default suite's 60 s one (results and reports in chaos-out/).
 chaos: venv
-	$(PY) -m pip install --quiet -e '.[report]'
 	$(PY) -m raftlog chaos --nodes 3 --time 300 --nemesis kill,pause,partition,restart-all --clients 8 --out chaos-out/3-nodes
 	$(PY) -m raftlog chaos --nodes 5 --time 300 --nemesis kill,pause,partition,restart-all --clients 10 --out chaos-out/5-nodes
 

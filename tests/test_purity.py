@@ -101,7 +101,8 @@ LAYER_RULES = {
     "dashboard": set(),  # the page's files
     "node": {"core", "storage", "transport", "server", "api", "statemachine"},
     "local": {"server", "local", "wire"},
-    "chaos": {"check", "local", "chaos", "wire"},
+    "timeline": set(),  # a recording's typed records: the chaos report's and the dashboard's
+    "chaos": {"check", "local", "chaos", "wire", "timeline"},
     "client": {"client", "wire"},
     "bench": {"bench", "local", "server"},  # measures processes from outside
 }

@@ -1,10 +1,10 @@
-"""The report of ``raftlog chaos``: files, escaping, verdict, PNG, size for 100k operations."""
+"""The report of ``raftlog chaos``: files, the embedded recording and renderer, escaping,
+verdict, size for 100k operations. (The page in a browser: test_report_browser.py.)"""
 
 from __future__ import annotations
 
-import importlib
 import random
-import sys
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 
 from raftlog.chaos.report import ReportFiles, describe_checks, write_report
+from raftlog.timeline import Recording, RecordingError, decode
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BREAKOUT = "</script><script>alert(1)</script>"
+TIMELINE_JS = (
+    Path(__file__).resolve().parents[2] / "src" / "raftlog" / "dashboard" / "static" / "timeline.js"
+)
 
 VOID = {"meta", "br", "img", "link", "hr", "input", "col", "wbr", "area", "base", "source"}
 
@@ -200,17 +204,22 @@ def _scenario(hostile: bool = False) -> dict[str, Any]:
     }
 
 
-def _have_matplotlib() -> bool:
-    try:
-        importlib.import_module("matplotlib")
-    except ImportError:
-        return False
-    return True
-
-
-def _write(tmp_path: Path, data: dict[str, Any], png: bool = False) -> tuple[ReportFiles, str]:
-    files = write_report(tmp_path / "out", png=png, **data)
+def _write(tmp_path: Path, data: dict[str, Any]) -> tuple[ReportFiles, str]:
+    files = write_report(tmp_path / "out", **data)
     return files, files.html.read_text(encoding="utf-8")
+
+
+def _embedded(text: str) -> Recording:
+    """The recording the page embeds for its timeline."""
+    found = re.findall(
+        r'<script type="application/json" id="raftlog-recording">(.*?)</script>', text, re.S
+    )
+    assert len(found) == 1
+    return decode(found[0])
+
+
+def _roles(recording: Recording, node: int) -> list[tuple[str, int | None, float, float | None]]:
+    return [(s.role, s.term, s.start, s.end) for s in recording.spans if s.node == node]
 
 
 def test_report_files_and_contents(tmp_path: Path) -> None:
@@ -218,30 +227,62 @@ def test_report_files_and_contents(tmp_path: Path) -> None:
     files, text = _write(tmp_path, data)
     assert files.html == tmp_path / "out" / "report.html"
     assert files.html.is_file()
+    assert files.recording == tmp_path / "out" / "recording.json"
 
     parsed = _parse(text)
     assert parsed.errors == []
     assert parsed.stack == []
-    for tag in ("html", "head", "body", "table", "svg"):
+    for tag in ("html", "head", "body", "table"):
         assert parsed.seen.get(tag, 0) >= 1, tag
-    assert parsed.seen["svg"] == 1
-    assert "script" not in parsed.seen  # no script at all: the page works offline
-    assert "<svg" in text
+    # The renderer inlined, the recording embedded, and the script that draws it.
+    assert parsed.seen["script"] == 3
+    assert TIMELINE_JS.read_text(encoding="utf-8").strip() in text
+    assert "RaftTimeline.render(box, recording" in text
 
     assert '<h1 id="verdict">PASS</h1>' in text
     for check in data["checks"]:
         assert check["name"] in text
         assert check["detail"] in text
-    for label in ("kill node 1", "pause node 3", "partition [1] | [2, 3]"):
-        assert label in text
-    # Terms on leader spans, the links, and nothing fetched from the network.
-    assert ">T2</text>" in text
-    assert ">T3</text>" in text
+    for kind, target in (("kill", "node 1"), ("pause", "node 3"), ("partition", "[1] | [2, 3]")):
+        assert f"<tr><td>{kind}</td><td>{target}</td>" in text
+
+    # The timeline's data: each status sample holds until the node's next one.
+    recording = _embedded(text)
+    assert recording == decode(files.recording.read_bytes())
+    assert recording.source == "chaos"
+    assert recording.nodes == [1, 2, 3]
+    assert _roles(recording, 1) == [
+        ("leader", 2, 0.0, 8.0),
+        ("down", None, 8.0, 11.0),
+        ("follower", 3, 11.0, None),
+    ]
+    assert _roles(recording, 2) == [
+        ("follower", 2, 0.0, 8.5),
+        ("precandidate", 2, 8.5, 9.0),
+        ("candidate", 3, 9.0, 9.5),
+        ("leader", 3, 9.5, None),
+    ]
+    assert [(m.node, m.t, m.kind) for m in recording.marks] == [
+        (1, 0.0, "BecameLeader"),
+        (2, 9.5, "BecameLeader"),
+    ]
+    assert [(f.kind, f.start, f.end) for f in recording.faults] == [
+        ("kill", 8.0, 11.0),
+        ("pause", 13.0, 15.0),
+        ("partition", 18.0, None),
+    ]
+    assert len(recording.ops) == 400
+    assert recording.duration >= 20.0
+
+    # The links, and nothing fetched from the network.
     assert 'href="history.jsonl"' in text
+    assert 'href="recording.json"' in text
     for path in data["node_logs"].values():
         assert f'href="{path}"' in text
-    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in text
+    assert "<link" not in text
+    assert " src=" not in text
 
 
 def test_every_input_string_is_escaped(tmp_path: Path) -> None:
@@ -249,18 +290,32 @@ def test_every_input_string_is_escaped(tmp_path: Path) -> None:
     data["node_logs"] = {1: HOSTILE, 2: "javascript:alert(1)"}
     data["summary"]["note"] = HOSTILE
     data["checks"].append({"name": HOSTILE, "ok": True, "detail": "\x1b[2J control"})
-    data["statuses"].append(_status(19.9, 3, HOSTILE, 3, 2))
+    data["ops"][7]["value"] = BREAKOUT
+    data["faults"][0]["detail"] = BREAKOUT
     _, text = _write(tmp_path, data)
 
     assert HOSTILE not in text
+    assert BREAKOUT not in text
     assert HOSTILE_ESCAPED in text
     parsed = _parse(text)
     assert parsed.errors == []
     assert parsed.stack == []
-    assert "script" not in parsed.seen
+    assert parsed.seen["script"] == 3  # none added by the input
     assert 'href="javascript:' not in text
     assert "\x1b" not in text
     assert "\\x1b[2J control" in text
+    # The hostile strings reach the timeline intact (as data, not markup).
+    recording = _embedded(text)
+    assert recording.ops[7].value == BREAKOUT
+    assert recording.faults[0].detail == BREAKOUT
+    assert recording.faults[1].target == HOSTILE
+
+
+def test_a_malformed_record_is_a_clear_error(tmp_path: Path) -> None:
+    data = _scenario()
+    data["statuses"].append(_status(19.9, 3, HOSTILE, 3, 2))
+    with pytest.raises(RecordingError, match=r"status record \d+: state .* of node 3"):
+        _write(tmp_path, data)
 
 
 def test_a_failed_check_makes_the_verdict_fail(tmp_path: Path) -> None:
@@ -280,56 +335,28 @@ def test_no_checks_is_not_a_pass(tmp_path: Path) -> None:
     assert "No checks ran" in text
 
 
-def test_png_timeline(tmp_path: Path) -> None:
-    if not _have_matplotlib():
-        pytest.skip("matplotlib is not installed: no timeline.png to check")
-    files, text = _write(tmp_path, _scenario(hostile=True), png=True)
-    assert files.png == tmp_path / "out" / "timeline.png"
-    assert files.png_note is None
-    assert files.png.read_bytes().startswith(PNG_SIGNATURE)
-    assert 'href="timeline.png"' in text
-
-
-def test_without_matplotlib_the_page_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    files, text = _write(tmp_path, _scenario(), png=True)
-    assert files.png is None
-    assert files.png_note is not None
-    assert "matplotlib is not installed" in files.png_note
-    assert not (tmp_path / "out" / "timeline.png").exists()
-    assert "timeline.png was not written: matplotlib is not installed" in text
-    assert _parse(text).errors == []
-
-
 def test_empty_run(tmp_path: Path) -> None:
     files, text = _write(
         tmp_path,
         {"ops": [], "faults": [], "statuses": [], "checks": [], "summary": {}, "node_logs": {}},
-        png=True,
     )
     assert files.html.is_file()
     parsed = _parse(text)
     assert parsed.errors == []
     assert parsed.stack == []
-    assert "<svg" in text
     assert "No checks ran" in text
-    assert "none injected" in text
-    if _have_matplotlib():
-        assert files.png_note is None  # drawing an empty run does not fail either
-        assert files.png is not None
+    assert "No faults were injected" in text
+    recording = _embedded(text)
+    assert (recording.nodes, recording.spans, recording.ops) == ([], [], [])
 
 
 def test_only_failed_operations(tmp_path: Path) -> None:
     data = _scenario()
     for op in data["ops"]:
         op["status"] = "fail"
-    files, text = _write(tmp_path, data, png=True)
-    assert "no ok operations" in text
+    _, text = _write(tmp_path, data)
+    assert "There were no ok operations" in text
     assert _parse(text).errors == []
-    if _have_matplotlib():
-        assert files.png_note is None
 
 
 def test_100k_operations_stay_small(tmp_path: Path) -> None:
@@ -390,9 +417,18 @@ def test_100k_operations_stay_small(tmp_path: Path) -> None:
     )
     size = files.html.stat().st_size
     assert size < 2_000_000, size
-    assert _parse(files.html.read_text(encoding="utf-8")).errors == []
-    if files.png is not None:
-        assert files.png.stat().st_size < 2_000_000
+    text = files.html.read_text(encoding="utf-8")
+    assert _parse(text).errors == []
+    # The page embeds the operations counted per bucket; recording.json has every one.
+    embedded = _embedded(text)
+    assert embedded.ops == []
+    assert embedded.ops_total == 100_000
+    buckets = embedded.op_buckets
+    assert buckets is not None
+    assert sum(buckets.ok) + sum(buckets.fail) + sum(buckets.info) == 100_000
+    assert len(buckets.ok) <= 600
+    assert set(buckets.latency) == {"append", "read"}
+    assert len(decode(files.recording.read_bytes()).ops) == 100_000
 
 
 def test_describe_checks() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from raftlog.bench import library, load
 from raftlog.bench.systems import EtcdSystem, RaftlogSystem, System, failover
 
-WORKLOADS = ("throughput", "latency", "failover", "catchup", "library")
+WORKLOADS = ("throughput", "latency", "failover", "catchup", "library", "dashboard")
 DEFAULT_WORKLOADS = ("throughput", "latency", "failover", "library")
 PEERS = ("etcd", "pysyncobj")
 
@@ -84,6 +84,7 @@ GOALS = [
     Goal("failover", "median ms", "within 10% of etcd", _no_worse("etcd", 1.1)),
     Goal("catchup", "entries/s", ">= 100,000/s", _at_least(100_000)),
     Goal("library", "appends/s", ">= 2x pysyncobj", _ratio_goal("pysyncobj", 2.0)),
+    Goal("dashboard", "throughput drop %", "< 10%", _at_most(10.0)),
 ]
 
 
@@ -230,6 +231,7 @@ class Options:
     catchup_entries: int = 100_000
     library_seconds: float = 10.0
     event_loop: str | None = None
+    dashboard_pairs: int = 3
 
 
 async def _http_workloads(
@@ -262,6 +264,8 @@ async def _http_workloads(
                 )
                 r = await asyncio.to_thread(load.run_load, url, body, connections, options.seconds)
                 _add_load(report, workload, label, system.name, r)
+        if "dashboard" in options.workloads:
+            await _dashboard(systems[0], options, report, say)
         if "failover" in options.workloads and options.failovers > 0:
             for system in systems:
                 say(f"bench: {system.name}: {options.failovers} failovers (kill -9 the leader) ...")
@@ -277,6 +281,57 @@ async def _http_workloads(
                         {"samples_ms": [round(t, 1) for t in times]},
                     )
                 )
+
+
+async def _dashboard(
+    system: System, options: Options, report: BenchReport, say: Callable[[str], None]
+) -> None:
+    """raftlog's appends/s with and without the dashboard open (see bench.dashboard)."""
+    from raftlog.bench import dashboard  # noqa: PLC0415
+
+    why = dashboard.unavailable()
+    if why is not None:
+        report.notes.append(f"dashboard workload skipped: {why}")
+        return
+    leader = await system.leader()
+    connections = options.connections[0]
+    r = await dashboard.run_dashboard(
+        system.write_url(leader).removesuffix("/v1/log") + "/",
+        system.write_url(leader),
+        system.write_body(),
+        connections=connections,
+        seconds=options.seconds,
+        pairs=options.dashboard_pairs,
+        say=say,
+    )
+    label = f"c={connections}"
+    for name, runs, rate in (
+        ("nobody watching", r.without, r.rate_without),
+        ("dashboard open", r.with_page, r.rate_with),
+    ):
+        report.add(
+            Figure(
+                "dashboard",
+                f"{label} appends/s, {name}",
+                "raftlog",
+                rate,
+                "appends/s",
+                "higher",
+                {"runs": [round(x.rate) for x in runs], "errors": sum(x.errors for x in runs)},
+            )
+        )
+    report.add(
+        Figure("dashboard", "throughput drop %", "raftlog", r.drop_percent, "%", "lower"),
+        Figure(
+            "dashboard",
+            "page frame gap p95 ms",
+            "raftlog",
+            r.frame_p95_ms,
+            "ms",
+            "lower",
+            {"frames": r.frames, "p50_ms": round(r.frame_p50_ms, 1), "max_ms": r.frame_max_ms},
+        ),
+    )
 
 
 def _add_load(report: BenchReport, workload: str, label: str, system: str, r: Any) -> None:
@@ -314,7 +369,7 @@ async def run(options: Options, say: Callable[[str], None] = print) -> BenchRepo
     report = BenchReport(time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine())
     if not load.have_wrk():
         report.notes.append("wrk not found: the load came from raftlog's own generator")
-    http = {"throughput", "latency", "failover"} & set(options.workloads)
+    http = {"throughput", "latency", "failover", "dashboard"} & set(options.workloads)
     if http:
         systems: list[System] = [RaftlogSystem(options.event_loop)]
         if "etcd" in options.compare:

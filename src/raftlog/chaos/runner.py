@@ -823,4 +823,5 @@ class Chaos:
             checks=[c.as_dict() for c in result.checks],
             summary=result.summary,
             node_logs=node_logs,
+            t0=time.time() - (time.monotonic() - self.rec.t0),  # the unix time of time 0
         )

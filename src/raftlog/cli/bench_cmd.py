@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "failover (kill -9 the leader, time until a write through a survivor succeeds), "
             "catchup (a follower --entries behind: entries/s with snapshots, and replaying the "
             "log without them), library "
-            "(appends in-process through raftlog.Node, 1,000 in flight). --compare etcd "
+            "(appends in-process through raftlog.Node, 1,000 in flight), dashboard (the "
+            "throughput load in pairs, nobody watching and with the live dashboard open in "
+            "a headless chromium: the drop, and the page's frame gaps). --compare etcd "
             "runs the same HTTP workloads against a 3-member etcd cluster (Debian's "
             "etcd-server) and --compare pysyncobj the library workload against PySyncObj "
             "(installed into a virtualenv of its own on first use), in the same run, and "
@@ -32,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--workloads",
         default=None,
-        help="comma-separated: throughput,latency,failover,catchup,library "
+        help="comma-separated: throughput,latency,failover,catchup,library,dashboard "
         "(default throughput,latency,failover,library)",
     )
     p.add_argument("--compare", default="", help="comma-separated: etcd,pysyncobj")

@@ -15,8 +15,9 @@ linearizably for TIME seconds while a nemesis injects faults, then heal everythi
 check the recorded history: no two leaders in one term, committed logs are prefixes of one
 another, every acknowledged append is in the final log at its index (once), the history
 is linearizable, and the cluster recovered within 10 s of the heal. Exit status 0 only if
-every check passed. --out DIR writes the history (JSON lines), every node's event log, and
-report.html with a timeline (timeline.png too when matplotlib is installed).
+every check passed. --out DIR writes the history (JSON lines), every node's event log,
+recording.json (the timeline's typed recording) and report.html, one self-contained page
+with the verdict, the checks and the timeline (it opens offline).
 
 Nemeses: kill (SIGKILL, restart later), pause (SIGSTOP/SIGCONT), partition (random
 halves, the leader cut off, one link, a node bridging two halves), restart-all (SIGKILL of

@@ -1,0 +1,131 @@
+"""``raftlog bench --workloads dashboard``: what an open dashboard costs the nodes.
+
+The same load (wrk, ``connections`` connections, ``seconds`` seconds) against the same
+cluster, in pairs: once with nobody watching, once with the dashboard open in a headless
+chromium (its event streams, log polls and drawing on the same 2 cores as the nodes). The
+order alternates from pair to pair. Reported: the appends/s of each, the drop, and how the
+page kept up (the gaps between its animation frames while the load ran).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from raftlog.bench import load
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+_FRAME_SAMPLER = """
+() => {
+  window.__frames = [];
+  let last = performance.now();
+  const tick = (now) => { window.__frames.push(now - last); last = now;
+                          window.__frameLoop = requestAnimationFrame(tick); };
+  window.__frameLoop = requestAnimationFrame(tick);
+}
+"""
+_FRAME_RESULT = """
+() => { cancelAnimationFrame(window.__frameLoop); return window.__frames; }
+"""
+
+
+def chromium() -> str | None:
+    """Debian's chromium (Playwright cannot download its own here)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def unavailable() -> str | None:
+    """Why the workload cannot run here (None: it can)."""
+    if chromium() is None:
+        return "no chromium (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401, PLC0415
+    except ImportError:
+        return "no playwright (pip install playwright)"
+    return None
+
+
+@dataclass
+class DashboardResult:
+    without: list[load.LoadResult] = field(default_factory=list)
+    with_page: list[load.LoadResult] = field(default_factory=list)
+    frame_p50_ms: float = 0.0
+    frame_p95_ms: float = 0.0
+    frame_max_ms: float = 0.0
+    frames: int = 0
+
+    @property
+    def rate_without(self) -> float:
+        return statistics.median(r.rate for r in self.without)
+
+    @property
+    def rate_with(self) -> float:
+        return statistics.median(r.rate for r in self.with_page)
+
+    @property
+    def drop_percent(self) -> float:
+        return 100.0 * (1.0 - self.rate_with / self.rate_without)
+
+
+async def run_dashboard(
+    page_url: str,
+    write_url: str,
+    body: str,
+    *,
+    connections: int,
+    seconds: float,
+    pairs: int,
+    say: Callable[[str], None] = print,
+) -> DashboardResult:
+    """``pairs`` pairs of load runs without and with the page at ``page_url`` open."""
+    from playwright.async_api import async_playwright  # noqa: PLC0415
+
+    path = chromium()
+    if path is None:
+        raise RuntimeError("no chromium to open the dashboard in")
+    result = DashboardResult()
+    frames: list[float] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            for k in range(pairs):
+                for watched in (False, True) if k % 2 == 0 else (True, False):
+                    label = "with the dashboard open" if watched else "nobody watching"
+                    say(f"bench: dashboard pair {k + 1}/{pairs}: {label}, {seconds:g} s ...")
+                    if not watched:
+                        r = await asyncio.to_thread(
+                            load.run_load, write_url, body, connections, seconds
+                        )
+                        result.without.append(r)
+                        continue
+                    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+                    try:
+                        await page.goto(page_url)
+                        await page.wait_for_function(
+                            "document.querySelectorAll('[data-node][data-role=leader]').length"
+                            " === 1",
+                            timeout=30_000,
+                        )
+                        await page.evaluate(_FRAME_SAMPLER)
+                        r = await asyncio.to_thread(
+                            load.run_load, write_url, body, connections, seconds
+                        )
+                        sampled: Any = await page.evaluate(_FRAME_RESULT)
+                        frames += [float(x) for x in sampled]
+                        result.with_page.append(r)
+                    finally:
+                        await page.close()
+        finally:
+            await browser.close()
+    if frames:
+        frames.sort()
+        result.frames = len(frames)
+        result.frame_p50_ms = frames[len(frames) // 2]
+        result.frame_p95_ms = frames[min(len(frames) - 1, int(0.95 * len(frames)))]
+        result.frame_max_ms = frames[-1]
+    return result

@@ -1,0 +1,233 @@
+"""`raftlog cluster`'s supervisor: the control API the dashboard's controls call, on real
+node processes: its token, process and network faults, and step mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOKEN = "test-token-123"
+
+
+def _request(url: str, method: str = "GET", doc: Any = None, token: str | None = TOKEN) -> Any:
+    """(HTTP status, JSON answer)."""
+    data = None if doc is None else json.dumps(doc).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _eventually(check: Any, what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what} (last: {last!r})")
+
+
+@pytest.fixture
+def supervised(tmp_path: Path) -> Any:
+    """`raftlog cluster --fast` with its dashboard URL written to a file: (node URLs,
+    control URL, the dashboard URL)."""
+    url_file = tmp_path / "url"
+    # The cluster takes BASE..BASE+2 and BASE+1000..BASE+1002: a base with all free.
+    base = next(
+        b
+        for b in range(21000 + os.getpid() % 2000, 29000, 7)
+        if _ports_free([b + k for k in (0, 1, 2, 1000, 1001, 1002)])
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "cluster",
+            "--fast",
+            "--base-port",
+            str(base),
+            "--control-port",
+            "0",
+            "--url-file",
+            str(url_file),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", RAFTLOG_CONTROL_TOKEN=TOKEN),
+    )
+    try:
+        _eventually(lambda: url_file.exists() and url_file.read_text().strip(), "the URL file")
+        dashboard = url_file.read_text().strip()
+        fragment = urllib.parse.parse_qs(urllib.parse.urlsplit(dashboard).fragment)
+        assert fragment["token"] == [TOKEN]
+        nodes = {i: f"http://127.0.0.1:{base + i - 1}" for i in (1, 2, 3)}
+        assert dashboard.startswith(nodes[1] + "/#control=")
+        yield nodes, fragment["control"][0], dashboard
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _ports_free(ports: list[int]) -> bool:
+    socks = []
+    try:
+        for port in ports:
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+    return True
+
+
+def _status(url: str) -> dict[str, Any] | None:
+    try:
+        code, doc = _request(url + "/v1/status", token=None)
+    except OSError:
+        return None
+    return doc if code == 200 else None
+
+
+def _leader(nodes: dict[int, str], among: set[int] | None = None) -> tuple[int, int]:
+    """(leader id, term) once exactly one of ``among`` says it leads."""
+
+    def find() -> tuple[int, int] | None:
+        leaders = []
+        for i, url in nodes.items():
+            if among is not None and i not in among:
+                continue
+            s = _status(url)
+            if s and s["state"] == "Leader":
+                leaders.append((i, s["term"]))
+        return leaders[0] if len(leaders) == 1 else None
+
+    found: tuple[int, int] = _eventually(find, "one leader")
+    return found
+
+
+def test_the_supervisor_controls_need_its_token_and_drive_real_nodes(supervised: Any) -> None:
+    nodes, control, dashboard = supervised
+    # The page itself is served by the nodes.
+    with urllib.request.urlopen(nodes[2] + "/", timeout=30) as resp:
+        assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
+    # No token, a wrong one: refused, and nothing happens.
+    for token in (None, "wrong"):
+        code, doc = _request(control + "/control/v1/nodes/1/kill", "POST", token=token)
+        assert code == 401 and doc["code"] == "unauthorized"
+    code, doc = _request(control + "/control/v1/cluster")
+    assert code == 200 and doc["kind"] == "local" and doc["clock"] == "real"
+    assert [(n["id"], n["running"], n["isolated"]) for n in doc["nodes"]] == [
+        (1, True, False),
+        (2, True, False),
+        (3, True, False),
+    ]
+    code, doc = _request(control + "/control/v1/nodes/9/stop", "POST")
+    assert code == 404 and doc["code"] == "not_found"
+    code, doc = _request(control + "/control/v1/nodes/1/explode", "POST")
+    assert code == 404
+    # Isolate the leader: the other two elect one in a higher term; heal: it follows.
+    leader, term = _leader(nodes)
+    code, doc = _request(control + f"/control/v1/nodes/{leader}/isolate", "POST")
+    assert code == 200, doc
+    assert next(n for n in doc["nodes"] if n["id"] == leader)["isolated"] is True
+    others = set(nodes) - {leader}
+    new, new_term = _leader(nodes, among=others)
+    assert new != leader and new_term > term
+    code, doc = _request(control + "/control/v1/heal", "POST")
+    assert code == 200 and not any(n["isolated"] for n in doc["nodes"])
+    _eventually(
+        lambda: (s := _status(nodes[leader])) and s["state"] == "Follower" and s["leader"] == new,
+        f"node {leader} follows node {new}",
+    )
+    # Stop the leader (SIGTERM: it hands over), start it again: it follows.
+    code, doc = _request(control + f"/control/v1/nodes/{new}/stop", "POST")
+    assert code == 200 and not next(n for n in doc["nodes"] if n["id"] == new)["running"]
+    third, _t = _leader(nodes, among=set(nodes) - {new})
+    code, doc = _request(control + f"/control/v1/nodes/{new}/start", "POST")
+    assert code == 200, doc
+    _eventually(
+        lambda: (s := _status(nodes[new])) and s["leader"] == third and s["state"] == "Follower",
+        f"node {new} back as a follower",
+    )
+    assert dashboard  # (the URL the page opens with was checked by the fixture)
+
+
+def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> None:
+    nodes, control, _dashboard = supervised
+    leader, term = _leader(nodes)
+    code, doc = _request(control + "/control/v1/clock", "POST", {"mode": "step"})
+    assert code == 200 and doc["clock"] == "step", doc
+    for url in nodes.values():
+        assert (_status(url) or {}).get("clock") == "step"
+    # Stop the leader: with the clocks stopped, nobody notices until ticked.
+    code, doc = _request(control + f"/control/v1/nodes/{leader}/kill", "POST")
+    assert code == 200, doc
+    follower = min(set(nodes) - {leader})
+    s = _status(nodes[follower])
+    assert s is not None and s["term"] == term and s["clock"] == "step"
+    ticks = s["election_timeout"] - s["election_elapsed"]
+    code, doc = _request(
+        control + "/control/v1/tick", "POST", {"node": follower, "ticks": max(1, ticks)}
+    )
+    assert code == 200 and doc["clock"] == "step", doc
+    # Its (pre-)vote request waits at the other live node, held: deliver it by hand, and
+    # the answers, until the ticked node leads.
+    other = (set(nodes) - {leader, follower}).pop()
+
+    def deliver_all() -> bool:
+        for i in (follower, other):
+            s = _status(nodes[i]) or {}
+            for held in s.get("held", []):
+                code, doc = _request(
+                    control + "/control/v1/deliver", "POST", {"node": i, "id": held["id"]}
+                )
+                assert code in (200, 404), doc  # 404: already delivered meanwhile
+        s = _status(nodes[follower]) or {}
+        return s.get("state") == "Leader"
+
+    _eventually(deliver_all, f"node {follower} elected by delivering messages by hand")
+    s = _status(nodes[follower])
+    assert s is not None and s["term"] > term
+    # A node started while the cluster steps is put in step mode too.
+    code, doc = _request(control + f"/control/v1/nodes/{leader}/start", "POST")
+    assert code == 200, doc
+    assert (_status(nodes[leader]) or {}).get("clock") == "step"
+    code, doc = _request(control + "/control/v1/clock", "POST", {"mode": "real"})
+    assert code == 200 and doc["clock"] == "real"
+    _eventually(
+        lambda: all((_status(u) or {}).get("clock") == "real" for u in nodes.values()),
+        "every clock runs again",
+    )
