@@ -82,8 +82,12 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "3",
         "--base-port",
         str(_free_base_port()),
-        "--open-url-file",
+        "--control-port",
+        "0",
+        "--url-file",
         str(url_file),
+        "--data-dir",
+        str(tmp / "data"),
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -95,7 +99,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     + (tmp / "cluster.log").read_text()[-2000:]
                 )
             if time.monotonic() > deadline:
-                pytest.fail("raftlog cluster wrote no --open-url-file within 60 s")
+                pytest.fail("raftlog cluster wrote no --url-file within 60 s")
             time.sleep(0.05)  # polling a file for a condition, with a deadline
         yield url_file.read_text().strip()
     finally:
