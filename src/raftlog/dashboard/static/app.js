@@ -910,8 +910,11 @@
         ring.dots.set(m, el);
       }
       const f = Math.min(1, Math.max(0, (T - m.t) / DOT_S));
-      el.setAttribute("cx", (a.x + (b.x - a.x) * f).toFixed(1));
-      el.setAttribute("cy", (a.y + (b.y - a.y) * f).toFixed(1));
+      // each direction on its own side of the chord, so requests and answers do not overlap
+      const len = Math.hypot(b.x - a.x, b.y - a.y) || 1;
+      const ox = (-(b.y - a.y) / len) * 4, oy = ((b.x - a.x) / len) * 4;
+      el.setAttribute("cx", (a.x + (b.x - a.x) * f + ox).toFixed(1));
+      el.setAttribute("cy", (a.y + (b.y - a.y) * f + oy).toFixed(1));
       el.classList.toggle("chosen", app.chosenMsg === m);
     }
     drawHeldDots(view);
