@@ -7,8 +7,9 @@ Any console error or uncaught exception of the page fails the test it happened i
 the browser's own report of a request to a node the test stopped ("Failed to load
 resource" while that node is down: the page cannot keep Chromium from logging it).
 
-Screenshots go to each test's tmp_path; the election, failover and step-mode ones are also
-copied to docs/images/dashboard-*.png for the README.
+Screenshots go to each test's tmp_path; the election (after the failover, with its story on
+the timeline), failover and step-mode ones are also copied to docs/images/dashboard-*.png
+for the README.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def test_three_nodes_one_leader(page: object, tmp_path: Path) -> None:
     assert term >= 1
     expect(page.locator("#health-leader")).to_contain_text(f"{leader} (term {term})")
     page.wait_for_function("() => document.querySelectorAll('#grid .cell[data-index]').length >= 3")
-    shot(page, tmp_path, "election", publish=True)
+    shot(page, tmp_path, "start")
 
 
 def test_append_commits_on_every_node(page: object, tmp_path: Path) -> None:
@@ -251,6 +252,8 @@ def test_stop_the_leader_then_start_it(
     )
     console.stopped_urls.discard(node_url(page, old))
     wait_for_leader(page, among=3)
+    # the whole story on one screen: the stop band, the election, the old leader following
+    shot(page, tmp_path, "election", publish=True)
 
 
 def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:

@@ -152,7 +152,7 @@
   function nodeIndex(rec, id) {
     let idx = rec.byNode.get(id);
     if (!idx) {
-      idx = { status: [], clock: [], log: [], updown: [], trunc: [], votes: [], agg: [], lastRole: null, lastTerm: 0 };
+      idx = { status: [], clock: [], log: [], updown: [], trunc: [], votes: [], agg: [], granted: [], lastRole: null, lastTerm: 0 };
       rec.byNode.set(id, idx);
     }
     return idx;
@@ -205,6 +205,9 @@
       case "ElectionStarted":
         idx.votes.push({ t, reset: true, pre: kind === "PreVoteStarted" });
         if (kind === "ElectionStarted") mark(rec, t, node, "election", `node ${node} starts an election for term ${data.term}`);
+        break;
+      case "VoteGranted":
+        if (!data.pre_vote) idx.granted.push({ t, candidate: data.candidate, term: data.candidate_term });
         break;
       case "VoteReceived":
         idx.votes.push({ t, voter: data.voter, granted: !!data.granted, pre: !!data.pre_vote });
@@ -741,8 +744,11 @@
       const left = Math.max(0, clk.timeout - clk.elapsed - gone);
       timer = { left, timeout: clk.timeout, step: stepping, seconds: left * (clk.tick_s || 0) };
     }
+    // whom this node voted for in its current term, shown while the election is young
+    const g = lastAt(idx.granted, T);
+    const votedFor = g && status && g.term === status.term && T - g.t < 3 && g.candidate !== id ? g.candidate : null;
     return {
-      id, up, role, status, term: status ? status.term : 0, log: logx ? logx.log : null,
+      id, up, role, status, term: status ? status.term : 0, log: logx ? logx.log : null, votedFor,
       truncation: tr && T - tr.t < TRUNCATION_SHOWN_S ? tr : null, votes, agg, timer,
     };
   }
@@ -835,6 +841,7 @@
       if (v.role === "down") sub = v.status ? `down (term ${v.term})` : "unreachable";
       else if (v.timer) sub += v.timer.step ? ` · ${Math.ceil(v.timer.left)} ticks` : ` · ${Math.round(v.timer.seconds * 1000)} ms`;
       else if (v.role === "leader" && v.status) sub += ` · commit ${v.status.commit}`;
+      if (v.votedFor !== null && v.role !== "down") sub += ` · voted ${v.votedFor}`;
       r.sub.textContent = sub;
       r.title.textContent = `node ${v.id}: ${v.role}, term ${v.term}` + (v.status ? `, commit ${v.status.commit}, last ${v.status.last_index}` : "");
       // vote dots: one at the node's edge toward each voter
@@ -921,8 +928,16 @@
     // legend: what moved in the last second (dots and counted)
     const legend = $("msg-legend");
     const aggTotal = view.nodes.reduce((sum, v) => sum + (v.agg ? Object.values(v.agg).reduce((x, y) => x + y, 0) : 0), 0);
-    const parts = Object.entries(counts).sort().map(([k, c]) => `<span><i style="background:${msgColour(k)}"></i>${k} ${c}/s</span>`);
-    if (hidden) parts.push(`<span>(heartbeats hidden: h)</span>`);
+    // a request and its answer on one entry: "append 12+11/s"
+    const pairs = {};
+    for (const [k, c] of Object.entries(counts)) {
+      const base = k.replace(/_resp$/, "");
+      pairs[base] = pairs[base] || [0, 0];
+      pairs[base][k === base ? 0 : 1] += c;
+    }
+    const parts = Object.entries(pairs).sort().map(([k, [q, r]]) =>
+      `<span><i style="background:${msgColour(k)}"></i>${k} ${q}${r ? "+" + r : ""}/s${!app.showHeartbeats && k === "heartbeat" ? " (hidden: h)" : ""}</span>`);
+    void hidden;
     if (extra) parts.push(`<span>+${extra} not drawn</span>`);
     if (aggTotal) parts.push(`<span>under load: ${aggTotal} events/s counted</span>`);
     const html = parts.join("");
