@@ -22,7 +22,10 @@
   const MAX_DOTS = 60; // never more dots than this at once; the rest are counted
   const MAX_EVENTS = 40000; // the recording keeps the newest events
   const TRUNCATION_SHOWN_S = 60;
-  const FRAME_MS = 33;
+  const FRAME_MS = 40; // the ring at 25 frames a second at most
+  const PANELS_MS = 200; // grid, health and the other panels at 5 a second at most
+  const TIMELINE_MS = 2000;
+  const LOADED_LOG_GAP_MS = 1000; // under load (Aggregate events), a log tail a second
 
   const KINDS = [
     "status", "Message", "Held", "Released", "Aggregate",
@@ -180,7 +183,7 @@
         }
         if (role === "leader" && data.commit > (idx.lastCommit || 0) && idx.lastCommit !== undefined) {
           const last = idx.lastCommitMark || 0;
-          if (t - last >= 0.25) { mark(rec, t, node, "commit", `committed up to ${data.commit}`); idx.lastCommitMark = t; }
+          if (t - last >= 1) { mark(rec, t, node, "commit", `committed up to ${data.commit}`); idx.lastCommitMark = t; }
         }
         idx.lastCommit = data.commit;
         idx.lastRole = role;
@@ -299,6 +302,8 @@
     released: new Set(), // "node:id" delivered or dropped from here (node ids only grow)
     chosenMsg: null,
     lastFrame: 0,
+    lastPanels: 0,
+    dirty: true,
     layoutKey: null,
     gridKey: "",
     healthKey: "",
@@ -395,6 +400,10 @@
     if (!n.url || n.probing) return;
     if (n.halting) { setUp(n, false); closeEvents(n); return; } // the supervisor's poll wakes it
     if (supervisorSaysDown(n)) { setUp(n, false); probeSoon(n, BACKOFF_MAX_MS); return; }
+    if (n.up && n.es && now() - (n.lastEventAt || 0) < PROBE_EVERY_MS / 1000 + 0.5) {
+      probeSoon(n, PROBE_EVERY_MS); // its event stream speaks: it is alive, no need to ask
+      return;
+    }
     n.probing = true;
     try {
       const st = await fetchJSON(n.url + "/v1/status", {}, PROBE_TIMEOUT_MS);
@@ -433,6 +442,7 @@
       let data;
       try { data = JSON.parse(e.data); } catch (_x) { return; }
       n.fails = 0;
+      n.lastEventAt = now();
       if (e.type === "status") {
         onStatus(n, data, typeof data.t === "number" ? data.t : now());
         setUp(n, true);
@@ -440,6 +450,7 @@
       }
       const t = typeof data.t === "number" ? data.t : now();
       if (e.type === "Held") app.heldSeen.set(`${n.id}:${data.id}`, t);
+      if (e.type === "Aggregate") n.lastAggregate = now();
       record(n.id, data.kind || e.type, data, t);
       if (e.type === "EntryCommitted" || e.type === "LogTruncated" || e.type === "EntriesAppended") wantLog(n);
     };
@@ -472,7 +483,8 @@
   function wantLog(n) {
     n.wantLog = true;
     if (n.logInflight || n.logTimer || !n.url || !n.up) return;
-    const wait = Math.max(0, n.logLastAt + LOG_MIN_GAP_MS - Date.now());
+    const gap = now() - (n.lastAggregate || 0) < 2 ? LOADED_LOG_GAP_MS : LOG_MIN_GAP_MS;
+    const wait = Math.max(0, n.logLastAt + gap - Date.now());
     n.logTimer = setTimeout(() => { n.logTimer = null; fetchLog(n); }, wait);
   }
 
@@ -1227,7 +1239,9 @@
     $("cursor-label").textContent = `${fmtTime(T)} (${(T - rec.t0).toFixed(1)} s)`;
     const ms = Date.now();
     const live = app.cursor === null && !app.playFrom;
-    if (force || ms - app.timelineAt >= 1000) {
+    // Drawn again every 2 s while live; while paused or replaying only when asked (a seek
+    // moves the cursor alone, so that a drag on the timeline keeps its pointer).
+    if (force || (live && ms - app.timelineAt >= TIMELINE_MS)) {
       app.timelineAt = ms;
       const box = $("timeline");
       if (window.RaftTimeline && typeof window.RaftTimeline.render === "function") {
@@ -1235,6 +1249,13 @@
           cursor: live ? null : T - rec.t0,
           onScrub: (t) => seek(rec.t0 + t),
         });
+        // On this page "[data-node][data-role]" means a node of the ring (docs/dashboard.md;
+        // the tests and `raftlog bench --workloads dashboard` count them): the timeline's
+        // spans keep their role as data-span-role.
+        for (const r of box.querySelectorAll("[data-node][data-role]")) {
+          r.setAttribute("data-span-role", r.getAttribute("data-role"));
+          r.removeAttribute("data-role");
+        }
       } else if (!box.dataset.missing) {
         box.dataset.missing = "1";
         box.append(h("div", { class: "note" }, "timeline.js is not loaded: the role timeline is not drawn (pause, scrub and replay still work)"));
@@ -1253,6 +1274,7 @@
   }
 
   function pause() {
+    app.dirty = true;
     if (app.cursor !== null) { resume(); return; }
     app.cursor = viewTime();
     app.playFrom = null;
@@ -1261,6 +1283,7 @@
   }
 
   function resume() {
+    app.dirty = true;
     // From a paused live view: back to live. From a replay: play on from the cursor.
     if (app.replay) {
       const start = app.cursor === null ? app.rec.t0 : app.cursor;
@@ -1275,6 +1298,7 @@
   }
 
   function goLive() {
+    app.dirty = true;
     app.replay = false;
     app.rec = app.live;
     app.cursor = null;
@@ -1286,12 +1310,13 @@
   }
 
   function seek(t) {
+    app.dirty = true;
     const rec = app.rec;
     const tEnd = app.replay ? rec.tEnd : now();
     app.cursor = Math.min(tEnd, Math.max(rec.t0, t));
     app.playFrom = null;
     setMode();
-    drawTimeline(true);
+    drawTimeline(!app.timeline);
   }
 
   function scrubBy(ds) {
@@ -1346,15 +1371,20 @@
     app.lastFrame = ms;
     const T = viewTime();
     const view = buildView(app.rec, T);
-    drawRing(view);
+    drawRing(view); // moving dots and timers: every frame
+    // The panels at most 5 times a second (at once after a seek or an action).
+    if (!app.dirty && ms - app.lastPanels < PANELS_MS) return;
+    app.dirty = false;
+    app.lastPanels = ms;
     drawGrid(view);
     drawHealth(view);
     drawStep(view);
     drawControl();
     drawTransferOptions(view);
-    // The timeline is redrawn every second, and at once when a role, a term or a fault changes.
+    // The timeline every 2 s, and at once when a role, a term or a fault changes.
     const tkey = view.nodes.map((v) => `${v.id}${v.role}${v.term}`).join() + `|${app.rec.faults.length}|${app.rec.faults.filter((f) => f.end === null).length}`;
-    drawTimeline(tkey !== app.timelineKey);
+    const live = app.cursor === null && !app.playFrom;
+    drawTimeline(live && tkey !== app.timelineKey);
     app.timelineKey = tkey;
     if (!view.nodes.length && !app.replay) { setSummary(app.noCluster || "looking for the cluster…"); return; }
     const up = view.nodes.filter((v) => v.up).length;
@@ -1391,6 +1421,7 @@
       seek(rec.t0 + (Number(e.target.value) / 1000) * (tEnd - rec.t0));
     });
     document.addEventListener("keydown", onKey);
+    document.addEventListener("click", () => { app.dirty = true; }, true);
     window.addEventListener("resize", () => { app.gridKey = ""; });
   }
 
