@@ -42,7 +42,7 @@ if not CHROMIUM.exists():
         allow_module_level=True,
     )
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
-expect = sync_api.expect
+expect = sync_api.Expect()  # this module's own, not the shared one other tests use
 expect.set_options(timeout=WAIT_MS)
 
 
