@@ -255,6 +255,16 @@ def test_stop_the_leader_then_start_it(
     # the whole story on one screen: the stop band, the election, the old leader following
     shot(page, tmp_path, "election", publish=True)
 
+    # ... and in the recording the page exports
+    rec = page.evaluate("() => window.raftlogDashboard.exportRecording()")
+    assert rec["version"] == 1 and rec["source"] == "dashboard" and rec["nodes"] == [1, 2, 3]
+    assert any(f["kind"] == "stop" and f["nodes"] == [old] for f in rec["faults"])
+    assert any(x["node"] == old and x["role"] == "down" for x in rec["spans"])
+    assert any(
+        x["node"] == new and x["role"] == "leader" and x["term"] == new_term for x in rec["spans"]
+    )
+    assert {e["kind"] for e in rec["events"]} >= {"status", "log", "down", "up"}
+
 
 def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
     _leader, term = wait_for_leader(page)
