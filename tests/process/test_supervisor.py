@@ -200,6 +200,17 @@ def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> 
     follower = min(set(nodes) - {leader})
     s = _status(nodes[follower])
     assert s is not None and s["term"] == term and s["clock"] == "step"
+    other = (set(nodes) - {leader, follower}).pop()
+    # The other live node must not have heard from the leader lately either, or it turns
+    # the candidate down (leader stickiness): tick it to just before its own deadline.
+    o = _status(nodes[other])
+    assert o is not None
+    code, doc = _request(
+        control + "/control/v1/tick",
+        "POST",
+        {"node": other, "ticks": max(1, o["election_timeout"] - o["election_elapsed"] - 1)},
+    )
+    assert code == 200, doc
     ticks = s["election_timeout"] - s["election_elapsed"]
     code, doc = _request(
         control + "/control/v1/tick", "POST", {"node": follower, "ticks": max(1, ticks)}
@@ -207,7 +218,6 @@ def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> 
     assert code == 200 and doc["clock"] == "step", doc
     # Its (pre-)vote request waits at the other live node, held: deliver it by hand, and
     # the answers, until the ticked node leads.
-    other = (set(nodes) - {leader, follower}).pop()
 
     def deliver_all() -> bool:
         for i in (follower, other):

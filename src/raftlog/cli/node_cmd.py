@@ -164,7 +164,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description=(
             "Start N nodes on this machine as child processes, with their event logs "
             "interleaved and coloured by node. Client ports are BASE, BASE+1, ...; peer "
-            "ports BASE+1000, ... Ctrl-C stops them all (leaders hand over first). Data "
+            "ports BASE+1000, ... Ctrl-C stops them all (leaders hand over first); a node "
+            "that exits meanwhile is reported and the others go on. Data "
             "goes to a temporary directory removed at exit unless --keep-data; a --data-dir "
             "you name is always kept. The live dashboard is on every node's client port "
             "(http://127.0.0.1:BASE/); the URL printed at start (and written by --url-file) "
@@ -499,16 +500,13 @@ async def _cluster(args: argparse.Namespace) -> int:
                 print("raftlog cluster: no web browser to open; use the URL above", flush=True)
         if args.lab_client:
             await _lab_client(cluster, stop)
-        exited = asyncio.create_task(_any_exit(cluster))
-        stopped = asyncio.create_task(stop.wait())
-        done, _pending = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (exited, stopped):
-            task.cancel()
+        watcher = asyncio.create_task(_say_exits(cluster))
+        try:
+            await stop.wait()
+        finally:
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if exited in done:
-            print("raftlog cluster: a node exited; stopping the others", flush=True)
-            code = 1
+                await watcher
     finally:
         await close_quietly(supervisor)
         print("raftlog cluster: stopping all nodes", flush=True)
@@ -518,14 +516,28 @@ async def _cluster(args: argparse.Namespace) -> int:
     return code
 
 
-async def _any_exit(cluster: object) -> None:
+async def _say_exits(cluster: object, every_s: float = 0.5) -> None:
+    """Say when a node stops or comes back. The others go on: a node stopped from the
+    dashboard (or one that crashed) can be started again from there."""
     from raftlog.local.cluster import LocalCluster  # noqa: PLC0415
 
     assert isinstance(cluster, LocalCluster)
-    await asyncio.wait(
-        [asyncio.create_task(cluster.wait_exit(i)) for i in cluster.nodes],
-        return_when=asyncio.FIRST_COMPLETED,
-    )
+    running = {n.id: n.running for n in (await cluster.state()).nodes}
+    while True:
+        await asyncio.sleep(every_s)
+        for node in (await cluster.state()).nodes:
+            was = running.get(node.id)
+            if was and not node.running:
+                code = cluster.nodes[node.id].process
+                rc = code.returncode if code is not None else None
+                print(
+                    f"raftlog cluster: node {node.id} exited (code {rc}); the others go on "
+                    "(start it again from the dashboard; Ctrl-C stops all)",
+                    flush=True,
+                )
+            elif was is False and node.running:
+                print(f"raftlog cluster: node {node.id} runs again", flush=True)
+            running[node.id] = node.running
 
 
 async def _lab_client(cluster: object, stop: asyncio.Event) -> None:
