@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -60,6 +61,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ex = actions.add_parser("exec", help="run a command inside a namespace")
     ex.add_argument("namespace", help="client or node_N")
     ex.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    dash = actions.add_parser(
+        "dashboard",
+        help="serve the dashboard's controls for the running netcluster (until Ctrl-C)",
+        description=(
+            "Serve the supervisor's control API for the netcluster that `up` made, on the "
+            "host's bridge address, and print the dashboard's URL (node_1's client port, "
+            "with the control URL and the nodes' admin token in its fragment). The page's "
+            "stop/kill/pause/isolate/cut and step-mode buttons then act on the namespaces "
+            "and the nodes. Runs until Ctrl-C; the cluster stays up."
+        ),
+    )
+    dash.add_argument(
+        "--control-port",
+        type=int,
+        default=2234,
+        metavar="PORT",
+        help="the control API's port on the bridge address (default 2234; 0: any free one)",
+    )
+    dash.add_argument("--url-file", type=Path, metavar="FILE", help="write the URL to FILE")
+    dash.add_argument("--open", action="store_true", help="open it in a web browser")
     down = actions.add_parser(
         "down", help="remove every namespace, link, hosts file and process, and the data"
     )
@@ -111,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
                     else ("running, not answering" if nc.running(i) else "stopped")
                 )
                 print(f"node_{i}  {nc.address(f'node_{i}'):<12} {shown}")
+        elif action == "dashboard":
+            return asyncio.run(_dashboard(nc.state_dir, args))
         elif action == "exec":
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
             if not command:
@@ -137,4 +160,59 @@ def run(args: argparse.Namespace) -> int:
     except NetClusterError as exc:
         print(f"raftlog netcluster: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+async def _dashboard(state_dir: Path, args: argparse.Namespace) -> int:
+    """The supervisor's control API over the running netcluster, until Ctrl-C."""
+    import ipaddress  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from raftlog.local.control import ControlError  # noqa: PLC0415
+    from raftlog.local.netns_cluster import NetnsCluster  # noqa: PLC0415
+    from raftlog.local.supervisor import Supervisor, new_token  # noqa: PLC0415
+
+    try:
+        cluster = NetnsCluster.attach(state_dir)
+    except ControlError as exc:
+        print(f"raftlog netcluster dashboard: {exc}", file=sys.stderr)
+        return 1
+    token = cluster.admin_token
+    if token is None:
+        print(
+            "raftlog netcluster dashboard: these nodes have no admin token (started by an "
+            "older raftlog): step mode will be refused; `down` and `up` again to have it",
+            file=sys.stderr,
+        )
+        token = new_token()
+    # On the bridge: a page served by node_1 (a private address) may call it, where
+    # chromium refuses calls from such a page to loopback.
+    bridge = str(next(ipaddress.ip_network(cluster.nc.state.subnet).hosts()))
+    supervisor = Supervisor(cluster, token, host=bridge, port=args.control_port)
+    try:
+        await supervisor.start()
+    except OSError as exc:
+        print(f"raftlog netcluster dashboard: cannot listen on {bridge}: {exc}", file=sys.stderr)
+        return 1
+    # The nodes' own client URLs name them by hostname (node_2), which only the
+    # namespaces resolve: the page gets their addresses.
+    nodes = ",".join(cluster.url(i) for i in cluster.node_ids())
+    url = f"{cluster.url(1)}/?nodes={nodes}#control={supervisor.url}&token={token}"
+    print(f"dashboard: {url}", flush=True)
+    print("(Ctrl-C stops serving the controls; the cluster stays up)", flush=True)
+    if args.url_file:
+        args.url_file.write_text(url + "\n")
+    if args.open:
+        import webbrowser  # noqa: PLC0415
+
+        webbrowser.open(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await supervisor.close()
+        await cluster.close()
     return 0

@@ -28,6 +28,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,7 @@ from raftlog import wire
 S = TypeVar("S", bound=msgspec.Struct)
 
 DEFAULT_STATE_DIR = Path("/run/raftlog-netcluster")
+ADMIN_TOKEN_ENV = "RAFTLOG_ADMIN_TOKEN"
 DEFAULT_SUBNET = "10.77.0.0/24"
 BRIDGE = "rlbr0"
 CLIENT_PORT = 1234
@@ -115,6 +117,10 @@ class State:
     cuts: list[list[str]] = field(default_factory=list)
     isolated: list[str] = field(default_factory=list)
     extra_args: list[str] = field(default_factory=list)
+    admin_token: str = ""
+    """Given to every node (RAFTLOG_ADMIN_TOKEN): its admin endpoints (step mode,
+    partitions) answer requests with it. ``raftlog netcluster dashboard`` reads it here
+    (the state file is root's, mode 600)."""
 
 
 class NetCluster:
@@ -146,7 +152,9 @@ class NetCluster:
             # A temporary file of this process's own: another process (an earlier
             # ``raftlog netcluster`` command still running) never renames it away.
             tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(asdict(self.state), indent=2))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:  # it holds the nodes' admin token
+                f.write(json.dumps(asdict(self.state), indent=2))
             os.replace(tmp, self.state_file)
 
     @property
@@ -183,7 +191,13 @@ class NetCluster:
             raise NetClusterError(f"{subnet} has room for 1..{len(hosts) - 12} nodes, not {nodes}")
         names = [node_name(i) for i in range(1, nodes + 1)] + ["client"]
         self._refuse_existing(names)
-        self.state = State(nodes=nodes, fast=fast, subnet=subnet, extra_args=list(extra_args))
+        self.state = State(
+            nodes=nodes,
+            fast=fast,
+            subnet=subnet,
+            extra_args=list(extra_args),
+            admin_token=secrets.token_urlsafe(18),
+        )
         self.state.addresses = {name: str(hosts[10 + i]) for i, name in enumerate(names)}
         bridge_ip = f"{hosts[0]}/{net.prefixlen}"
         try:
@@ -340,13 +354,20 @@ class NetCluster:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                env=self._node_env(),
             )
         proc.pid = child.pid
         self._children[child.pid] = child
         proc.starts += 1
         self.state.procs[name] = proc
         self._save()
+
+    def _node_env(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop(ADMIN_TOKEN_ENV, None)
+        if self.state.admin_token:
+            env[ADMIN_TOKEN_ENV] = self.state.admin_token
+        return env
 
     def _pid(self, i: int) -> int:
         proc = self.state.procs.get(node_name(self._check_node(i)))

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from raftlog.local.clusterbase import ClusterBase
 from raftlog.local.control import ClusterState, ControlError, NodeState
-from raftlog.local.netcluster import NetCluster, NetClusterError, node_name
+from raftlog.local.netcluster import NetCluster, NetClusterError, node_name, parse_node
 
 T = TypeVar("T")
 
@@ -59,9 +59,30 @@ class NetnsCluster(ClusterBase):
         self._cuts: set[tuple[int, int]] = set()
         """Links cut on their own (smaller id first); the network has these and the
         isolations' links cut."""
+        self._attached = False
         self._net_lock = asyncio.Lock()
         self._locks = {i: asyncio.Lock() for i in range(1, n + 1)}
         """One per node, held by each process action on it."""
+
+    @classmethod
+    def attach(cls, state_dir: Path) -> NetnsCluster:
+        """The netcluster ``raftlog netcluster up`` made (its state in ``state_dir``), to
+        control while it runs; :meth:`close` leaves it up."""
+        nc = NetCluster(state_dir)
+        if not nc.exists:
+            raise ControlError(f"no netcluster is up (no state in {state_dir})")
+        cluster = cls(nc.state.nodes, fast=nc.state.fast, state_dir=state_dir)
+        cluster._own_dir = False
+        cluster._attached = True
+        for a, b in nc.state.cuts:
+            x, y = parse_node(a), parse_node(b)
+            cluster._cuts.add((min(x, y), max(x, y)))
+        return cluster
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token the nodes' admin endpoints take (None: they have none)."""
+        return self.nc.state.admin_token or None
 
     async def __aenter__(self) -> NetnsCluster:
         return self
@@ -190,8 +211,9 @@ class NetnsCluster(ClusterBase):
 
     async def close(self) -> None:
         """Remove every namespace, link and process, and the nodes' data and logs (read
-        :meth:`lines` before)."""
-        await asyncio.to_thread(self.nc.down, keep_data=False)
+        :meth:`lines` before); one it was attached to stays up."""
+        if not self._attached:
+            await asyncio.to_thread(self.nc.down, keep_data=False)
         await self._close_client()
         if self._own_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
