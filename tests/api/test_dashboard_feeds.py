@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from apisupport import sse_events
 
 from raftlog.api.http import EVENTS_PER_WINDOW, EVENTS_WINDOW_S, ApiConfig, ClientApi
 from raftlog.core.types import NodeId, Role
@@ -82,18 +83,6 @@ async def _json(client: Client, method: str, path: str, doc: Any = None) -> tupl
     body = None if doc is None else json.dumps(doc)
     async with client.request(method, path, data=body, headers=AUTH) as r:
         return r.status, await r.json()
-
-
-async def _sse(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
-    events: list[tuple[str, dict[str, Any]]] = []
-    kind = ""
-    while len(events) < count:
-        line = (await response.content.readline()).decode().rstrip("\n")
-        if line.startswith("event: "):
-            kind = line[len("event: ") :]
-        elif line.startswith("data: "):
-            events.append((kind, json.loads(line[len("data: ") :])))
-    return events
 
 
 def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> None:
@@ -221,7 +210,7 @@ def test_the_event_stream_counts_what_a_busy_window_would_flood() -> None:
             await eventually(leader_known, "a leader")
             client, leader = next((c, n) for c, n in nodes if n.is_leader)
             r = await client.get("/v1/events")
-            [(kind, _status)] = await _sse(r, 1)
+            [(kind, _status)] = await sse_events(r, 1)
             assert kind == "status"
             outcomes = await asyncio.gather(
                 *(leader.propose(append_command(f"e{k}".encode()), timeout=20) for k in range(600)),
@@ -230,7 +219,7 @@ def test_the_event_stream_counts_what_a_busy_window_would_flood() -> None:
             assert any(not isinstance(o, BaseException) for o in outcomes)
             seen: list[tuple[str, dict[str, Any]]] = []
             while not any(k == "Aggregate" for k, _d in seen):
-                seen += await _sse(r, 1)
+                seen += await sse_events(r, 1)
             aggregate = next(d for k, d in seen if k == "Aggregate")
             assert sum(aggregate["counts"].values()) > 0
             assert (
@@ -268,7 +257,7 @@ def test_a_dashboard_stream_without_entry_events_costs_no_entry_events() -> None
         async with cluster(1) as [(client, node)]:
             await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
             r = await client.get("/v1/events?entries=0")
-            await _sse(r, 1)
+            await sse_events(r, 1)
             assert node._subscribers and not node._entry_subscribers
             assert not node._core.entry_events
             r.close()

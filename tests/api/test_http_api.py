@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import xmlrpc.client
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from apisupport import sse_events
 
 from raftlog.api.http import MAX_READ_BYTES, ApiConfig, ClientApi
 from raftlog.core.types import NodeId
@@ -319,31 +319,18 @@ def test_membership_endpoints_change_one_node_at_a_time_and_say_why_not() -> Non
     run(main)
 
 
-async def _sse_events(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
-    """The next ``count`` server-sent events of a streaming response."""
-    events: list[tuple[str, dict[str, Any]]] = []
-    kind = ""
-    while len(events) < count:
-        line = (await response.content.readline()).decode().rstrip("\n")
-        if line.startswith("event: "):
-            kind = line[len("event: ") :]
-        elif line.startswith("data: "):
-            events.append((kind, json.loads(line[len("data: ") :])))
-    return events
-
-
 def test_the_event_stream_starts_with_the_status_then_shows_what_happens() -> None:
     async def main() -> None:
         async with one_node() as (client, node):
             r = await client.get("/v1/events")
             assert r.status == 200
             assert r.headers["Content-Type"].startswith("text/event-stream")
-            [(kind, status)] = await _sse_events(r, 1)
+            [(kind, status)] = await sse_events(r, 1)
             assert kind == "status" and status["state"] == "Leader" and status["id"] == 1
             await node.propose(append_command(b"SET 5"), timeout=5)
             seen: list[tuple[str, dict[str, Any]]] = []
             while not any(k == "EntryCommitted" for k, _d in seen):
-                seen += await _sse_events(r, 1)
+                seen += await sse_events(r, 1)
             committed = next(d for k, d in seen if k == "EntryCommitted")
             assert committed["text"] == "Leader committed 'SET 5' (index 2)"
             assert committed["data"] == "SET 5" and committed["role"] == "Leader"

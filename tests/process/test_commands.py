@@ -4,7 +4,6 @@ status, bench."""
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -13,29 +12,9 @@ import threading
 import time
 from pathlib import Path
 
+from procsupport import free_base
+
 from raftlog.local.cluster import free_ports
-
-
-def _free_base() -> int:
-    """A base port for `raftlog cluster` (it uses BASE..BASE+2 and BASE+1000..BASE+1002),
-    below the ephemeral range so that ports the OS hands out elsewhere never collide."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 30000)
-        ports = [base + i for i in range(3)] + [base + 1000 + i for i in range(3)]
-        try:
-            socks = []
-            for port in ports:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise AssertionError("no free base port")
 
 
 def _cluster(base: int, data_dir: Path, *extra: str) -> subprocess.Popen[str]:
@@ -74,7 +53,7 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float, seen: 
 
 
 def test_cluster_with_the_lab_client_then_ctrl_c(tmp_path: Path) -> None:
-    base = _free_base()
+    base = free_base()
     proc = _cluster(base, tmp_path / "data", "--lab-client")
     seen: list[str] = []
     try:
@@ -199,7 +178,7 @@ def test_append_does_not_resend_a_write_that_may_have_happened() -> None:
 
 
 def test_cluster_exits_1_when_a_node_cannot_start(tmp_path: Path) -> None:
-    base = _free_base()
+    base = free_base()
     taken = socket.socket()
     taken.bind(("127.0.0.1", base + 1))  # node 2's client port
     taken.listen()
@@ -228,7 +207,7 @@ def test_cluster_exits_1_when_a_node_cannot_start(tmp_path: Path) -> None:
 
 
 def test_nodes_stop_when_raftlog_cluster_is_killed(tmp_path: Path) -> None:
-    base = _free_base()
+    base = free_base()
     proc = _cluster(base, tmp_path / "d")
     seen: list[str] = []
     _read_until(proc, "Received 2 votes. State: Leader", 60, seen)

@@ -4,33 +4,13 @@ catches up (with snapshots every 50 entries, so by snapshot)."""
 
 from __future__ import annotations
 
-import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from procsupport import free_base
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kv_store.py"
-
-
-def _free_base() -> int:
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 30000)
-        ports = [base + i for i in (1, 2, 3, 11, 12, 13)]
-        socks = []
-        try:
-            for port in ports:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise AssertionError("no free base port")
 
 
 def test_the_embedded_key_value_store_survives_its_leader_being_killed(tmp_path: Path) -> None:
@@ -42,7 +22,7 @@ def test_the_embedded_key_value_store_survives_its_leader_being_killed(tmp_path:
             "--data-dir",
             str(tmp_path),
             "--base-port",
-            str(_free_base()),
+            str(free_base((1, 2, 3, 11, 12, 13))),
         ],
         capture_output=True,
         text=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procsupport import free_base
 
 TOKEN = "test-token-123"
 
@@ -54,12 +54,7 @@ def supervised(tmp_path: Path) -> Any:
     """`raftlog cluster --fast` with its dashboard URL written to a file: (node URLs,
     control URL, the dashboard URL)."""
     url_file = tmp_path / "url"
-    # The cluster takes BASE..BASE+2 and BASE+1000..BASE+1002: a base with all free.
-    base = next(
-        b
-        for b in range(21000 + os.getpid() % 2000, 29000, 7)
-        if _ports_free([b + k for k in (0, 1, 2, 1000, 1001, 1002)])
-    )
+    base = free_base()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -98,21 +93,6 @@ def supervised(tmp_path: Path) -> Any:
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
-
-
-def _ports_free(ports: list[int]) -> bool:
-    socks = []
-    try:
-        for port in ports:
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-    return True
 
 
 def _status(url: str) -> dict[str, Any] | None:
