@@ -146,3 +146,59 @@ def test_a_small_run_measures_raftlog_etcd_and_pysyncobj_side_by_side(tmp_path: 
     assert all(f["value"] > 0 for f in doc["figures"])
     assert "raftlog vs etcd" in done.stdout and "raftlog vs pysyncobj" in done.stdout
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@NEEDS_WRK
+def test_a_paced_load_keeps_to_its_pause_between_requests() -> None:
+    """4 connections pausing 100 ms between answer and request: at most 40/s, whatever
+    the server could do."""
+
+    def paced(url: str, body: str, connections: int, seconds: float) -> load.LoadResult:
+        return load.run_wrk(url, body, connections, 2.0, pause_ms=100)
+
+    result, seen = _serve_and_load(200, paced)
+    assert result.errors == 0 and 0 < result.requests <= seen
+    assert result.rate <= 4 * 10 * 1.2
+
+
+@NEEDS_WRK
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (install-system-deps)"
+)
+def test_the_dashboard_workload_measures_with_and_without_the_page(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "raftlog",
+            "bench",
+            "--workloads",
+            "dashboard",
+            "--pairs",
+            "1",
+            "--seconds",
+            "1",
+            "--connections",
+            "8",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = {f["metric"]: f for f in json.loads(out.read_text())["figures"]}
+    for metric in (
+        "c=8 appends/s, nobody watching",
+        "c=8 appends/s, dashboard open",
+        "paced appends/s, nobody watching",
+        "paced appends/s, dashboard open",
+    ):
+        assert figures[metric]["value"] > 0, metric
+        assert figures[metric]["detail"]["errors"] == 0, metric
+    assert "throughput drop %" in figures and "paced drop %" in figures
+    # The page drew while the load ran: it was open, and alive.
+    assert figures["page frame gap p95 ms"]["detail"]["frames"] > 0

@@ -1,10 +1,13 @@
 """``raftlog bench --workloads dashboard``: what an open dashboard costs the nodes.
 
-The same load (wrk, ``connections`` connections, ``seconds`` seconds) against the same
-cluster, in pairs: once with nobody watching, once with the dashboard open in a headless
-chromium (its event streams, log polls and drawing on the same 2 cores as the nodes). The
-order alternates from pair to pair. Reported: the appends/s of each, the drop, and how the
-page kept up (the gaps between its animation frames while the load ran).
+The same load against the same cluster, in pairs: once with nobody watching, once with
+the dashboard open in a headless chromium (its event streams, log polls and drawing on the
+same 2 cores as the nodes). The order alternates from pair to pair. Two loads: saturating
+(``connections`` connections as fast as answers come: the most the nodes can do) and paced
+(PACED_CONNECTIONS connections, each pausing PACED_PAUSE_MS between an answer and its next
+request: about 2,400 appends/s offered, which the nodes have room for, as a steady
+production load would). Reported: the appends/s of each, the drop, and how the page kept
+up (the gaps between its animation frames while the load ran).
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftlog.bench import load
+
+PACED_CONNECTIONS = 32
+PACED_PAUSE_MS = 12
+"""32 connections, 12 ms between answer and request: ~2,400 appends/s offered."""
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -54,6 +61,8 @@ def unavailable() -> str | None:
 class DashboardResult:
     without: list[load.LoadResult] = field(default_factory=list)
     with_page: list[load.LoadResult] = field(default_factory=list)
+    paced_without: list[load.LoadResult] = field(default_factory=list)
+    paced_with_page: list[load.LoadResult] = field(default_factory=list)
     frame_p50_ms: float = 0.0
     frame_p95_ms: float = 0.0
     frame_max_ms: float = 0.0
@@ -70,6 +79,12 @@ class DashboardResult:
     @property
     def drop_percent(self) -> float:
         return 100.0 * (1.0 - self.rate_with / self.rate_without)
+
+    @property
+    def paced_drop_percent(self) -> float:
+        without = statistics.median(r.rate for r in self.paced_without)
+        watched = statistics.median(r.rate for r in self.paced_with_page)
+        return 100.0 * (1.0 - watched / without)
 
 
 async def run_dashboard(
@@ -93,15 +108,18 @@ async def run_dashboard(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         try:
-            for k in range(pairs):
+            runs = [(k, paced) for k in range(pairs) for paced in (False, True)]
+            for k, paced in runs:
+                conns, pause = (PACED_CONNECTIONS, PACED_PAUSE_MS) if paced else (connections, 0)
                 for watched in (False, True) if k % 2 == 0 else (True, False):
                     label = "with the dashboard open" if watched else "nobody watching"
-                    say(f"bench: dashboard pair {k + 1}/{pairs}: {label}, {seconds:g} s ...")
+                    kind = "paced" if paced else f"c={connections}"
+                    say(f"bench: dashboard pair {k + 1}/{pairs}, {kind}: {label}, {seconds:g} s")
                     if not watched:
                         r = await asyncio.to_thread(
-                            load.run_load, write_url, body, connections, seconds
+                            load.run_load, write_url, body, conns, seconds, pause
                         )
-                        result.without.append(r)
+                        (result.paced_without if paced else result.without).append(r)
                         continue
                     page = await browser.new_page(viewport={"width": 1366, "height": 768})
                     try:
@@ -113,11 +131,11 @@ async def run_dashboard(
                         )
                         await page.evaluate(_FRAME_SAMPLER)
                         r = await asyncio.to_thread(
-                            load.run_load, write_url, body, connections, seconds
+                            load.run_load, write_url, body, conns, seconds, pause
                         )
                         sampled: Any = await page.evaluate(_FRAME_RESULT)
                         frames += [float(x) for x in sampled]
-                        result.with_page.append(r)
+                        (result.paced_with_page if paced else result.with_page).append(r)
                     finally:
                         await page.close()
         finally:

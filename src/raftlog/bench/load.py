@@ -72,13 +72,17 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def run_wrk(url: str, body: str, connections: int, seconds: float) -> LoadResult:
+def run_wrk(url: str, body: str, connections: int, seconds: float, pause_ms: int = 0) -> LoadResult:
     """``wrk`` against ``url``: ``connections`` connections for ``seconds`` (2 threads,
-    1 for a single connection)."""
+    1 for a single connection). ``pause_ms``: each connection waits that long between an
+    answer and its next request (a paced load: at most connections / pause per second)."""
     threads = 1 if connections < 2 else 2
     with tempfile.TemporaryDirectory(prefix="raftlog-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
-        script.write_text(_WRK_SCRIPT.format(body=_lua_string(body)))
+        lua = _WRK_SCRIPT.format(body=_lua_string(body))
+        if pause_ms > 0:
+            lua += f"delay = function() return {int(pause_ms)} end\n"
+        script.write_text(lua)
         before = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run(
@@ -227,7 +231,13 @@ def run_python(url: str, body: str, connections: int, seconds: float) -> LoadRes
     )
 
 
-def run_load(url: str, body: str, connections: int, seconds: float) -> LoadResult:
+def run_load(
+    url: str, body: str, connections: int, seconds: float, pause_ms: int = 0
+) -> LoadResult:
+    """wrk if installed, else raftlog's own generator (which cannot pace: ``pause_ms``
+    needs wrk)."""
     if have_wrk():
-        return run_wrk(url, body, connections, seconds)
+        return run_wrk(url, body, connections, seconds, pause_ms)
+    if pause_ms:
+        raise RuntimeError("a paced load needs wrk (apt-get install wrk)")
     return run_python(url, body, connections, seconds)

@@ -84,6 +84,7 @@ GOALS = [
     Goal("failover", "median ms", "within 10% of etcd", _no_worse("etcd", 1.1)),
     Goal("catchup", "entries/s", ">= 100,000/s", _at_least(100_000)),
     Goal("library", "appends/s", ">= 2x pysyncobj", _ratio_goal("pysyncobj", 2.0)),
+    Goal("dashboard", "paced drop %", "< 10%", _at_most(10.0)),
     Goal("dashboard", "throughput drop %", "< 10%", _at_most(10.0)),
 ]
 
@@ -320,7 +321,27 @@ async def _dashboard(
                 {"runs": [round(x.rate) for x in runs], "errors": sum(x.errors for x in runs)},
             )
         )
+    for name, runs in (
+        ("nobody watching", r.paced_without),
+        ("dashboard open", r.paced_with_page),
+    ):
+        report.add(
+            Figure(
+                "dashboard",
+                f"paced appends/s, {name}",
+                "raftlog",
+                statistics.median(x.rate for x in runs),
+                "appends/s",
+                "higher",
+                {
+                    "runs": [round(x.rate) for x in runs],
+                    "p99_ms": [round(x.p99_ms, 1) for x in runs],
+                    "errors": sum(x.errors for x in runs),
+                },
+            )
+        )
     report.add(
+        Figure("dashboard", "paced drop %", "raftlog", r.paced_drop_percent, "%", "lower"),
         Figure("dashboard", "throughput drop %", "raftlog", r.drop_percent, "%", "lower"),
         Figure(
             "dashboard",

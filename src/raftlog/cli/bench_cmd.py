@@ -20,9 +20,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "failover (kill -9 the leader, time until a write through a survivor succeeds), "
             "catchup (a follower --entries behind: entries/s with snapshots, and replaying the "
             "log without them), library "
-            "(appends in-process through raftlog.Node, 1,000 in flight), dashboard (the "
-            "throughput load in pairs, nobody watching and with the live dashboard open in "
-            "a headless chromium: the drop, and the page's frame gaps). --compare etcd "
+            "(appends in-process through raftlog.Node, 1,000 in flight), dashboard (in "
+            "pairs, nobody watching and with the live dashboard open in a headless "
+            "chromium: the saturating load and a paced one of about 2,400 appends/s; the "
+            "drop, and the page's frame gaps). --compare etcd "
             "runs the same HTTP workloads against a 3-member etcd cluster (Debian's "
             "etcd-server) and --compare pysyncobj the library workload against PySyncObj "
             "(installed into a virtualenv of its own on first use), in the same run, and "
@@ -43,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--connections", default="64,256", help="throughput connections (default 64,256)"
     )
     p.add_argument("--failovers", type=int, default=10, help="failover rounds (default 10)")
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="dashboard: pairs of runs without and with the page, per load (default 3)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     p.add_argument("--chart", metavar="PNG", help="draw the results (needs matplotlib)")
     p.add_argument(
@@ -83,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
     if (
         args.seconds <= 0
         or args.failovers < 0
+        or args.pairs < 1
         or any(c < 1 for c in connections)
         or any(n < 1 for n in entries)
     ):
         print(
-            "raftlog bench: --seconds, --connections and --entries must be positive",
+            "raftlog bench: --seconds, --connections, --entries and --pairs must be positive",
             file=sys.stderr,
         )
         return 2
@@ -100,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         catchup_entries=entries[0] if entries else 100_000,
         library_seconds=args.seconds,
         event_loop=args.event_loop,
+        dashboard_pairs=args.pairs,
     )
     try:
         report = asyncio.run(suite.run(options, say=lambda s: print(s, file=sys.stderr)))
