@@ -91,9 +91,10 @@ def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> N
 
     async def main() -> None:
         async with cluster(3, stepping=True) as nodes:
-            (c1, n1), (_c2, n2), (_c3, n3) = nodes
-            # The clocks stand still: however long we wait, nobody campaigns.
-            await asyncio.sleep(3 * TIMING.election_max_s)
+            (c1, n1), (c2, n2), (_c3, n3) = nodes
+            # The clocks stand still: for longer than any election timeout nobody
+            # campaigns (an absence can only be watched for a while), and no tick counted.
+            await asyncio.sleep(2 * TIMING.election_max_s)
             assert all(n.role is Role.FOLLOWER and n.term == 0 for _c, n in nodes)
             status, doc = await _json(c1, "GET", "/v1/status")
             assert status == 200 and doc["clock"] == "step" and doc["held"] == []
@@ -129,6 +130,18 @@ def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> N
             # Nobody else ticked: nodes 2 and 3 never campaigned.
             assert n2.term == n1.term and n3.term == n1.term
             # A message dropped by hand is gone; an unknown id is a clear 404.
+            tick = {"ticks": TIMING.heartbeat_ticks}
+            status, doc = await _json(c1, "POST", "/v1/admin/tick", tick)
+            assert status == 200
+
+            async def heartbeat_held() -> bool:
+                return bool(n2.held_list())
+
+            await eventually(heartbeat_held, "the leader's heartbeat held at node 2")
+            first = n2.held_list()[0]["id"]
+            drop = {"id": first, "action": "drop"}
+            status, doc = await _json(c2, "POST", "/v1/admin/release", drop)
+            assert status == 200 and first not in [h["id"] for h in doc["held"]]
             status, doc = await _json(
                 c1, "POST", "/v1/admin/release", {"id": 999_999, "action": "drop"}
             )
@@ -298,3 +311,62 @@ def test_dashboard_files_are_served_by_name_only() -> None:
                     assert (await r.json())["code"] == "not_found"
 
     run(main)
+
+
+def test_a_node_in_step_mode_stops_when_told() -> None:
+    async def main() -> None:
+        async with cluster(1, stepping=True) as [(_client, node)]:
+            node.stop()  # no tick will come to wake it: stopping must
+            await eventually(lambda: asyncio.sleep(0, node._stopped), "the node stopped", 5)
+
+    run(main)
+
+
+def test_step_mode_leaves_no_lease_no_tick_burst_and_no_message_from_a_blocked_peer() -> None:
+    async def main() -> None:
+        async with cluster(3) as nodes:
+
+            async def leader_known() -> bool:
+                return any(n.is_leader for _c, n in nodes)
+
+            await eventually(leader_known, "a leader")
+            leader = next(n for _c, n in nodes if n.is_leader)
+            follower = next(n for _c, n in nodes if not n.is_leader)
+            await leader.propose(append_command(b"x"), timeout=10)
+            # Promises counted before step mode do not count after it (either way).
+            assert leader._acked
+            leader.set_stepping(True)
+            assert not leader._acked and not leader._lease_holds()
+            leader.set_stepping(False)
+            assert not leader._acked
+            # Ticks asked for in step mode lapse when real time comes first: no burst.
+            term = follower.term
+            follower.set_stepping(True)
+            follower.step_ticks(10 * TIMING.election_max_ticks)
+            follower.set_stepping(False)
+            await follower.status()  # the core task has handled the ticks by now
+            assert follower.term == term and follower.role is Role.FOLLOWER
+            # A message held from a peer that is then blocked is lost, not delivered.
+            follower.set_stepping(True)
+
+            async def held() -> bool:
+                return bool(follower.held_list())
+
+            await eventually(held, "the leader's heartbeat held")
+            follower.block_peers({leader.id})
+            stream = follower.subscribe(100)
+            follower.set_stepping(False)
+            assert follower.held_list() == []
+            released = [e for e in _drain(stream) if type(e).__name__ == "MessageReleased"]
+            assert released and all(e.action == "drop" for e in released)
+            stream.close()
+            follower.block_peers(set())
+
+    run(main)
+
+
+def _drain(stream: Any) -> list[Any]:
+    out = []
+    while not stream.queue.empty():
+        out.append(stream.queue.get_nowait())
+    return out

@@ -303,13 +303,15 @@ class ServerConfig:
 
 
 # Inbox items: (kind, payload, future or None).
-_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF, _TICKS, _LOG = range(10)
+_MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF, _TICKS, _LOG, _HELD = range(11)
+"""``_HELD``: a message that waited in the held list (step mode, a held link): delivered
+like ``_MSG``, but an acknowledgement in it is no fresh promise for the lease."""
 
 
 TICK_SLACK_S = 0.002
+"""How early a tick may come (timers fire up to a millisecond early under uvloop)."""
 _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
 """The events of every client entry: only for subscribers that ask for them."""
-"""How early a tick may come (timers fire up to a millisecond early under uvloop)."""
 
 
 def _expire(future: asyncio.Future[Any], timeout: float) -> None:
@@ -448,6 +450,7 @@ class RaftNode:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake()  # the core task may wait on its inbox alone (step mode: no timer)
 
     def last_contact(self, peer: NodeId) -> float | None:
         """Seconds since a message from ``peer`` last arrived (None: never)."""
@@ -589,7 +592,14 @@ class RaftNode:
     async def shutdown(self, *, transfer: bool = True) -> None:
         """Stop gracefully: a leader first hands leadership to its most up-to-date
         follower (waiting up to two election timeouts), then the node stops."""
-        if transfer and self.is_leader and not self._stopped and len(self.conf.voters) > 1:
+        # In step mode the hand-over's messages would wait to be delivered by hand.
+        if (
+            transfer
+            and not self.stepping
+            and self.is_leader
+            and not self._stopped
+            and len(self.conf.voters) > 1
+        ):
             try:
                 status = await self.status()
                 voters = self.conf.voters
@@ -635,8 +645,16 @@ class RaftNode:
             (keep if item[1].src in self.held else release).append(item)
         self._held_messages = keep
         for held_id, msg in release:
-            self._feed(feed.MessageReleased, id=held_id, action="deliver")
-            self._deliver(msg)
+            self._let_go(held_id, msg, deliver=True)
+
+    def _let_go(self, held_id: int, msg: WireMessage, *, deliver: bool) -> None:
+        """A held message leaves the list: delivered (unless its sender is blocked
+        meanwhile: a partition made while it waited loses it, as the network would), or
+        dropped."""
+        deliver = deliver and msg.src not in self.blocked
+        if deliver and not self._deliver(msg, kind=_HELD):
+            deliver = False  # the inbox was full: lost (Raft sends again)
+        self._feed(feed.MessageReleased, id=held_id, action="deliver" if deliver else "drop")
 
     # == step mode (the dashboard's teaching mode; admin only) =======================
 
@@ -647,6 +665,9 @@ class RaftNode:
         if on == self.stepping:
             return
         self.stepping = on
+        # Promises made before the switch are not to be trusted after it (time stood still
+        # on one side or the other): the lease starts again from fresh acknowledgements.
+        self._acked.clear()
         self._note(logging.INFO, "Step mode: the clock stops" if on else "Step mode ends")
         if not on:
             self._release_held()
@@ -668,11 +689,7 @@ class RaftNode:
         for k, (known, msg) in enumerate(self._held_messages):
             if known == held_id:
                 del self._held_messages[k]
-                self._feed(
-                    feed.MessageReleased, id=held_id, action="deliver" if deliver else "drop"
-                )
-                if deliver:
-                    self._deliver(msg)
+                self._let_go(held_id, msg, deliver=deliver)
                 return
         raise KeyError(held_id)
 
@@ -745,7 +762,8 @@ class RaftNode:
             return
         self._deliver(msg)
 
-    def _deliver(self, msg: WireMessage) -> None:
+    def _deliver(self, msg: WireMessage, kind: int = _MSG) -> bool:
+        """Hand a message to the core task (False: the inbox was full, it is lost)."""
         if isinstance(msg, SnapshotChunk | SnapshotAck):
             problem = message_problem(msg)
             if problem is not None or msg.dst != self.id:
@@ -755,11 +773,13 @@ class RaftNode:
                 self._receiver.on_chunk(msg)
             elif (sender := self._senders.get(msg.src)) is not None:
                 sender.on_ack(msg)
-            return
+            return True
         try:
-            self._inbox.put_nowait((_MSG, msg, None))
+            self._inbox.put_nowait((kind, msg, None))
         except asyncio.QueueFull:
             self.dropped_messages += 1
+            return False
+        return True
 
     def _wake(self, kind: int = _WAKE, payload: Any = None) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a full inbox wakes the task anyway
@@ -826,9 +846,10 @@ class RaftNode:
                 if self.stepping:
                     # The clock stands still: only messages, requests and ticks given by
                     # hand move the core. Time starts again from when step mode ends.
-                    self._drain(inbox, await inbox.get() if inbox.empty() else None)
-                    next_tick = self._now = loop.time()
-                    next_tick += tick_s
+                    first = await inbox.get() if inbox.empty() else None
+                    self._now = loop.time()  # what is handled now sees the time it is
+                    self._drain(inbox, first)
+                    next_tick = self._now + tick_s
                     await self._process_ready()
                     if self.fatal is None and self._pending_compaction is not None:
                         await self._compact()
@@ -898,7 +919,7 @@ class RaftNode:
     def _handle(self, item: tuple[int, Any, asyncio.Future[Any] | None]) -> None:
         kind, payload, future = item
         core = self._core
-        if kind == _MSG:
+        if kind in (_MSG, _HELD):
             problem = message_problem(payload)
             if problem is not None or payload.dst != self.id:
                 self.dropped_messages += 1
@@ -906,7 +927,8 @@ class RaftNode:
                 return
             self._last_heard[payload.src] = self._now
             if (
-                isinstance(payload, AppendEntriesResponse | HeartbeatResponse)
+                kind == _MSG  # one that waited held: its promise may be long stale
+                and isinstance(payload, AppendEntriesResponse | HeartbeatResponse)
                 and payload.term == core.term
             ):
                 self._acked[payload.src] = (self._now, payload.term)
@@ -919,8 +941,9 @@ class RaftNode:
         if kind == _WAKE:
             return
         if kind == _TICKS:
-            for _ in range(payload):
-                core.tick()
+            if self.stepping:  # ticks asked for in step mode lapse when time runs again
+                for _ in range(payload):
+                    core.tick()
             return
         assert future is not None
         if future.done():
@@ -1479,11 +1502,7 @@ class RaftNode:
         return payload
 
     def _display(self, data: bytes) -> bytes:
-        payload = command_payload(data)
-        if self._describe is not None:
-            with contextlib.suppress(Exception):
-                return self._describe(payload)
-        return payload
+        return self.display(command_payload(data))
 
     def _fail_everything(self) -> None:
         """The node stops: every waiting caller gets an answer. Proposals already in the
