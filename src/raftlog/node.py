@@ -154,6 +154,9 @@ class NodeConfig:
     admin_token: str | None = None
     """Serve the admin endpoints (partitions, step mode) to requests with this bearer
     token (a supervisor's; ``RAFTLOG_ADMIN_TOKEN`` for ``raftlog node``)."""
+    cors_origins: tuple[str, ...] = ()
+    """Web pages from these origins may read the client API's answers, besides pages of
+    the cluster's own nodes (``RAFTLOG_CORS_ORIGINS`` for ``raftlog node``; ``*``: any)."""
     hold_from: frozenset[int] = frozenset()
     bugs: frozenset[str] = field(default_factory=frozenset)
     seed: int | None = None
@@ -332,6 +335,7 @@ class Node:
                 commit_timeout_s=cfg.commit_timeout_s or max(5.0, 2 * timing.election_max_s),
                 fault_injection=cfg.fault_injection,
                 admin_token=cfg.admin_token,
+                cors_origins=cfg.cors_origins,
             ),
         )
         server = ClientServer(api, api.app(), api.config.max_body)

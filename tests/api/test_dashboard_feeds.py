@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from apisupport import sse_events
 
+from raftlog.api import http
 from raftlog.api.http import EVENTS_PER_WINDOW, EVENTS_WINDOW_S, ApiConfig, ClientApi
 from raftlog.core.types import NodeId, Role
 from raftlog.server.eventlog import EventLog
@@ -28,6 +30,9 @@ from raftlog.transport.memory import MemoryNetwork
 # event loop here).
 TIMING = Timing(0.5, 1.0, 0.05, 0.01)
 TOKEN = "s3cret-token"
+OTHER = "http://127.0.0.1:2"
+"""The origin of node 2's client URL in these clusters (see ``cluster``)."""
+STRANGER = "http://evil.example"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 Client = TestClient[Any, Any]
@@ -187,7 +192,7 @@ def test_admin_endpoints_do_not_exist_without_a_token_or_fault_injection() -> No
     run(main)
 
 
-def test_status_gives_the_election_clock_and_answers_carry_cors() -> None:
+def test_status_gives_the_election_clock_and_only_the_clusters_pages_may_read_it() -> None:
     async def main() -> None:
         async with cluster(3) as nodes:
 
@@ -196,9 +201,13 @@ def test_status_gives_the_election_clock_and_answers_carry_cors() -> None:
 
             await eventually(leader_known, "a leader")
             for client, node in nodes:
-                async with client.get("/v1/status") as r:
-                    assert r.headers["Access-Control-Allow-Origin"] == "*"
+                async with client.get("/v1/status", headers={"Origin": OTHER}) as r:
+                    # A page of another node of the cluster may read it; a stranger not.
+                    assert r.headers["Access-Control-Allow-Origin"] == OTHER
                     doc = await r.json()
+                async with client.get("/v1/status", headers={"Origin": STRANGER}) as r:
+                    assert "Access-Control-Allow-Origin" not in r.headers
+                    assert r.status == 200  # (the browser, not the node, keeps it away)
                 assert doc["clock"] == "real" and doc["tick_s"] == TIMING.tick_s
                 if node.is_leader:
                     assert doc["election_timeout"] == 0
@@ -254,12 +263,9 @@ def test_the_event_stream_counts_what_a_busy_window_would_flood() -> None:
                 assert within <= 2 * EVENTS_PER_WINDOW
             messages = [d for k, d in seen if k == "Message"]
             assert messages and all(m["src"] == int(leader.id) and "t" in m for m in messages)
-            assert {m["type"] for m in messages} <= {
-                "append",
-                "heartbeat",
-                "snapshot",
-                "timeout_now",
-            }
+            # (A leader that lost its place on a busy machine campaigns again.)
+            allowed = {"append", "heartbeat", "snapshot", "timeout_now", "prevote", "vote"}
+            assert {m["type"] for m in messages} <= allowed
             r.close()
 
     run(main)
@@ -370,3 +376,52 @@ def _drain(stream: Any) -> list[Any]:
     while not stream.queue.empty():
         out.append(stream.queue.get_nowait())
     return out
+
+
+def test_an_allowed_origin_reads_appends_through_the_fast_path_too() -> None:
+    async def main() -> None:
+        async with cluster(1) as [(client, node)]:
+            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            body = json.dumps({"data": "from a page"})
+            async with client.post("/v1/log", data=body, headers={"Origin": OTHER}) as r:
+                assert r.status == 200, await r.text()
+                assert r.headers.get("Access-Control-Allow-Origin") is None  # 1 node: no 2
+            async with client.post(
+                "/v1/log", data=body, headers={"Origin": "http://127.0.0.1:1"}
+            ) as r:
+                assert r.status == 200
+                assert r.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:1"
+                assert r.headers["Vary"] == "Origin"
+            async with client.post("/v1/log", data=body, headers={"Origin": STRANGER}) as r:
+                assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+
+    run(main)
+
+
+def test_a_reader_gone_in_a_quiet_time_is_noticed_and_readers_are_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Step mode: nothing happens, so only the keep-alive line finds the reader gone;
+    and a node feeds at most MAX_EVENT_READERS readers."""
+    monkeypatch.setattr(http, "KEEPALIVE_S", 0.3)
+    monkeypatch.setattr(http, "MAX_EVENT_READERS", 1)
+
+    async def main() -> None:
+        async with cluster(1, stepping=True) as [(client, node)]:
+            r = await client.get("/v1/events")
+            [(kind, _status)] = await sse_events(r, 1)
+            assert kind == "status" and len(node._subscribers) == 1
+            async with client.get("/v1/events") as second:
+                assert second.status == 503
+                assert (await second.json())["code"] == "unavailable"
+            r.close()
+
+            async def unsubscribed() -> bool:
+                return not node._subscribers
+
+            await eventually(unsubscribed, "the gone reader's subscription ended", 10)
+            r = await client.get("/v1/events")  # its place is free again
+            assert r.status == 200
+            r.close()
+
+    run(main)

@@ -190,6 +190,24 @@ def test_what_the_fast_path_does_not_serve_aiohttp_answers_as_before(loop: str) 
     run(main, loop)
 
 
+def test_an_append_from_a_web_page_is_handed_over_for_cors(loop: str) -> None:
+    """A browser's request carries Origin: aiohttp answers it, with the CORS header for
+    the cluster's own pages (here the node's own origin) and without it for others."""
+
+    async def main() -> None:
+        async with serving() as port:
+            own = f"http://127.0.0.1:{port}"
+            for origin, allowed in ((own, True), ("http://evil.example", False)):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(post(b'{"data": "x"}', headers=f"Origin: {origin}\r\n"))
+                status, headers, doc = await read_answer(reader)
+                assert status == 200 and not fast(headers) and doc["index"] >= 1
+                assert headers.get("access-control-allow-origin") == (origin if allowed else None)
+                writer.close()
+
+    run(main, loop)
+
+
 def test_a_follower_hands_appends_to_aiohttp_which_says_there_is_no_leader(loop: str) -> None:
     async def main() -> None:
         async with serving(leader=False) as port:

@@ -21,10 +21,10 @@ from raftlog.chaos.report import write_report
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_report import BREAKOUT, _scenario
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+if not Path(CHROMIUM).exists():
     pytest.skip(
         f"chromium is not installed at {CHROMIUM} (scripts/install-system-deps.sh installs it)",
         allow_module_level=True,

@@ -7,7 +7,8 @@ owns each client connection first. It reads requests itself, and while they are 
 appends on the leader (``POST /v1/log``, a Content-Length body that decodes as an append
 request, this node the leader) it proposes them and writes the answer from the proposal's
 callback: no task, no request object. Anything else — another path or method, a header it
-does not handle (chunked bodies, ``Expect``, ``Connection: close``), HTTP/1.0, a body that
+does not handle (chunked bodies, ``Expect``, ``Connection: close``, a browser's
+``Origin``: CORS is aiohttp's), HTTP/1.0, a body that
 does not decode, a follower, a leader that lost its leadership before proposing — and the
 connection is handed, with the bytes it has not answered yet, to aiohttp's protocol, which
 serves it from then on exactly as it serves any other connection. So every answer that is
@@ -95,7 +96,7 @@ def _parse_head(head: bytes) -> int | None:
             if length is not None or not value.isdigit():
                 return None
             length = int(value)
-        elif key in (b"transfer-encoding", b"expect", b"upgrade") or (
+        elif key in (b"transfer-encoding", b"expect", b"upgrade", b"origin") or (
             key == b"connection" and value.strip().lower() != b"keep-alive"
         ):
             return None
@@ -227,7 +228,6 @@ class FastPathProtocol(asyncio.Protocol):
         reason = _REASONS.get(status, b"Unknown")
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-            b"Access-Control-Allow-Origin: *\r\n"
             b"Content-Length: %d\r\nDate: %s\r\nServer: raftlog\r\n\r\n%s"
             % (status, reason, len(body), _date(), body)
         )

@@ -35,6 +35,7 @@ import xmlrpc.client
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -52,6 +53,7 @@ from raftlog.server import feed
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
+    EventStream,
     LeadershipLost,
     NodeStopped,
     OutcomeUnknown,
@@ -123,6 +125,9 @@ class ApiConfig:
     admin_token: str | None = None
     """Serve the ``/v1/admin/*`` endpoints (partitions, step mode) to requests that carry
     ``Authorization: Bearer <token>`` (what a supervisor gives its nodes)."""
+    cors_origins: tuple[str, ...] = ()
+    """Pages from these origins (``http://host:port``; ``*``: any) may read the answers,
+    besides those of the cluster's own nodes (``RAFTLOG_CORS_ORIGINS``)."""
 
 
 class ApiError(Exception):
@@ -198,11 +203,9 @@ def _guarded(handler: Handler) -> Handler:
     return guarded
 
 
-async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer may be read by a page from another origin: the dashboard served by
-    one node reads the others. (Nothing is secret here; the admin endpoints need their
-    token, which no page holds unless its user gave it.)"""
-    response.headers["Access-Control-Allow-Origin"] = "*"
+ORIGINS_REFRESH_S = 5.0
+"""How often, at most, a node resolves its members' hosts again for CORS."""
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes, usage: str) -> T:
@@ -223,10 +226,17 @@ class ClientApi:
         """The replicated log, if that is the node's state machine."""
         self.config = config
         self._session: aiohttp.ClientSession | None = None
+        self._origins: frozenset[str] = frozenset()
+        """Origins of the cluster's own nodes (see _cors), resolved now and then."""
+        self._origins_at = 0.0
+        self._readers = 0
+        """``/v1/events`` readers now."""
+        self._refreshing: set[asyncio.Future[None]] = set()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body)
-        app.on_response_prepare.append(_cors)
+        app.on_response_prepare.append(self._cors)
+        app.on_startup.append(self._refresh_origins)
         router = app.router
         self._static = static_files()
         router.add_get("/", _guarded(self.dashboard))
@@ -603,8 +613,13 @@ class ClientApi:
         the oldest."""
         entries = _flag(request.query, "entries", True)
         messages = _flag(request.query, "messages", True)
+        if self._readers >= MAX_EVENT_READERS:
+            raise ApiError(
+                wire.UNAVAILABLE, f"this node already feeds {MAX_EVENT_READERS} event readers"
+            )
         # Subscribed before the first status: nothing is missed in between.
         stream = self.node.subscribe(EVENTS_BUFFER, entries=entries, messages=messages)
+        self._readers += 1
         try:
             status = _encode(await self._status())
             response = web.StreamResponse(
@@ -612,32 +627,46 @@ class ClientApi:
             )
             await response.prepare(request)
             out = _EventFeed(response)
-            ticker: asyncio.Task[None] | None = None
             try:
                 await out.write("status", status)
-                ticker = asyncio.create_task(self._status_ticker(out, status))
-                async for event in stream:
-                    await out.event(event)
             except (ConnectionError, aiohttp.ClientConnectionResetError):
-                pass  # the reader went away
+                return response  # the reader went away at once
+            # The events and the ticker side by side: whichever ends first (the node
+            # stopped; a write found the reader gone) ends the other.
+            tasks = {
+                asyncio.create_task(_pump(stream, out)),
+                asyncio.create_task(self._status_ticker(out, status)),
+            }
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                if ticker is not None:
-                    ticker.cancel()
-                    await asyncio.gather(ticker, return_exceptions=True)
+                for task in tasks:
+                    task.cancel()
+                # A reader gone shows as ConnectionError in one of them: that is the end.
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self._readers -= 1
             stream.close()
         return response
 
     async def _status_ticker(self, out: _EventFeed, last: bytes) -> None:
-        """The status again when it changed, and the window's counts when it ended."""
+        """The status again when it changed, the window's counts when it ended, and a
+        comment line when nothing was written for a while (a reader gone while nothing
+        happens, in step mode say, is noticed, and its subscription ends)."""
+        quiet = 0.0
         while True:
             await asyncio.sleep(STATUS_EVERY_S)
+            quiet += STATUS_EVERY_S
             with contextlib.suppress(ApiError):
                 status = _encode(await self._status())
                 if status != last:
                     last = status
                     await out.write("status", status)
+                    quiet = 0.0
             await out.flush_if_due()
+            if quiet >= KEEPALIVE_S:
+                await out.write_raw(b": keep-alive\n\n")
+                quiet = 0.0
 
     async def nodes(self, _request: web.Request) -> web.Response:
         return _answer(
@@ -651,6 +680,58 @@ class ClientApi:
         )
 
     # -- membership ------------------------------------------------------------------
+
+    # -- CORS: the dashboard served by one node reads the others -----------------------
+
+    async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        """A page may read this node's answers if it came from one of the cluster's own
+        nodes (the dashboard, served by any of them, reads them all) or from an origin
+        the operator allowed; any other page may not (a web site the user visits must
+        not read the log of a node on their machine)."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return
+        response.headers["Vary"] = "Origin"
+        if self._origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+
+    def _origin_allowed(self, origin: str) -> bool:
+        extra = self.config.cors_origins
+        if "*" in extra or origin in extra or origin in self._origins:
+            return True
+        now = time.monotonic()
+        if now - self._origins_at > ORIGINS_REFRESH_S:  # membership or addresses changed?
+            self._origins_at = now
+            task = asyncio.ensure_future(self._refresh_origins())
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshing.discard)
+        return False
+
+    async def _refresh_origins(self, _app: web.Application | None = None) -> None:
+        """The origins of every member's client URL, by name and by address (a page opened
+        at an address, e.g. in the namespace topology, reads nodes known by name)."""
+        loop = asyncio.get_running_loop()
+        urls = set(self.config.client_urls.values())
+        urls |= {u for m, _role in self.node.member_list() if (u := self._client_url(m.id))}
+        origins: set[str] = set()
+        for url in urls:
+            parts = urlsplit(url)
+            if not parts.hostname or parts.port is None:
+                continue
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+            try:
+                found = await loop.getaddrinfo(parts.hostname, parts.port)
+            except OSError:
+                found = []
+            addresses = {str(info[4][0]) for info in found}
+            for address in addresses:
+                host = f"[{address}]" if ":" in address else address
+                origins.add(f"{parts.scheme}://{host}:{parts.port}")
+            if parts.hostname in ("localhost", "::1") or any(
+                a.startswith("127.") or a == "::1" for a in addresses
+            ):
+                origins |= {f"{parts.scheme}://{h}:{parts.port}" for h in _LOOPBACK_NAMES}
+        self._origins = frozenset(origins)
 
     def _client_url(self, node: NodeId) -> str | None:
         member = self.node.members.get(node)
@@ -804,7 +885,8 @@ class ClientApi:
         raise ApiError(wire.TIMEOUT, f"node {target} did not take over within the time limit")
 
     async def partition(self, request: web.Request) -> web.Response:
-        """Test-only: ``{"blocked": [ids], "held": [ids]}``. Traffic with a blocked peer is
+        """Admin (a supervisor's partitions; tests): ``{"blocked": [ids], "held": [ids]}``.
+        Traffic with a blocked peer is
         dropped both ways; messages from a held peer are kept and delivered, in order, once
         it is no longer held. A key left out leaves that setting as it is."""
         req = _decode(_PARTITION, await request.read(), PARTITION_USAGE)
@@ -828,7 +910,9 @@ class ClientApi:
         async def admin(request: web.Request) -> web.StreamResponse:
             if token is not None:
                 given = request.headers.get("Authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                # aiohttp keeps undecodable header bytes as surrogates: encode them back.
+                raw = given.encode("utf-8", "surrogateescape")
+                if not hmac.compare_digest(raw, f"Bearer {token}".encode()):
                     raise ApiError(
                         wire.UNAUTHORIZED,
                         "this admin endpoint needs the node's token: Authorization: Bearer TOKEN",
@@ -958,6 +1042,10 @@ class ClientApi:
 
 EVENTS_BUFFER = 1000
 """Events kept for one ``/v1/events`` reader that has not caught up."""
+MAX_EVENT_READERS = 64
+"""``/v1/events`` readers one node feeds at once (each costs it a little)."""
+KEEPALIVE_S = 10.0
+"""A ``/v1/events`` reader hears at least this often (a comment line if nothing else)."""
 STATUS_EVERY_S = 0.1
 """A ``/v1/events`` reader gets the node's status again at most this often."""
 EVENTS_WINDOW_S = 0.25
@@ -974,6 +1062,11 @@ _BULK = (
 )
 
 
+async def _pump(stream: EventStream, out: _EventFeed) -> None:
+    async for event in stream:
+        await out.event(event)
+
+
 class _EventFeed:
     """One ``/v1/events`` reader's stream: writes one at a time (the events and the
     status ticker share it), and the bulk events of a busy window counted, not sent."""
@@ -986,8 +1079,11 @@ class _EventFeed:
         self.counts: dict[str, int] = {}
 
     async def write(self, kind: str, data: bytes) -> None:
+        await self.write_raw(_sse(kind, data))
+
+    async def write_raw(self, data: bytes) -> None:
         async with self.lock:
-            await self.response.write(_sse(kind, data))
+            await self.response.write(data)
 
     async def event(self, event: ev.Event) -> None:
         now = time.time()

@@ -80,7 +80,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the control API's port on the bridge address (default 2234; 0: any free one)",
     )
     dash.add_argument("--url-file", type=Path, metavar="FILE", help="write the URL to FILE")
-    dash.add_argument("--open", action="store_true", help="open it in a web browser")
+    dash.add_argument(
+        "--open",
+        action="store_true",
+        help="open it in a web browser (the URL, token included, is on the browser's "
+        "command line, which others on this machine can see)",
+    )
     down = actions.add_parser(
         "down", help="remove every namespace, link, hosts file and process, and the data"
     )
@@ -170,7 +175,7 @@ async def _dashboard(state_dir: Path, args: argparse.Namespace) -> int:
 
     from raftlog.local.control import ControlError  # noqa: PLC0415
     from raftlog.local.netns_cluster import NetnsCluster  # noqa: PLC0415
-    from raftlog.local.supervisor import Supervisor, new_token  # noqa: PLC0415
+    from raftlog.local.supervisor import Supervisor, new_token, write_private  # noqa: PLC0415
 
     try:
         cluster = NetnsCluster.attach(state_dir)
@@ -201,7 +206,7 @@ async def _dashboard(state_dir: Path, args: argparse.Namespace) -> int:
     print(f"dashboard: {url}", flush=True)
     print("(Ctrl-C stops serving the controls; the cluster stays up)", flush=True)
     if args.url_file:
-        args.url_file.write_text(url + "\n")
+        write_private(args.url_file, url + "\n")  # it holds the token
     if args.open:
         import webbrowser  # noqa: PLC0415
 

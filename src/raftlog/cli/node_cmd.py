@@ -196,7 +196,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--open",
         action="store_true",
-        help="open the dashboard in a web browser once the nodes are up",
+        help="open the dashboard in a web browser once the nodes are up (the URL, token "
+        "included, is on the browser's command line, which others on this machine can see)",
     )
     p.add_argument(
         "--url-file",
@@ -311,6 +312,9 @@ def run_node_command(args: argparse.Namespace) -> int:
         first_campaign_at=args.first_election_at,
         fault_injection=args.enable_fault_injection,
         admin_token=os.environ.get("RAFTLOG_ADMIN_TOKEN") or None,
+        cors_origins=tuple(
+            o.strip() for o in os.environ.get("RAFTLOG_CORS_ORIGINS", "").split(",") if o.strip()
+        ),
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
     )
@@ -441,7 +445,12 @@ def run_cluster_command(args: argparse.Namespace) -> int:
 
 async def _cluster(args: argparse.Namespace) -> int:
     from raftlog.local.cluster import LocalCluster  # noqa: PLC0415
-    from raftlog.local.supervisor import Supervisor, close_quietly, new_token  # noqa: PLC0415
+    from raftlog.local.supervisor import (  # noqa: PLC0415
+        Supervisor,
+        close_quietly,
+        new_token,
+        write_private,
+    )
 
     extra: list[str] = []
     if args.election_timeout:
@@ -492,7 +501,7 @@ async def _cluster(args: argparse.Namespace) -> int:
         dashboard = f"{cluster.url(1)}/#control={supervisor.url}&token={token}"
         print(f"  dashboard: {dashboard}", flush=True)
         if args.url_file:
-            args.url_file.write_text(dashboard + "\n")
+            write_private(args.url_file, dashboard + "\n")  # it holds the token
         if args.open:
             import webbrowser  # noqa: PLC0415
 

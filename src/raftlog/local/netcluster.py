@@ -146,6 +146,11 @@ class NetCluster:
         except (ValueError, TypeError) as exc:
             raise NetClusterError(f"cannot read {self.state_file}: {exc}") from None
 
+    def reload(self) -> None:
+        """Read the state file again (another process may have changed it)."""
+        with self._lock:
+            self.state = self._load()
+
     def _save(self) -> None:
         with self._lock:
             self.state_dir.mkdir(parents=True, exist_ok=True)

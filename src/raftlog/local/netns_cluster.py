@@ -88,9 +88,18 @@ class NetnsCluster(ClusterBase):
         return self
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
-        """A NetCluster call, in a thread; its errors become ControlError."""
+        """A NetCluster call, in a thread; its errors become ControlError. Attached to a
+        netcluster that ``raftlog netcluster`` commands change too, it reads the state
+        file again first (their pids, cuts), so that it neither acts on a stale state nor
+        saves one over theirs."""
+
+        def call() -> T:
+            if self._attached:
+                self.nc.reload()
+            return fn(*args)
+
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.to_thread(call)
         except NetClusterError as exc:
             raise ControlError(str(exc)) from None
 
@@ -191,6 +200,8 @@ class NetnsCluster(ClusterBase):
             self._cuts.clear()
 
     async def state(self) -> ClusterState:
+        if self._attached:
+            await self._call(lambda: None)  # read the state file again
         recorded = self.nc.state
         isolated = set(self._isolated)
         cuts = sorted(self._cuts)

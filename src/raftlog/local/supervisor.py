@@ -16,7 +16,9 @@ import functools
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -118,10 +120,9 @@ class Supervisor:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=1 << 16)
+        app = web.Application(client_max_size=1 << 16, middlewares=[self._preflight])
         app.on_response_prepare.append(self._cors)
         r = app.router
-        r.add_route("OPTIONS", "/control/{tail:.*}", self._preflight)
         r.add_get("/control/v1/cluster", self._guard(self.describe))
         r.add_post("/control/v1/nodes/{id}/{action}", self._guard(self.node_action))
         r.add_post("/control/v1/cut", self._guard(self.cut))
@@ -130,15 +131,24 @@ class Supervisor:
         r.add_post("/control/v1/tick", self._guard(self.tick))
         r.add_post("/control/v1/deliver", self._guard(functools.partial(self.release, True)))
         r.add_post("/control/v1/drop", self._guard(functools.partial(self.release, False)))
+        routes = list(r.resources())
+
+        async def unrouted(request: web.Request) -> web.Response:
+            allowed: set[str] = set()
+            for resource in routes:
+                _match, methods = await resource.resolve(request)
+                allowed |= methods
+            if allowed:
+                return _error(405, wire.METHOD_NOT_ALLOWED, f"{request.method} is not allowed")
+            return _error(404, wire.NOT_FOUND, f"no such path: {request.path}")
+
+        r.add_route("*", "/{tail:.*}", unrouted)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         if self.port == 0:
-            server = site._server
-            assert server is not None
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1]
+            self.port = self._runner.addresses[0][1]
         return self.url
 
     async def close(self) -> None:
@@ -156,14 +166,19 @@ class Supervisor:
         response.headers.update(_CORS)
 
     @staticmethod
-    async def _preflight(_request: web.Request) -> web.Response:
-        return web.Response(status=204)
+    @web.middleware
+    async def _preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A browser's CORS preflight (before a request with the Authorization header)."""
+        if request.method == "OPTIONS":
+            return web.Response(status=204)
+        return await handler(request)
 
     def _guard(self, handler: Handler) -> Handler:
         expected = f"Bearer {self.token}".encode()
 
         async def guarded(request: web.Request) -> web.StreamResponse:
-            given = request.headers.get("Authorization", "").encode()
+            # aiohttp keeps undecodable header bytes as surrogates: encode them back.
+            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             if not hmac.compare_digest(given, expected):
                 return _error(401, wire.UNAUTHORIZED, "the supervisor's token is needed")
             try:
@@ -177,6 +192,9 @@ class Supervisor:
             except (RuntimeError, TimeoutError, OSError, aiohttp.ClientError) as exc:
                 log.warning("control %s failed: %r", request.path, exc)
                 return _error(503, wire.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug: still a JSON answer
+                log.exception("control %s failed", request.path)
+                return _error(500, wire.INTERNAL, f"{type(exc).__name__}: {exc}")
 
         return guarded
 
@@ -244,16 +262,21 @@ class Supervisor:
             await cluster.kill(i)
         elif action == "start":
             await cluster.start_node(i)
-            async with self._lock:
-                if self.clock == "step":  # a node that joins a stepped cluster steps too
-                    await self._node_admin(i, "/v1/admin/clock", {"mode": "step"})
+            await self._clock_to(i)
         elif action == "pause":
             await cluster.pause(i)
         elif action == "resume":
             await cluster.resume(i)
+            await self._clock_to(i)
         else:
             await cluster.isolate(i)
         return await self.describe(request)
+
+    async def _clock_to(self, i: int) -> None:
+        """A node that starts (always in real time) or wakes from a pause (it missed any
+        switch of the clock meanwhile) is put on the cluster's clock."""
+        async with self._lock:
+            await self._node_admin(i, "/v1/admin/clock", {"mode": self.clock})
 
     async def cut(self, request: web.Request) -> web.Response:
         req = msgspec.json.decode(await request.read(), type=CutRequest)
@@ -298,6 +321,14 @@ class Supervisor:
         return _json(
             await self._node_admin(i, "/v1/admin/release", {"id": req.id, "action": action})
         )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (a URL with a token)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
 
 
 def new_token() -> str:

@@ -623,13 +623,14 @@ class RaftNode:
     # == test-only fault injection ===================================================
 
     def block_peers(self, peers: set[NodeId]) -> None:
-        """Test-only fault injection: drop every message to or from ``peers`` (a network
+        """Fault injection (tests, and a supervisor's partitions through the admin
+        endpoint): drop every message to or from ``peers`` (a network
         partition as seen from this node; the connections stay up)."""
         self.blocked = frozenset(peers)
 
     def hold_peers(self, peers: set[NodeId]) -> None:
-        """Test-only fault injection: keep every message from ``peers`` instead of
-        delivering it (a link that delays without losing). Messages held from a peer that
+        """Fault injection (tests, the split-vote demo): keep every message from ``peers``
+        instead of delivering it (a link that delays without losing). Messages held from a peer that
         is no longer in ``peers`` are delivered now, in the order they arrived, all in one
         batch (the core steps them all before it sends anything)."""
         self.held = frozenset(peers)
