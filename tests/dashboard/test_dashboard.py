@@ -204,6 +204,21 @@ def wait_for_leader(page: object, above_term: int = 0, among: int = 3) -> tuple[
     return leader[0]
 
 
+def wait_for_agreement(page: object) -> None:
+    """Wait until the health table and the timeline show each node in the role and term
+    the ring shows (the page draws a role or term change on every panel at once)."""
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """() => [...document.querySelectorAll('#ring [data-node][data-role]')].every(g => {
+             const id = g.dataset.node, role = g.dataset.role, term = g.dataset.term;
+             const row = document.querySelector(`#health [data-health-node='${id}']`);
+             const spans = document.querySelectorAll(`#timeline rect[data-node='${id}']`);
+             const last = spans[spans.length - 1];
+             return row && row.dataset.healthRole === role && row.dataset.healthTerm === term
+               && last && last.dataset.spanRole === role && last.dataset.term === term;
+           })"""
+    )
+
+
 def node_url(page: object, node: int) -> str:
     return page.evaluate(  # type: ignore[attr-defined]
         "(id) => window.raftlogDashboard.nodeUrl(id)", node
@@ -241,6 +256,7 @@ def test_stop_the_leader_then_start_it(
     expect(page.locator(f'#ring [data-node="{old}"]')).to_have_attribute("data-role", "down")
     new, new_term = wait_for_leader(page, above_term=term, among=2)
     assert new != old and new_term > term
+    wait_for_agreement(page)
     shot(page, tmp_path, "failover", publish=True)
 
     page.click(f'[data-control-node="{old}"] [data-action="start"]')
@@ -252,6 +268,7 @@ def test_stop_the_leader_then_start_it(
     )
     console.stopped_urls.discard(node_url(page, old))
     wait_for_leader(page, among=3)
+    wait_for_agreement(page)
     # the whole story on one screen: the stop band, the election, the old leader following
     shot(page, tmp_path, "election", publish=True)
 
@@ -306,6 +323,7 @@ def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
                        .some(e => +e.dataset.term > t)""",
                 arg=term,
             )
+        wait_for_agreement(page)
         shot(page, tmp_path, "step-mode", publish=True)
     finally:
         page.click("#btn-real")  # whatever happened, time runs again for the next test

@@ -22,17 +22,26 @@
   const MAX_DOTS = 60; // never more dots than this at once; the rest are counted
   const MAX_EVENTS = 40000; // the recording keeps the newest events
   const TRUNCATION_SHOWN_S = 60;
-  const FRAME_MS = 40; // the ring at 25 frames a second at most
-  const PANELS_MS = 200; // grid, health and the other panels at 5 a second at most
-  const TIMELINE_MS = 2000;
-  const LOADED_LOG_GAP_MS = 1000; // under load (Aggregate events), a log tail a second
+  // How often each part of the page is drawn (ms). Nothing is drawn when nothing changed;
+  // a role, term, leader or up/down change draws every panel at once, whatever the rate.
+  const RATES = {
+    rest: { ring: 250, panels: 250, grid: 250, timeline: 5000 },
+    // under load (Aggregate events, or the leader committing LOADED_RATE entries/s):
+    // no moving dots, a count per link instead, and everything slower
+    loaded: { ring: 400, panels: 800, grid: 1000, timeline: 10000 },
+  };
+  const MOVING_MS = 40; // 25 frames a second while message dots move (or a replay plays)
+  const LOADED_RATE = 100; // entries/s committed: loaded (by hand nobody appends that fast)
+  const UNLOADED_AFTER_S = 3; // back to the quiet view after this long below the rate
+  const LOADED_LOG_GAP_MS = 1000; // under load, a log tail a second
 
   const KINDS = [
     "status", "Message", "Held", "Released", "Aggregate",
     "NodeStarted", "ElectionTimeout", "PreVoteStarted", "ElectionStarted",
     "VoteRequestReceived", "VoteGranted", "VoteRefused", "VoteReceived", "BecameLeader",
-    "ElectionLost", "SteppedDown", "LeaderFound", "QuorumLost", "HeartbeatSent",
-    "HeartbeatReceived", "ProposalReceived", "EntriesAppended", "LogTruncated",
+    // (not HeartbeatSent / HeartbeatReceived: 60 a second in a quiet 3-node cluster, shown
+    // nowhere; a follower's election clock is in its status, ten times a second)
+    "ElectionLost", "SteppedDown", "LeaderFound", "QuorumLost", "ProposalReceived", "EntriesAppended", "LogTruncated",
     "EntryCommitted", "SnapshotSent", "SnapshotFailed", "SnapshotInstalled",
     "SnapshotIgnored", "LogCompacted", "ConfChangeProposed", "ConfChanged", "NodeRemoved",
     "LeaderRemoved", "PeerOffline", "PeerOnline", "TransferStarted", "TransferAborted",
@@ -301,15 +310,21 @@
     heldSeen: new Map(), // "node:id" -> first time seen (for "the oldest held message")
     released: new Set(), // "node:id" delivered or dropped from here (node ids only grow)
     chosenMsg: null,
-    lastFrame: 0,
-    lastPanels: 0,
+    due: { ring: 0, panels: 0, grid: 0, timeline: 0, label: 0 }, // when each part was last drawn (ms)
+    loopTimer: null,
+    loopFrame: null,
+    urgent: true, // draw every panel at the next pass (a role/term/leader/up change, an action)
     dirty: true,
+    loaded: false, // the live cluster is under load (the quiet streams, the slow rates)
+    loadedUntil: 0,
+    gridCols: 0, // columns of the log grid (read from the layout only on resize)
+    timelineWidth: 0,
+    stateKey: "",
     layoutKey: null,
     gridKey: "",
     healthKey: "",
     heldKey: "",
     controlKey: "",
-    timelineAt: 0,
   };
   app.rec = app.live;
 
@@ -432,10 +447,25 @@
     if (n.up === up) return;
     n.up = up;
     record(n.id, up ? "up" : "down", {}, now());
+    wake(true);
+  }
+
+  /** Under load or not: the live streams follow (without or with Message events). */
+  function setLoaded(loaded) {
+    if (loaded) app.loadedUntil = now() + UNLOADED_AFTER_S;
+    if (app.loaded === loaded) return;
+    app.loaded = loaded;
+    for (const n of app.nodes.values()) {
+      if (n.es && n.quiet !== loaded) { closeEvents(n); openEvents(n); }
+    }
+    wake(true);
   }
 
   function openEvents(n) {
-    const es = new EventSource(n.url + "/v1/events?entries=0");
+    // Under load the page draws no message dots: it asks for no Message events either
+    // (hundreds a second), and counts the traffic from the leader's status instead.
+    n.quiet = app.loaded;
+    const es = new EventSource(n.url + "/v1/events?entries=0" + (n.quiet ? "&messages=0" : ""));
     n.es = es;
     const handler = (e) => {
       if (n.es !== es) return;
@@ -450,8 +480,11 @@
       }
       const t = typeof data.t === "number" ? data.t : now();
       if (e.type === "Held") app.heldSeen.set(`${n.id}:${data.id}`, t);
-      if (e.type === "Aggregate") n.lastAggregate = now();
+      if (e.type === "Aggregate") { n.lastAggregate = now(); setLoaded(true); }
       record(n.id, data.kind || e.type, data, t);
+      // a dot starts moving now, not at the next slow pass (none is drawn under load)
+      if (e.type === "Message" && !app.loaded && (app.showHeartbeats || !/^heartbeat/.test(data.type))) { app.ringNow = true; wake(); }
+      else if (e.type === "Held" || e.type === "Released" || e.type === "LogTruncated") wake(true);
       if (e.type === "EntryCommitted" || e.type === "LogTruncated" || e.type === "EntriesAppended") wantLog(n);
     };
     for (const k of KINDS) es.addEventListener(k, handler);
@@ -468,6 +501,12 @@
 
   function onStatus(n, st, t) {
     if (typeof st.id === "number" && st.id !== n.id) return; // a URL that is another node now
+    const was = n.status;
+    // A new role, term or leader is shown by every panel at once, at the next frame.
+    if (!was || was.state !== st.state || was.term !== st.term || was.leader !== st.leader) wake(true);
+    // at rest, an append or a held message shows at once too (under load: at the pace)
+    else if (!app.loaded && (was.commit !== st.commit || was.last_index !== st.last_index || was.clock !== st.clock
+      || JSON.stringify(was.held || []) !== JSON.stringify(st.held || []))) wake(true);
     n.status = st;
     record(n.id, "status", st, t);
     for (const v of [...(st.voters || []), ...(st.learners || [])]) if (!app.nodes.has(v)) addNode(v, null);
@@ -477,13 +516,22 @@
     }
     const key = `${st.last_index}:${st.commit}:${st.term}:${gridColumns()}`;
     if (key !== n.logKey) wantLog(n);
+    // Loaded: the leader commits LOADED_RATE entries a second (measured over a second).
+    if (st.state === "Leader") {
+      const m = n.rateMark;
+      if (!m || m.term !== st.term || st.commit < m.commit) n.rateMark = { t, commit: st.commit, term: st.term };
+      else if (t - m.t >= 1) {
+        if ((st.commit - m.commit) / (t - m.t) >= LOADED_RATE) setLoaded(true);
+        n.rateMark = { t, commit: st.commit, term: st.term };
+      }
+    }
   }
 
   /** Fetch the node's log tail soon: only if something changed, at most 4 times a second. */
   function wantLog(n) {
     n.wantLog = true;
     if (n.logInflight || n.logTimer || !n.url || !n.up) return;
-    const gap = now() - (n.lastAggregate || 0) < 2 ? LOADED_LOG_GAP_MS : LOG_MIN_GAP_MS;
+    const gap = app.loaded || now() - (n.lastAggregate || 0) < 2 ? LOADED_LOG_GAP_MS : LOG_MIN_GAP_MS;
     const wait = Math.max(0, n.logLastAt + gap - Date.now());
     n.logTimer = setTimeout(() => { n.logTimer = null; fetchLog(n); }, wait);
   }
@@ -499,6 +547,7 @@
       const st = n.status || {};
       n.logKey = `${log.last_index}:${log.commit}:${st.term}:${gridColumns()}`;
       record(n.id, "log", log, now());
+      if (!app.loaded) wake(true);
       if (st.last_index !== log.last_index || st.commit > log.commit) n.wantLog = true;
     } catch (_e) {
       n.wantLog = true; // try again, after a longer gap
@@ -525,6 +574,7 @@
       const c = await ctl("GET", "/control/v1/cluster");
       const before = app.cluster;
       app.cluster = c;
+      if (JSON.stringify(before) !== JSON.stringify(c)) wake(true);
       for (const node of c.nodes || []) {
         addNode(node.id, node.url);
         const n = app.nodes.get(node.id);
@@ -759,9 +809,22 @@
     // whom this node voted for in its current term, shown while the election is young
     const g = lastAt(idx.granted, T);
     const votedFor = g && status && g.term === status.term && T - g.t < 3 && g.candidate !== id ? g.candidate : null;
+    // A leader's pace over the last second: entries committed, and replicated per link.
+    let rates = null;
+    if (role === "leader") {
+      const before = lastAt(idx.status, T - 1);
+      if (before && before !== st && before.s.term === status.term && st.t - before.t > 0.3) {
+        const dt = st.t - before.t;
+        rates = { commit: Math.max(0, (status.commit - before.s.commit) / dt), peers: new Map() };
+        const prev = new Map((before.s.peers || []).map((p) => [p.id, p.match]));
+        for (const p of status.peers || []) {
+          if (prev.has(p.id)) rates.peers.set(p.id, Math.max(0, (p.match - prev.get(p.id)) / dt));
+        }
+      }
+    }
     return {
       id, up, role, status, term: status ? status.term : 0, log: logx ? logx.log : null, votedFor,
-      truncation: tr && T - tr.t < TRUNCATION_SHOWN_S ? tr : null, votes, agg, timer,
+      truncation: tr && T - tr.t < TRUNCATION_SHOWN_S ? tr : null, votes, agg, timer, rates,
     };
   }
 
@@ -770,12 +833,39 @@
     const nodes = ids.map((id) => nodeView(rec, id, T));
     let leader = null;
     for (const v of nodes) if (v.role === "leader" && (!leader || v.term > leader.term)) leader = v;
-    return { T, ids, nodes, leader, byId: new Map(nodes.map((v) => [v.id, v])) };
+    const live = rec === app.live && app.cursor === null && !app.playFrom;
+    const loaded = live ? app.loaded
+      : nodes.some((v) => v.agg || (v.rates && v.rates.commit >= LOADED_RATE));
+    return { T, ids, nodes, leader, loaded, live, byId: new Map(nodes.map((v) => [v.id, v])) };
+  }
+
+  // -- drawing only what changed -------------------------------------------------------------
+
+  /** Set an attribute, a text or a class only when it differs from what was set last. */
+  function attr(el, k, v) {
+    const c = el.__a || (el.__a = {});
+    v = String(v);
+    if (c[k] !== v) { c[k] = v; el.setAttribute(k, v); }
+  }
+  function unattr(el, k) {
+    const c = el.__a || (el.__a = {});
+    if (c[k] !== null) { c[k] = null; el.removeAttribute(k); }
+  }
+  function text(el, v) {
+    v = String(v);
+    if (el.__t !== v) { el.__t = v; el.textContent = v; }
+  }
+  function klass(el, v) {
+    if (el.__k !== v) { el.__k = v; el.setAttribute("class", v); }
+  }
+  function styleProp(el, k, v) {
+    const c = el.__s || (el.__s = {});
+    if (c[k] !== v) { c[k] = v; el.style.setProperty(k, v); }
   }
 
   // -- the ring ----------------------------------------------------------------------------
 
-  const ring = { groups: new Map(), pos: new Map(), chords: new Map(), dots: new Map(), layer: {} };
+  const ring = { groups: new Map(), pos: new Map(), chords: new Map(), links: new Map(), dots: new Map(), layer: {} };
 
   function layoutRing(ids) {
     const key = ids.join(",");
@@ -784,7 +874,7 @@
     const svg = $("ring");
     svg.textContent = "";
     ring.layer = {};
-    ring.groups.clear(); ring.pos.clear(); ring.chords.clear(); ring.dots.clear();
+    ring.groups.clear(); ring.pos.clear(); ring.chords.clear(); ring.links.clear(); ring.dots.clear();
     const cx = 200, cy = 162, R = ids.length <= 2 ? 90 : 112;
     ids.forEach((id, i) => {
       const a = -Math.PI / 2 + (2 * Math.PI * i) / ids.length;
@@ -793,6 +883,7 @@
     ring.layer.chords = svg.appendChild(s("g", { class: "chords" }));
     ring.layer.nodes = svg.appendChild(s("g", { class: "nodes" }));
     ring.layer.msgs = svg.appendChild(s("g", { class: "msgs" }));
+    ring.layer.held = svg.appendChild(s("g", { class: "held-dots" }));
     ring.layer.labels = svg.appendChild(s("g", { class: "labels" }));
     for (let i = 0; i < ids.length; i++) {
       for (let j = i + 1; j < ids.length; j++) {
@@ -800,11 +891,15 @@
         const line = s("line", { class: "chord", x1: a.x, y1: a.y, x2: b.x, y2: b.y });
         ring.layer.chords.appendChild(line);
         ring.chords.set(`${ids[i]}-${ids[j]}`, line);
+        // under load: the entries a second replicated over the link, at its middle
+        const label = s("text", { class: "link-rate", x: ((a.x + b.x) / 2).toFixed(1), y: ((a.y + b.y) / 2 - 4).toFixed(1) });
+        ring.layer.labels.appendChild(label);
+        ring.links.set(`${ids[i]}-${ids[j]}`, label);
       }
     }
     for (const id of ids) {
       const p = ring.pos.get(id);
-      const g = s("g", { class: "node-group", "data-node": id, "data-role": "down", "data-term": 0, transform: `translate(${p.x},${p.y})` });
+      const g = s("g", { class: "node-group", "data-node": id, "data-role": "down", "data-term": 0, transform: `translate(${p.x.toFixed(1)},${p.y.toFixed(1)})` });
       g.appendChild(s("circle", { class: "halo", r: 43 }));
       g.appendChild(s("circle", { class: "timer-bg", r: 36 }));
       const timer = g.appendChild(s("circle", { class: "timer", r: 36, transform: "rotate(-90)" }));
@@ -830,32 +925,34 @@
     down: ["✕", "#a3a9b3", "#ffffff"],
   };
 
+  function fmtRate(x) {
+    return x >= 1000 ? `${(x / 1000).toFixed(1)}k` : String(Math.round(x));
+  }
+
   function drawRing(view) {
     layoutRing(view.ids);
     const C = 2 * Math.PI * 36;
     for (const v of view.nodes) {
       const r = ring.groups.get(v.id);
       if (!r) continue;
-      r.g.setAttribute("data-role", v.role);
-      r.g.setAttribute("data-term", String(v.term));
-      r.g.classList.toggle("selected", app.selected === v.id);
-      r.body.setAttribute("fill", termColour(v.term));
+      attr(r.g, "data-role", v.role);
+      attr(r.g, "data-term", v.term);
+      attr(r.g, "class", "node-group" + (app.selected === v.id ? " selected" : ""));
+      attr(r.body, "fill", termColour(v.term));
       const [letter, bg, fg] = BADGES[v.role] || ["?", "#fff", "#000"];
-      r.btext.textContent = letter;
-      r.brect.setAttribute("fill", bg);
-      r.btext.setAttribute("fill", fg);
-      if (v.timer) {
-        const frac = v.timer.timeout ? v.timer.left / v.timer.timeout : 0;
-        r.timer.setAttribute("stroke-dasharray", `${(frac * C).toFixed(1)} ${C.toFixed(1)}`);
-      }
-      r.timer.style.display = v.timer ? "" : "none";
+      text(r.btext, letter);
+      attr(r.brect, "fill", bg);
+      attr(r.btext, "fill", fg);
+      // the arc in whole pixels: a still timer (step mode, a steady follower) writes nothing
+      if (v.timer) attr(r.timer, "stroke-dasharray", `${Math.round((v.timer.timeout ? v.timer.left / v.timer.timeout : 0) * C)} ${Math.ceil(C)}`);
+      attr(r.timer, "visibility", v.timer ? "visible" : "hidden");
       let sub = v.status ? `term ${v.term}` : "unknown";
       if (v.role === "down") sub = v.status ? `down (term ${v.term})` : "unreachable";
-      else if (v.timer) sub += v.timer.step ? ` · ${Math.ceil(v.timer.left)} ticks` : ` · ${Math.round(v.timer.seconds * 1000)} ms`;
+      else if (v.timer) sub += v.timer.step ? ` · ${Math.ceil(v.timer.left)} ticks` : ` · ${Math.round(v.timer.seconds * 100) * 10} ms`;
       else if (v.role === "leader" && v.status) sub += ` · commit ${v.status.commit}`;
       if (v.votedFor !== null && v.role !== "down") sub += ` · voted ${v.votedFor}`;
-      r.sub.textContent = sub;
-      r.title.textContent = `node ${v.id}: ${v.role}, term ${v.term}` + (v.status ? `, commit ${v.status.commit}, last ${v.status.last_index}` : "");
+      text(r.sub, sub);
+      text(r.title, `node ${v.id}: ${v.role}, term ${v.term}` + (v.status ? `, commit ${v.status.commit}, last ${v.status.last_index}` : ""));
       // vote dots: one at the node's edge toward each voter
       const vk = v.votes.map((x) => `${x.voter}${x.granted ? "+" : "-"}`).join(",");
       if (vk !== r.votesKey) {
@@ -876,11 +973,14 @@
       if (v.agg) {
         const parts = Object.entries(v.agg).sort((a, b) => b[1] - a[1]).slice(0, 2);
         load = "+" + parts.map(([k, c]) => `${c} ${k.replace(/^Message:/, "")}`).join(", ") + " /s";
+      } else if (view.loaded && v.rates) {
+        load = `${fmtRate(v.rates.commit)} commits/s`;
       }
-      r.load.textContent = load;
+      text(r.load, load);
     }
     drawChords(view);
     drawMessages(view);
+    drawHeldDots(view);
   }
 
   function drawChords(view) {
@@ -890,26 +990,34 @@
       for (const [a, b] of app.cluster.cuts || []) cuts.add(`${Math.min(a, b)}-${Math.max(a, b)}`);
       for (const n of app.cluster.nodes || []) if (n.isolated) isolated.add(n.id);
     }
+    const leader = view.leader;
     for (const [key, line] of ring.chords) {
       const [a, b] = key.split("-").map(Number);
-      line.classList.toggle("cut", cuts.has(key) || isolated.has(a) || isolated.has(b));
+      attr(line, "class", cuts.has(key) || isolated.has(a) || isolated.has(b) ? "chord cut" : "chord");
+      // under load a count per link instead of the dots: the leader's entries/s to the peer
+      let label = "";
+      if (view.loaded && leader && leader.rates && (a === leader.id || b === leader.id)) {
+        const r = leader.rates.peers.get(a === leader.id ? b : a);
+        if (r !== undefined) label = `${fmtRate(r)}/s`;
+      }
+      text(ring.links.get(key), label);
     }
-    void view;
   }
 
+  /** The message dots (none under load) and the legend. Returns whether a dot moves. */
   function drawMessages(view) {
     const rec = app.rec;
     const T = view.T;
     const msgs = rec.messages;
     const wanted = [];
-    let hidden = 0;
     const counts = {};
     for (let i = firstFrom(msgs, T - 1); i < msgs.length && msgs[i].t <= T; i++) {
       const m = msgs[i];
       const type = m.data.type;
       counts[type] = (counts[type] || 0) + 1;
-      if (m.t < T - DOT_S) continue;
-      if (!app.showHeartbeats && (type === "heartbeat" || type === "heartbeat_resp")) { hidden++; continue; }
+      // live under load: no dots (a paused or replayed moment still shows its share)
+      if (m.t < T - DOT_S || (view.loaded && view.live)) continue;
+      if (!app.showHeartbeats && (type === "heartbeat" || type === "heartbeat_resp")) continue;
       wanted.push(m);
     }
     const extra = Math.max(0, wanted.length - MAX_DOTS);
@@ -924,6 +1032,7 @@
         const resp = /_resp$/.test(m.data.type);
         const big = m.data.type === "append" && m.data.fields && m.data.fields.entries > 0;
         el = s("circle", { class: "msg-dot" + (resp ? " resp" : ""), r: big ? 7 : 5, fill: msgColour(m.data.type) });
+        el.__base = "msg-dot" + (resp ? " resp" : "");
         el.addEventListener("click", (e) => { e.stopPropagation(); showMessage(m); });
         ring.layer.msgs.appendChild(el);
         ring.dots.set(m, el);
@@ -932,13 +1041,11 @@
       // each direction on its own side of the chord, so requests and answers do not overlap
       const len = Math.hypot(b.x - a.x, b.y - a.y) || 1;
       const ox = (-(b.y - a.y) / len) * 4, oy = ((b.x - a.x) / len) * 4;
-      el.setAttribute("cx", (a.x + (b.x - a.x) * f + ox).toFixed(1));
-      el.setAttribute("cy", (a.y + (b.y - a.y) * f + oy).toFixed(1));
-      el.classList.toggle("chosen", app.chosenMsg === m);
+      attr(el, "cx", (a.x + (b.x - a.x) * f + ox).toFixed(1));
+      attr(el, "cy", (a.y + (b.y - a.y) * f + oy).toFixed(1));
+      attr(el, "class", el.__base + (app.chosenMsg === m ? " chosen" : ""));
     }
-    drawHeldDots(view);
     // legend: what moved in the last second (dots and counted)
-    const legend = $("msg-legend");
     const aggTotal = view.nodes.reduce((sum, v) => sum + (v.agg ? Object.values(v.agg).reduce((x, y) => x + y, 0) : 0), 0);
     // a request and its answer on one entry: "append 12+11/s"
     const pairs = {};
@@ -949,21 +1056,31 @@
     }
     const parts = Object.entries(pairs).sort().map(([k, [q, r]]) =>
       `<span><i style="background:${msgColour(k)}"></i>${k} ${q}${r ? "+" + r : ""}/s${!app.showHeartbeats && k === "heartbeat" ? " (hidden: h)" : ""}</span>`);
-    void hidden;
     if (extra) parts.push(`<span>+${extra} not drawn</span>`);
-    if (aggTotal) parts.push(`<span>under load: ${aggTotal} events/s counted</span>`);
+    if (view.loaded) {
+      const commit = view.leader && view.leader.rates ? view.leader.rates.commit : 0;
+      parts.push(`<span>under load${commit ? `: ${fmtRate(commit)} entries/s committed` : ""}${aggTotal ? `, ${aggTotal} events/s counted` : ""}${view.live ? " · no dots, entries/s per link" : ""}</span>`);
+    } else if (aggTotal) parts.push(`<span>under load: ${aggTotal} events/s counted</span>`);
     const html = parts.join("");
-    if (legend.innerHTML !== html) legend.innerHTML = html;
+    // the counts a second: written once a second (what is listed: at once)
+    const shape = html.replace(/\d+/g, "");
+    const ms = performance.now();
+    if (app.legendHtml !== html && (shape !== app.legendShape || ms - (app.legendAt || 0) >= 1000 || !view.live)) {
+      app.legendHtml = html;
+      app.legendShape = shape;
+      app.legendAt = ms;
+      $("msg-legend").innerHTML = html;
+    }
+    return ring.dots.size > 0;
   }
 
   function drawHeldDots(view) {
-    let layer = ring.layer.held;
-    if (!layer) layer = ring.layer.held = ring.layer.msgs.parentNode.insertBefore(s("g", { class: "held-dots" }), ring.layer.labels);
+    const layer = ring.layer.held;
     const items = [];
     for (const v of view.nodes) if (v.up && v.status) for (const m of v.status.held || []) items.push({ ...m, dst: m.dst || v.id });
     const key = items.map((m) => `${m.dst}:${m.id}`).join(",");
-    if (layer.dataset.key === key) return;
-    layer.dataset.key = key;
+    if (layer.__key === key) return;
+    layer.__key = key;
     layer.textContent = "";
     const stack = new Map();
     for (const m of items) {
@@ -1020,10 +1137,40 @@
 
   // -- the log grid ----------------------------------------------------------------------
 
+  /** Columns that fit: read from the layout once, and again only after a resize. */
   function gridColumns() {
-    const w = $("grid-panel").clientWidth || 600;
-    const cell = 23;
-    return Math.max(8, Math.min(80, Math.floor((w - 90) / cell)));
+    if (!app.gridCols) {
+      const w = $("grid-panel").clientWidth || 600;
+      app.gridCols = Math.max(8, Math.min(80, Math.floor((w - 90) / 23)));
+    }
+    return app.gridCols;
+  }
+
+  const grid = { key: "", head: [], rows: new Map() };
+
+  /** The grid's elements, made once per set of nodes and width and reused. */
+  function layoutGrid(ids, W) {
+    const key = `${ids.join(",")}/${W}`;
+    if (grid.key === key) return;
+    grid.key = key;
+    grid.head = [];
+    grid.rows.clear();
+    const box = $("grid");
+    box.textContent = "";
+    const head = h("div", { class: "grid-row grid-head" }, h("div", { class: "rowhead" }, "index"));
+    const hc = head.appendChild(h("div", { class: "cells" }));
+    for (let k = 0; k < W; k++) grid.head.push(hc.appendChild(h("span", {})));
+    box.append(head);
+    for (const id of ids) {
+      const rowhead = h("div", { class: "rowhead" });
+      const row = h("div", { class: "grid-row", "data-node": id }, rowhead);
+      const cellsBox = row.appendChild(h("div", { class: "cells" }));
+      const cells = [];
+      for (let k = 0; k < W; k++) cells.push(cellsBox.appendChild(h("div", { class: "cell empty" })));
+      grid.rows.set(id, { row, rowhead, cells });
+      box.append(row);
+    }
+    box.append(h("div", { class: "grid-legend" }, "cell: term · dashed: not committed · ▾ next · underline: match (leader's view) · hatched: replaced by a truncation"));
   }
 
   function drawGrid(view) {
@@ -1038,51 +1185,100 @@
     const leader = view.leader;
     const peers = new Map();
     if (leader && leader.status) for (const p of leader.status.peers || []) peers.set(p.id, p);
-    const key = JSON.stringify([start, end, view.nodes.map((v) => [v.id, v.up, v.log && v.log.last_index, v.log && v.log.commit, v.status && v.status.commit, v.truncation && v.truncation.t, v.log && v.log.entries.length && v.log.entries[v.log.entries.length - 1].term]), [...peers.values()].map((p) => [p.id, p.match, p.next])]);
+    const key = JSON.stringify([start, end, view.nodes.map((v) => [v.id, v.up, v.role, v.log && v.log.last_index, v.log && v.log.commit, v.status && v.status.commit, v.truncation && v.truncation.t, v.log && v.log.entries.length && v.log.entries[v.log.entries.length - 1].term]), [...peers.values()].map((p) => [p.id, p.match, p.next])]);
     if (key === app.gridKey) return;
     app.gridKey = key;
-    const grid = $("grid");
-    grid.textContent = "";
-    const head = h("div", { class: "grid-row grid-head" }, h("div", { class: "rowhead" }, "index"));
-    const hc = head.appendChild(h("div", { class: "cells" }));
-    for (let i = start; i <= end; i++) hc.append(h("span", {}, i % 5 === 0 || i === start ? i : ""));
-    grid.append(head);
+    layoutGrid(view.ids, W);
+    grid.start = start;
+    grid.entries = new Map();
+    grid.head.forEach((el, k) => {
+      const i = start + k;
+      text(el, i <= end && (i % 5 === 0 || i === start) ? i : "");
+      if (el.__hidden !== i > end) { el.__hidden = i > end; el.hidden = i > end; }
+    });
     for (const v of view.nodes) {
+      const g = grid.rows.get(v.id);
+      if (!g) continue;
       const commit = Math.max(v.log ? v.log.commit : 0, v.status ? v.status.commit : 0);
       const entries = new Map();
       if (v.log) for (const e of v.log.entries) entries.set(e.index, e);
+      grid.entries.set(v.id, entries);
       const tr = v.truncation;
       const p = peers.get(v.id);
-      let headText = `node ${v.id}`;
-      if (v.role === "leader") headText += " ★";
-      const row = h("div", { class: "grid-row" + (v.up ? "" : " down"), "data-node": v.id }, h("div", { class: "rowhead", title: tr ? `log truncated from ${tr.from} (was up to ${tr.old})` : "" }, headText, tr ? " ✂" : ""));
-      const cells = row.appendChild(h("div", { class: "cells" }));
-      for (let i = start; i <= end; i++) {
-        const e = entries.get(i);
+      attr(g.row, "class", "grid-row" + (v.up ? "" : " down"));
+      text(g.rowhead, `node ${v.id}${v.role === "leader" ? " ★" : ""}${tr ? " ✂" : ""}`);
+      attr(g.rowhead, "title", tr ? `log truncated from ${tr.from} (was up to ${tr.old})` : "");
+      g.cells.forEach((c, k) => {
+        const i = start + k;
+        const e = i <= end ? entries.get(i) : undefined;
+        // past the end (a short log): not shown, so that the row is as long as the log
+        if (i > end) { if (c.__hidden !== true) { c.__hidden = true; c.hidden = true; } } else if (c.__hidden !== false) { c.__hidden = false; c.hidden = false; }
         let cls = "cell";
         if (p && p.match === i) cls += " match";
         if (p && p.next === i) cls += " next";
         if (tr && i >= tr.from && i <= tr.old) cls += " truncated";
         if (tr && i === tr.from) cls += " cut-here";
         if (!e) {
-          cells.append(h("div", { class: cls + " empty", title: p && p.next === i ? `next index for node ${v.id}` : null }));
-          continue;
+          klass(c, cls + " empty");
+          for (const k2 of ["data-node", "data-index", "data-term", "data-committed"]) unattr(c, k2);
+          attr(c, "title", p && p.next === i ? `next index for node ${v.id}` : "");
+          styleProp(c, "background-color", "");
+          text(c, "");
+          return;
         }
         const committed = i <= commit;
-        const c = h("div", {
-          class: cls, "data-node": v.id, "data-index": i, "data-term": e.term, "data-committed": committed ? "true" : "false",
-          style: `background-color:${termColour(e.term)}`,
-          title: `#${i} term ${e.term} ${committed ? "committed" : "not committed"}${e.preview ? ": " + e.preview : ""}`,
-        }, e.term);
-        c.addEventListener("click", () => showCell(v.id, e));
-        cells.append(c);
-      }
-      grid.append(row);
+        klass(c, cls);
+        attr(c, "data-node", v.id);
+        attr(c, "data-index", i);
+        attr(c, "data-term", e.term);
+        attr(c, "data-committed", committed ? "true" : "false");
+        attr(c, "title", `#${i} term ${e.term} ${committed ? "committed" : "not committed"}${e.preview ? ": " + e.preview : ""}`);
+        styleProp(c, "background-color", termColour(e.term));
+        text(c, e.term);
+      });
     }
-    grid.append(h("div", { class: "grid-legend" }, "cell: term · dashed: not committed · ▾ next · underline: match (leader's view) · hatched: replaced by a truncation"));
+  }
+
+  function onGridClick(ev) {
+    const c = ev.target.closest && ev.target.closest(".cell[data-index]");
+    if (!c || !grid.entries) return;
+    const id = Number(c.dataset.node);
+    const e = (grid.entries.get(id) || new Map()).get(Number(c.dataset.index));
+    if (e) showCell(id, e);
   }
 
   // -- health --------------------------------------------------------------------------
+
+  const health = { key: null, rows: new Map() };
+
+  /** The health panel's elements, made once per set of nodes. */
+  function layoutHealth(ids) {
+    const key = ids.join(",");
+    if (health.key === key) return;
+    health.key = key;
+    health.rows.clear();
+    const box = $("health");
+    box.textContent = "";
+    health.leader = h("b", { id: "health-leader" });
+    health.quorum = h("b", {});
+    health.tolerates = h("b", {});
+    health.reach = h("b", {});
+    health.reachBox = h("span", {}, "reachable ", health.reach);
+    box.append(h("div", { class: "facts" },
+      h("span", {}, "leader ", health.leader),
+      h("span", {}, "quorum ", health.quorum),
+      h("span", {}, "tolerates ", health.tolerates),
+      health.reachBox,
+    ));
+    const table = h("table", {}, h("tr", {}, ...["node", "role", "term", "commit", "last", "trails commit", "trails last"].map((x) => h("th", {}, x))));
+    for (const id of ids) {
+      const tds = [0, 1, 2, 3, 4, 5, 6].map(() => h("td", {}));
+      const tr = h("tr", { "data-health-node": id }, ...tds);
+      table.append(tr);
+      health.rows.set(id, { tr, tds });
+    }
+    box.append(table);
+  }
 
   function drawHealth(view) {
     const leader = view.leader;
@@ -1093,28 +1289,26 @@
     const upVoters = view.nodes.filter((v) => v.up && (!st || (st.voters || []).includes(v.id))).length;
     const lc = leader && leader.status ? leader.status.commit : null;
     const ll = leader && leader.status ? leader.status.last_index : null;
-    const rows = view.nodes.map((v) => {
+    layoutHealth(view.ids);
+    text(health.leader, leader ? `${leader.id} (term ${leader.term})` : "none");
+    text(health.quorum, `${quorum} of ${voters}`);
+    text(health.tolerates, `${tolerated} failure${tolerated === 1 ? "" : "s"}`);
+    text(health.reach, `${upVoters}/${voters}`);
+    attr(health.reachBox, "class", upVoters < quorum ? "lag" : "");
+    for (const v of view.nodes) {
+      const row = health.rows.get(v.id);
+      if (!row) continue;
       const s2 = v.status;
       const behindC = lc !== null && s2 && v.up ? lc - s2.commit : null;
       const behindL = ll !== null && s2 && v.up ? ll - s2.last_index : null;
-      return [v.id, v.role, v.term, s2 ? s2.commit : "", s2 ? s2.last_index : "", behindC, behindL];
-    });
-    const key = JSON.stringify([leader && leader.id, leader && leader.term, voters, upVoters, rows]);
-    if (key === app.healthKey) return;
-    app.healthKey = key;
-    const box = $("health");
-    box.textContent = "";
-    box.append(h("div", { class: "facts" },
-      h("span", {}, "leader ", h("b", { id: "health-leader" }, leader ? `${leader.id} (term ${leader.term})` : "none")),
-      h("span", {}, "quorum ", h("b", {}, `${quorum} of ${voters}`)),
-      h("span", {}, "tolerates ", h("b", {}, `${tolerated} failure${tolerated === 1 ? "" : "s"}`)),
-      h("span", { class: upVoters < quorum ? "lag" : "" }, "reachable ", h("b", {}, `${upVoters}/${voters}`)),
-    ));
-    const table = h("table", {}, h("tr", {}, ...["node", "role", "term", "commit", "last", "trails commit", "trails last"].map((x) => h("th", {}, x))));
-    for (const r of rows) {
-      table.append(h("tr", {}, ...r.map((x, i) => h("td", { class: i >= 5 && x > 0 ? "lag" : "" }, x === null ? "–" : x))));
+      // the test hooks: the table agrees with the ring (same role and term, same pass)
+      attr(row.tr, "data-health-role", v.role);
+      attr(row.tr, "data-health-term", v.term);
+      [v.id, v.role, v.term, s2 ? s2.commit : "", s2 ? s2.last_index : "", behindC, behindL].forEach((x, i) => {
+        text(row.tds[i], x === null ? "–" : x);
+        if (i >= 5) attr(row.tds[i], "class", x > 0 ? "lag" : "");
+      });
     }
-    box.append(table);
   }
 
   // -- controls: supervisor and step mode ------------------------------------------------
@@ -1235,17 +1429,22 @@
     const tEnd = app.replay ? rec.tEnd : now();
     const span = Math.max(0.001, tEnd - rec.t0);
     const scrub = $("scrub");
-    if (document.activeElement !== scrub || app.cursor === null) scrub.value = String(Math.round(((T - rec.t0) / span) * 1000));
-    $("cursor-label").textContent = `${fmtTime(T)} (${(T - rec.t0).toFixed(1)} s)`;
-    const ms = Date.now();
+    const at = String(Math.round(((T - rec.t0) / span) * 1000));
+    if ((document.activeElement !== scrub || app.cursor === null) && scrub.__v !== at) { scrub.__v = at; scrub.value = at; }
     const live = app.cursor === null && !app.playFrom;
-    // Drawn again every 2 s while live; while paused or replaying only when asked (a seek
-    // moves the cursor alone, so that a drag on the timeline keeps its pointer).
-    if (force || (live && ms - app.timelineAt >= TIMELINE_MS)) {
-      app.timelineAt = ms;
+    // live: to the second (a label that changes 25 times a second costs a layout each)
+    text($("cursor-label"), live ? `${fmtTime(T).slice(0, -4)} (${(T - rec.t0).toFixed(0)} s)` : `${fmtTime(T)} (${(T - rec.t0).toFixed(1)} s)`);
+    // Drawn when asked: every few seconds while live, and while paused or replaying only
+    // on a seek (which moves the cursor alone, so that a drag keeps its pointer).
+    if (force) {
+      app.due.timeline = performance.now();
       const box = $("timeline");
+      if (!app.timelineWidth) app.timelineWidth = box.clientWidth || 1200;
       if (window.RaftTimeline && typeof window.RaftTimeline.render === "function") {
-        app.timeline = window.RaftTimeline.render(box, timelineRecording(rec, tEnd), {
+        const recording = timelineRecording(rec, tEnd);
+        recording.marks = thinMarks(recording.marks, recording.duration, app.timelineWidth);
+        app.timeline = window.RaftTimeline.render(box, recording, {
+          width: app.timelineWidth,
           cursor: live ? null : T - rec.t0,
           onScrub: (t) => seek(rec.t0 + t),
         });
@@ -1265,6 +1464,19 @@
     }
   }
 
+  /** Commit marks at most one per 6 pixels of timeline (a long run under load has one a
+   *  second): the others are drawn, the export keeps them all. */
+  function thinMarks(marks, duration, width) {
+    const px = Math.max(1e-6, (duration || 1) / Math.max(100, width - 100)) * 6;
+    let last = -Infinity;
+    return marks.filter((m) => {
+      if (m.kind !== "commit") return true;
+      if (m.t - last < px) return false;
+      last = m.t;
+      return true;
+    });
+  }
+
   function setMode() {
     const mode = app.replay ? "replay" : app.cursor !== null ? "paused" : "live";
     const el = $("mode");
@@ -1275,6 +1487,7 @@
 
   function pause() {
     app.dirty = true;
+    wake(true);
     if (app.cursor !== null) { resume(); return; }
     app.cursor = viewTime();
     app.playFrom = null;
@@ -1284,6 +1497,7 @@
 
   function resume() {
     app.dirty = true;
+    wake(true);
     // From a paused live view: back to live. From a replay: play on from the cursor.
     if (app.replay) {
       const start = app.cursor === null ? app.rec.t0 : app.cursor;
@@ -1299,6 +1513,7 @@
 
   function goLive() {
     app.dirty = true;
+    wake(true);
     app.replay = false;
     app.rec = app.live;
     app.cursor = null;
@@ -1311,6 +1526,7 @@
 
   function seek(t) {
     app.dirty = true;
+    wake(true);
     const rec = app.rec;
     const tEnd = app.replay ? rec.tEnd : now();
     app.cursor = Math.min(tEnd, Math.max(rec.t0, t));
@@ -1342,6 +1558,7 @@
       app.layoutKey = null;
       app.gridKey = "";
       setMode();
+      wake(true);
       setNote(`replaying ${file.name}: space plays, arrows scrub, l goes back to live`);
       drawTimeline(true);
     } catch (e) {
@@ -1364,32 +1581,78 @@
 
   // -- the frame -------------------------------------------------------------------------
 
+  /** Draw soon: at the next frame when ``urgent`` (every panel), else at the next pass. */
+  function wake(urgent) {
+    if (urgent) app.urgent = true;
+    if (app.loopFrame !== null || document.hidden) return;
+    if (!urgent && app.loopTimer !== null && app.loopAt - performance.now() <= MOVING_MS) return;
+    clearTimeout(app.loopTimer);
+    app.loopTimer = null;
+    app.loopFrame = requestAnimationFrame(() => { app.loopFrame = null; frame(); });
+  }
+
+  function later(ms) {
+    clearTimeout(app.loopTimer);
+    app.loopAt = performance.now() + ms;
+    app.loopTimer = setTimeout(() => { app.loopTimer = null; wake(); }, ms);
+  }
+
+  /** One pass: each part drawn when it is due and something it shows changed; every part
+   *  at once after a role, term, leader or up/down change, so that they always agree. */
   function frame() {
-    requestAnimationFrame(frame);
+    if (document.hidden) return; // drawn again when the page is shown
     const ms = performance.now();
-    if (ms - app.lastFrame < FRAME_MS) return;
-    app.lastFrame = ms;
+    if (app.loaded && now() > app.loadedUntil) setLoaded(false);
     const T = viewTime();
     const view = buildView(app.rec, T);
-    drawRing(view); // moving dots and timers: every frame
-    // The panels at most 5 times a second (at once after a seek or an action).
-    if (!app.dirty && ms - app.lastPanels < PANELS_MS) return;
-    app.dirty = false;
-    app.lastPanels = ms;
-    drawGrid(view);
-    drawHealth(view);
-    drawStep(view);
-    drawControl();
-    drawTransferOptions(view);
-    // The timeline every 2 s, and at once when a role, a term or a fault changes.
-    const tkey = view.nodes.map((v) => `${v.id}${v.role}${v.term}`).join() + `|${app.rec.faults.length}|${app.rec.faults.filter((f) => f.end === null).length}`;
+    const rates = view.loaded ? RATES.loaded : RATES.rest;
+    const stateKey = view.nodes.map((v) => `${v.id}:${v.role}:${v.term}`).join() + `|${view.leader ? view.leader.id : ""}`;
+    const all = app.urgent || app.dirty || stateKey !== app.stateKey;
+    app.stateKey = stateKey;
+    app.urgent = false;
+    const due = (part) => all || ms - app.due[part] >= rates[part];
+    const playing = !!app.playFrom;
+    let moving = false;
+    if (due("ring") || app.moving || app.ringNow || playing) {
+      app.due.ring = ms;
+      app.ringNow = false;
+      drawRing(view);
+      moving = ring.dots.size > 0;
+    }
+    if (due("panels")) {
+      app.due.panels = ms;
+      app.dirty = false;
+      drawHealth(view);
+      drawStep(view);
+      drawControl();
+      drawTransferOptions(view);
+      if (!view.nodes.length && !app.replay) setSummary(app.noCluster || "looking for the cluster…");
+      else {
+        const up = view.nodes.filter((v) => v.up).length;
+        const what = app.replay ? "replay" : `${up}/${view.nodes.length} nodes up`;
+        setSummary(`${what} · leader ${view.leader ? `${view.leader.id}, term ${view.leader.term}` : "none"} · ${clockMode()} clock`);
+      }
+    }
+    if (due("grid")) {
+      app.due.grid = ms;
+      drawGrid(view);
+    }
+    // The timeline: every few seconds while live, and at once when a role, a term or a
+    // fault changes (with the other panels).
     const live = app.cursor === null && !app.playFrom;
-    drawTimeline(live && tkey !== app.timelineKey);
-    app.timelineKey = tkey;
-    if (!view.nodes.length && !app.replay) { setSummary(app.noCluster || "looking for the cluster…"); return; }
-    const up = view.nodes.filter((v) => v.up).length;
-    const what = app.replay ? "replay" : `${up}/${view.nodes.length} nodes up`;
-    setSummary(`${what} · leader ${view.leader ? `${view.leader.id}, term ${view.leader.term}` : "none"} · ${clockMode()} clock`);
+    const tkey = stateKey + `|${app.rec.faults.length}|${app.rec.faults.filter((f) => f.end === null).length}`;
+    if (live && (tkey !== app.timelineKey || ms - app.due.timeline >= rates.timeline)) {
+      app.timelineKey = tkey;
+      drawTimeline(true);
+    } else if (all || playing || ms - app.due.label >= rates.panels) {
+      app.due.label = ms;
+      drawTimeline(false);
+    }
+    app.moving = moving;
+    // The next pass: smooth while dots move or a replay plays, else the ring's pace (a
+    // paused view waits for an action). Events that matter wake it earlier.
+    if (moving || playing) later(MOVING_MS);
+    else if (app.cursor === null) later(rates.ring);
   }
 
   // -- wiring ----------------------------------------------------------------------------
@@ -1421,8 +1684,16 @@
       seek(rec.t0 + (Number(e.target.value) / 1000) * (tEnd - rec.t0));
     });
     document.addEventListener("keydown", onKey);
-    document.addEventListener("click", () => { app.dirty = true; }, true);
-    window.addEventListener("resize", () => { app.gridKey = ""; });
+    document.addEventListener("click", () => { app.dirty = true; wake(true); }, true);
+    document.addEventListener("keydown", () => { app.dirty = true; wake(true); }, true);
+    $("grid").addEventListener("click", onGridClick);
+    window.addEventListener("resize", () => {
+      app.gridKey = "";
+      app.gridCols = 0;
+      app.timelineWidth = 0;
+      wake(true);
+    });
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) wake(true); });
   }
 
   function onKey(e) {
@@ -1438,7 +1709,7 @@
     else if (k === "ArrowLeft") scrubBy(e.shiftKey ? -5 : -0.5);
     else if (k === "ArrowRight") scrubBy(e.shiftKey ? 5 : 0.5);
     else if (k === "l") goLive();
-    else if (k === "h") { app.showHeartbeats = !app.showHeartbeats; $("opt-heartbeats").checked = app.showHeartbeats; }
+    else if (k === "h") { app.showHeartbeats = !app.showHeartbeats; $("opt-heartbeats").checked = app.showHeartbeats; wake(true); }
     else if (k === "a") $("append-data").focus();
     else if (k === "s") setClock(clockMode() === "step" ? "real" : "step");
     else if (k === "t") tick(app.selected, 1);
@@ -1459,13 +1730,13 @@
     setMode();
     discover();
     if (app.control) setInterval(pollControl, CONTROL_POLL_MS);
-    requestAnimationFrame(frame);
+    wake(true);
   }
 
   // For tests and the curious: the recording and a few actions.
   window.raftlogDashboard = {
     exportRecording: () => exportRecording(app.live),
-    importRecording: (obj) => { app.rec = importRecording(obj); app.replay = true; app.cursor = app.rec.t0; app.layoutKey = null; app.gridKey = ""; setMode(); },
+    importRecording: (obj) => { app.rec = importRecording(obj); app.replay = true; app.cursor = app.rec.t0; app.layoutKey = null; app.gridKey = ""; setMode(); wake(true); },
     seek, goLive, pause,
     nodeUrl: (id) => (app.nodes.get(id) || {}).url || null,
   };
