@@ -201,4 +201,4 @@ def test_the_dashboard_workload_measures_with_and_without_the_page(tmp_path: Pat
         assert figures[metric]["detail"]["errors"] == 0, metric
     assert "throughput drop %" in figures and "paced drop %" in figures
     # The page drew while the load ran: it was open, and alive.
-    assert figures["page frame gap p95 ms"]["detail"]["frames"] > 0
+    assert figures["page timer lag p95 ms"]["detail"]["samples"] > 0

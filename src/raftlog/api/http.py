@@ -1047,6 +1047,8 @@ MAX_EVENT_READERS = 64
 KEEPALIVE_S = 10.0
 """A ``/v1/events`` reader hears at least this often (a comment line if nothing else)."""
 STATUS_EVERY_S = 0.1
+EVENTS_PER_WRITE = 200
+"""Events waiting for a ``/v1/events`` reader that go out in one write, at most."""
 """A ``/v1/events`` reader gets the node's status again at most this often."""
 EVENTS_WINDOW_S = 0.25
 EVENTS_PER_WINDOW = 40
@@ -1063,8 +1065,14 @@ _BULK = (
 
 
 async def _pump(stream: EventStream, out: _EventFeed) -> None:
+    """The events to the reader: what waits in the queue goes in one write (a busy node's
+    reader gets a few writes a second, not one per event)."""
+    queue = stream.queue
     async for event in stream:
-        await out.event(event)
+        batch = [event]
+        while not queue.empty() and len(batch) < EVENTS_PER_WRITE:
+            batch.append(queue.get_nowait())
+        await out.events(batch)
 
 
 class _EventFeed:
@@ -1085,11 +1093,19 @@ class _EventFeed:
         async with self.lock:
             await self.response.write(data)
 
-    async def event(self, event: ev.Event) -> None:
+    async def events(self, batch: list[ev.Event]) -> None:
         now = time.time()
+        chunks = [chunk for event in batch if (chunk := self._render(event, now))]
+        if chunks:
+            await self.write_raw(b"".join(chunks))
+
+    def _render(self, event: ev.Event, now: float) -> bytes:
+        """The event's SSE lines; b"" when it is only counted (and the window's
+        Aggregate first, when a window ended)."""
+        head = b""
         if isinstance(event, _BULK):
             if now >= self.window_end:
-                await self.flush(now)
+                head = self._aggregate(now)
                 self.window_end = now + EVENTS_WINDOW_S
                 self.sent = 0
             if self.sent >= EVENTS_PER_WINDOW:
@@ -1099,20 +1115,25 @@ class _EventFeed:
                     else type(event).__name__
                 )
                 self.counts[key] = self.counts.get(key, 0) + 1
-                return
+                return head
             self.sent += 1
         shown = feed.feed_dict(event)
         if shown is not None:
             shown["t"] = now
-            await self.write(shown["kind"], _encode(shown))
-        else:
-            await self.write(type(event).__name__, _event_json(event, now))
+            return head + _sse(shown["kind"], _encode(shown))
+        return head + _sse(type(event).__name__, _event_json(event, now))
+
+    def _aggregate(self, now: float) -> bytes:
+        if not self.counts:
+            return b""
+        counts, self.counts = self.counts, {}
+        doc = {"kind": "Aggregate", "t": now, "window_s": EVENTS_WINDOW_S, "counts": counts}
+        return _sse("Aggregate", _encode(doc))
 
     async def flush(self, now: float) -> None:
-        if self.counts:
-            counts, self.counts = self.counts, {}
-            doc = {"kind": "Aggregate", "t": now, "window_s": EVENTS_WINDOW_S, "counts": counts}
-            await self.write("Aggregate", _encode(doc))
+        chunk = self._aggregate(now)
+        if chunk:
+            await self.write_raw(chunk)
 
     async def flush_if_due(self) -> None:
         now = time.time()

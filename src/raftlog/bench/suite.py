@@ -345,12 +345,12 @@ async def _dashboard(
         Figure("dashboard", "throughput drop %", "raftlog", r.drop_percent, "%", "lower"),
         Figure(
             "dashboard",
-            "page frame gap p95 ms",
+            "page timer lag p95 ms",
             "raftlog",
-            r.frame_p95_ms,
+            r.lag_p95_ms,
             "ms",
             "lower",
-            {"frames": r.frames, "p50_ms": round(r.frame_p50_ms, 1), "max_ms": r.frame_max_ms},
+            {"samples": r.lag_samples, "p50_ms": round(r.lag_p50_ms, 1), "max_ms": r.lag_max_ms},
         ),
     )
 

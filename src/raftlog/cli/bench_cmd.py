@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "(appends in-process through raftlog.Node, 1,000 in flight), dashboard (in "
             "pairs, nobody watching and with the live dashboard open in a headless "
             "chromium: the saturating load and a paced one of about 2,400 appends/s; the "
-            "drop, and the page's frame gaps). --compare etcd "
+            "drop, and how late the page's timers fired). --compare etcd "
             "runs the same HTTP workloads against a 3-member etcd cluster (Debian's "
             "etcd-server) and --compare pysyncobj the library workload against PySyncObj "
             "(installed into a virtualenv of its own on first use), in the same run, and "
