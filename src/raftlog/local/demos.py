@@ -50,7 +50,26 @@ async def _wait_lines(
         missing = [
             i for i in ids if not any(p in line for line in cluster.lines(i) for p in phrases)
         ]
-        raise DemoFailed(f"nodes {missing} did not {what} within {timeout:.0f} s") from None
+        tails = "; ".join(f"node {i}: {cluster.lines(i)[-6:]}" for i in missing)
+        raise DemoFailed(
+            f"nodes {missing} did not {what} within {timeout:.0f} s (last lines: {tails})"
+        ) from None
+
+
+async def _wait_held(cluster: LocalCluster, i: int, senders: set[int], timeout: float) -> None:
+    """Wait until node ``i`` holds a message from each of ``senders``."""
+
+    async def holds() -> bool:
+        status = await cluster.status(i)
+        held = {m["src"] for m in (status or {}).get("held", [])}
+        return senders <= held
+
+    try:
+        await wait_for(holds, timeout, "")
+    except TimeoutError:
+        raise DemoFailed(
+            f"node {i} did not hold requests from nodes {sorted(senders)} within {timeout:.0f} s"
+        ) from None
 
 
 async def _release(cluster: LocalCluster, i: int) -> None:
@@ -141,6 +160,11 @@ async def run_demo(opt: DemoOptions) -> str:
                 "and 2 hold each other's, until both have started their election"
             )
             await _wait_lines(cluster, (1, 2), _STARTED_ELECTION, patience, "start an election")
+            # Both requests must have reached node 3 (a node that started before node 3
+            # listened loses what it queued while its dialer backs off, and asks again at
+            # its next timeout): released with one only, node 3 elects that one and then
+            # turns the other down (it has a leader), and the vote is not split.
+            await _wait_held(cluster, 3, {1, 2}, patience)
             say("demo: nodes 1 and 2 both timed out; releasing node 3")
             await _release(cluster, 3)
             await _wait_lines(cluster, (1, 2), _STOOD_IN_TERM_1, patience, "stand in term 1")
