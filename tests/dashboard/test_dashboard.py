@@ -306,11 +306,19 @@ def test_step_mode_election_by_hand(page: object, tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, f"no leader elected by hand: {roles(page)}"
             if page.locator("[data-held]").count():
-                first = page.locator("[data-held]").first
-                held, node = first.get_attribute("data-held"), first.get_attribute("data-node")
-                page.keyboard.press("d")  # delivers the oldest: the first listed
-                gone = "([i, n]) => !document.querySelector(`[data-held='${i}'][data-node='${n}']`)"
-                page.wait_for_function(gone, arg=[held, node])
+                # "d" delivers the first listed; which one that is may change as the page
+                # learns of messages (the order is by when each was held): wait for one
+                # of those listed before to leave the list.
+                listed = "() => [...document.querySelectorAll('#held [data-held]')]" + (
+                    ".map(e => e.dataset.node + ':' + e.dataset.held)"
+                )
+                before = page.evaluate(listed)
+                page.keyboard.press("d")
+                page.wait_for_function(
+                    f"(before) => {{ const now = new Set(({listed})()); "
+                    "return before.some(k => !now.has(k)); }",
+                    arg=before,
+                )
                 continue
             # Nothing held: fire one node's election timer (each in turn, as a person would;
             # firing them all at once splits the vote again and again).

@@ -479,7 +479,10 @@
         return;
       }
       const t = typeof data.t === "number" ? data.t : now();
-      if (e.type === "Held") app.heldSeen.set(`${n.id}:${data.id}`, t);
+      if (e.type === "Held") {
+        const key = `${n.id}:${data.id}`; // the earliest we know of (a status may come first)
+        app.heldSeen.set(key, Math.min(app.heldSeen.get(key) ?? t, t));
+      }
       if (e.type === "Aggregate") { n.lastAggregate = now(); setLoaded(true); }
       record(n.id, data.kind || e.type, data, t);
       // a dot starts moving now, not at the next slow pass (none is drawn under load)
