@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # pytest-xdist workers: the default suite is sized for a 2-core machine.
 JOBS   ?= auto
 
-.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos clean
+.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos clean screenshots
 
 help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench     raftlog vs etcd and PySyncObj side by side (bench/results/); simulator runs/s; growth; catch-up; transfer"
 	@echo "make soak      the snapshot process test with 200,000 appends"
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
+	@echo "make screenshots  the README's dashboard screenshots (docs/images/), by the browser tests"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,10 @@ unit: venv-test system-deps
 
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
 test: lint typecheck unit
+
+# The README's dashboard screenshots (docs/images/), taken by the browser tests.
+screenshots: venv-test system-deps
+	RAFTLOG_SCREENSHOTS=1 $(PY) -m pytest -q tests/dashboard
 
 # The lab's cluster on this machine: 3 node processes with the lab's timings; the lab's
 # client appends SET 5 and ADD 1 over XML-RPC; every node's log is shown; Ctrl-C stops.

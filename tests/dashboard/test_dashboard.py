@@ -172,9 +172,12 @@ def page(session: tuple[object, Console]) -> Iterator[object]:
 
 
 def shot(page: object, tmp_path: Path, name: str, publish: bool = False) -> None:
+    """A screenshot under the test's folder; with ``publish`` and RAFTLOG_SCREENSHOTS=1
+    (`make screenshots`), also the README's copy in docs/images (a plain test run leaves
+    the working tree as it was)."""
     path = tmp_path / f"dashboard-{name}.png"
     page.screenshot(path=str(path))  # type: ignore[attr-defined]
-    if publish:
+    if publish and os.environ.get("RAFTLOG_SCREENSHOTS") == "1":
         IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, IMAGES / f"dashboard-{name}.png")
 
