@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -23,6 +25,8 @@ from raftlog.core.messages import (
     WireMessage,
 )
 from raftlog.core.types import NodeId
+from raftlog.local.certs import CertFiles, make_certs
+from raftlog.tls import PeerTls, peer_tls
 from raftlog.transport import (
     MemoryNetwork,
     PeerInfo,
@@ -179,8 +183,25 @@ class Cluster:
             sock.close()
 
 
+_CERTS: dict[str, CertFiles] = {}
+
+
+def cert_files(name: str = "cluster") -> CertFiles:
+    """A throwaway CA ``name`` with certificates for nodes 1..9, made once per process."""
+    if name not in _CERTS:
+        _CERTS[name] = make_certs(Path(tempfile.mkdtemp(prefix=f"raftlog-{name}-")), 9)
+    return _CERTS[name]
+
+
+def tls_of(node: int, ca: str = "cluster") -> PeerTls:
+    """Node ``node``'s peer TLS with the certificates of CA ``ca``."""
+    files = cert_files(ca)
+    return peer_tls(files.node_cert(node), files.node_key(node), files.ca)
+
+
 def make_cluster(kind: str, ids: list[int], **tcp_overrides: Any) -> Cluster:
-    """Transports of ``kind`` ("memory" or "tcp") for ``ids``, not started yet."""
+    """Transports of ``kind`` ("memory", "tcp", or "tls": tcp with mutual TLS) for
+    ``ids``, not started yet."""
     cluster = Cluster(kind)
     for node in ids:
         cluster.inbox[node] = []
@@ -189,13 +210,15 @@ def make_cluster(kind: str, ids: list[int], **tcp_overrides: Any) -> Cluster:
         for node in ids:
             cluster.transports[node] = network.create(NodeId(node), cluster.inbox[node].append)
         return cluster
-    assert kind == "tcp"
+    assert kind in ("tcp", "tls")
     socks = {node: bound_socket() for node in ids}
     for sock in socks.values():
         sock.listen()  # dials before the peer's start() wait in the backlog, not fail
     cluster.sockets = list(socks.values())
     ports = {node: sock.getsockname()[1] for node, sock in socks.items()}
     for node in ids:
+        if kind == "tls":
+            tcp_overrides = {**tcp_overrides, "tls": tls_of(node)}
         config = fast_config(node, {n: p for n, p in ports.items() if n != node}, **tcp_overrides)
         cluster.transports[node] = TcpTransport(
             config, cluster.inbox[node].append, sock=socks[node]

@@ -21,7 +21,12 @@ connection that fails any check is closed, with the reason logged on the
 connections and the listener carry on. A new inbound connection from a peer replaces the
 previous one (the peer reconnected).
 
-Not in scope: authentication and encryption (run peers on a private network).
+With :attr:`TcpConfig.tls` (see :mod:`raftlog.tls`), every connection is mutual TLS:
+the acceptor runs the TLS handshake before it reads a single byte of the protocol (a
+plaintext dialer, or one without a certificate the cluster's CA signed, is refused and
+counted as ``tls``), and both ends check that the node id the other's certificate names
+is the one its Hello claims (``wrong_identity``). Without it, peers talk plaintext, with
+no authentication: run them on a private network then.
 """
 
 from __future__ import annotations
@@ -30,15 +35,17 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from collections import Counter, deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from raftlog.core.messages import WireMessage
 from raftlog.core.types import NodeId, split_address
+from raftlog.tls import PEER_NAME, PeerTls, certified_node, tls_reason
 from raftlog.transport.base import MessageHandler, PeerInfo, TransportError
 from raftlog.transport.wire import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -100,6 +107,8 @@ class TcpConfig:
     to half, and a successful connection resets it."""
     max_batch_bytes: int = 256 * 1024
     """Queued messages are coalesced into one write of up to about this many bytes."""
+    tls: PeerTls | None = None
+    """Mutual TLS for every connection (:func:`raftlog.tls.peer_tls`); None: plaintext."""
 
     def __post_init__(self) -> None:
         if self.node_id <= 0:
@@ -147,6 +156,19 @@ class _Outbox:
                 await self.waiter
             finally:
                 self.waiter = None
+
+
+class _TlsAcceptor(asyncio.Protocol):
+    """A raw inbound connection of a TLS transport, until its handshake starts: reading
+    is paused at once, so that the TLS layer sees every byte from the first."""
+
+    def __init__(self, owner: TcpTransport) -> None:
+        self.owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        raw = cast(asyncio.Transport, transport)
+        raw.pause_reading()
+        self.owner._on_raw_connect(raw)
 
 
 class _Peer:
@@ -263,7 +285,16 @@ class TcpTransport:
         if self._started:
             raise TransportError("transport already started")
         self._started = True
-        if self._sock is not None:
+        if self.config.tls is not None:
+            # TLS: the handshake comes first, on a raw connection (see _TlsAcceptor).
+            loop = asyncio.get_running_loop()
+            if self._sock is not None:
+                server = await loop.create_server(lambda: _TlsAcceptor(self), sock=self._sock)
+            else:
+                server = await loop.create_server(
+                    lambda: _TlsAcceptor(self), self.config.host, self.config.port
+                )
+        elif self._sock is not None:
             server = await asyncio.start_server(
                 self._on_connect, sock=self._sock, limit=_READ_BUFFER
             )
@@ -368,8 +399,9 @@ class TcpTransport:
         }
 
     def errors(self) -> dict[str, int]:
-        """Connections closed for breaking the protocol, by kind (``wrong_cluster``,
-        ``wrong_version``, ``unknown_node``, ``wrong_node``, ``refused``,
+        """Connections closed for breaking the protocol, by kind (``tls``,
+        ``wrong_identity``, ``wrong_cluster``, ``wrong_version``, ``unknown_node``,
+        ``wrong_node``, ``refused``,
         ``bad_handshake``, ``handshake_timeout``, ``frame_too_large``, ``truncated``,
         ``bad_frame``, ``bad_message``, ``unexpected_data``, ``internal``), both
         directions together."""
@@ -416,10 +448,27 @@ class TcpTransport:
         level = logging.DEBUG if repeat else logging.WARNING
         log.log(level, "node %s: closing %s: %s", self.node_id, where, exc.reason)
 
-    def _hello_problem(self, hello: Hello, expected: NodeId | None) -> ProtocolError | None:
+    def _hello_problem(
+        self, hello: Hello, expected: NodeId | None, writer: asyncio.StreamWriter
+    ) -> ProtocolError | None:
         """Why a peer's Hello is not acceptable. ``expected`` is the node a dialer meant to
-        reach; None on the accepting side (any known peer may dial)."""
+        reach; None on the accepting side (any known peer may dial). With TLS, the node id
+        the peer's certificate names must be the one its Hello claims."""
         config = self.config
+        if config.tls is not None:
+            ssl_object = writer.get_extra_info("ssl_object")
+            named = certified_node(ssl_object.getpeercert() if ssl_object is not None else None)
+            if named is None:
+                return ProtocolError(
+                    "wrong_identity",
+                    f"the certificate of node {hello.node_id} names no raftlog node "
+                    f"(CN or DNS name {PEER_NAME.format(hello.node_id)})",
+                )
+            if named != hello.node_id:
+                return ProtocolError(
+                    "wrong_identity",
+                    f"node {hello.node_id} presented the certificate of node {named}",
+                )
         if hello.cluster_id != config.cluster_id:
             return ProtocolError(
                 "wrong_cluster",
@@ -459,6 +508,59 @@ class TcpTransport:
         self._writers.add(writer)
         remote = writer.get_extra_info("peername")
         self._spawn(self._serve_inbound(reader, writer), f"raftlog-recv-{self.node_id}-{remote}")
+
+    def _on_raw_connect(self, raw: asyncio.Transport) -> None:
+        """A TLS connection arrived (reading is paused): handshake, then serve it."""
+        if self._closing:
+            raw.abort()
+            return
+        remote = raw.get_extra_info("peername")
+        self._spawn(self._serve_tls_inbound(raw), f"raftlog-recv-{self.node_id}-{remote}")
+
+    async def _serve_tls_inbound(self, raw: asyncio.Transport) -> None:
+        """The TLS handshake on a raw inbound connection, then the peer protocol over it.
+        Not a byte of the protocol is read before the handshake succeeded."""
+        assert self.config.tls is not None
+        remote = raw.get_extra_info("peername")
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_BUFFER)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        timeout = self.config.handshake_timeout
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    transport = await loop.start_tls(
+                        raw,
+                        protocol,
+                        self.config.tls.server,
+                        server_side=True,
+                        ssl_handshake_timeout=timeout,
+                    )
+            except TimeoutError:
+                raise ProtocolError(
+                    "handshake_timeout", f"no TLS handshake within {timeout:g} s"
+                ) from None
+            except ssl.SSLError as exc:
+                raise ProtocolError("tls", f"TLS handshake failed: {tls_reason(exc)}") from None
+            if transport is None:
+                raise ProtocolError("tls", "TLS handshake failed: no transport")
+        except ProtocolError as exc:
+            raw.abort()
+            host = remote[0] if isinstance(remote, tuple) else str(remote)
+            self._protocol_error(exc, f"inbound connection from {remote}", None, f"from {host}")
+            return
+        except OSError as exc:  # the dialer went away during the handshake
+            raw.abort()
+            log.info(
+                "node %s: inbound connection from %s lost during the TLS handshake: %s",
+                self.node_id,
+                remote,
+                _describe(exc),
+            )
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        self._writers.add(writer)
+        await self._serve_inbound(reader, writer)
 
     async def _serve_inbound(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -539,7 +641,7 @@ class TcpTransport:
             raise ProtocolError("bad_handshake", f"undecodable handshake: {exc}") from None
         if not isinstance(hello, Hello):
             raise ProtocolError("bad_handshake", "expected a Hello")
-        problem = self._hello_problem(hello, None)
+        problem = self._hello_problem(hello, None, writer)
         if problem is not None:
             refusal = Refused(f"node {self.node_id} refused node {hello.node_id}: {problem}")
             writer.write(encode_frame(self._encoder.encode(refusal)))
@@ -707,8 +809,25 @@ class TcpTransport:
         """A connection to the peer, handshake done. Raises OSError, TimeoutError (connect),
         ProtocolError (handshake)."""
         config = self.config
-        async with asyncio.timeout(config.connect_timeout):
-            reader, writer = await asyncio.open_connection(peer.host, peer.port, limit=_READ_BUFFER)
+        tls = config.tls
+        if tls is None:
+            async with asyncio.timeout(config.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    peer.host, peer.port, limit=_READ_BUFFER
+                )
+        else:
+            try:
+                async with asyncio.timeout(config.connect_timeout + config.handshake_timeout):
+                    reader, writer = await asyncio.open_connection(
+                        peer.host,
+                        peer.port,
+                        limit=_READ_BUFFER,
+                        ssl=tls.client,
+                        server_hostname=peer.host,
+                        ssl_handshake_timeout=config.handshake_timeout,
+                    )
+            except ssl.SSLError as exc:
+                raise ProtocolError("tls", f"TLS handshake failed: {tls_reason(exc)}") from None
         self._writers.add(writer)
         try:
             sock = writer.get_extra_info("socket")
@@ -724,6 +843,8 @@ class TcpTransport:
                     "handshake_timeout",
                     f"no handshake answer within {config.handshake_timeout:g} s",
                 ) from None
+            except ssl.SSLError as exc:  # TLS 1.3: the peer refused our certificate
+                raise ProtocolError("tls", f"refused by the peer: {tls_reason(exc)}") from None
             if payload is None:
                 raise EOFError("closed during the handshake")
             try:
@@ -732,7 +853,7 @@ class TcpTransport:
                 raise ProtocolError("bad_handshake", f"undecodable handshake: {exc}") from None
             if isinstance(answer, Refused):
                 raise ProtocolError("refused", f"refused: {answer.reason}")
-            problem = self._hello_problem(answer, peer.node_id)
+            problem = self._hello_problem(answer, peer.node_id, writer)
             if problem is not None:
                 raise problem
         except BaseException:
