@@ -34,6 +34,7 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ from raftlog.server.timing import Timing
 from raftlog.statemachine import StateMachine
 from raftlog.storage.memory import MemoryStorage
 from raftlog.storage.sqlite import SQLiteStorage
+from raftlog.tls import PeerTls
 from raftlog.transport.tcp import TcpConfig, TcpTransport
 
 T = TypeVar("T")
@@ -128,7 +130,21 @@ class NodeConfig:
     """Serve the client API (HTTP/JSON, XML-RPC) on this port; None: no client API."""
     client_urls: Mapping[int, str] | None = None
     """Each member's client URL, for forwarding requests to the leader (default:
-    ``http://HOST:client_port`` with the members' hosts)."""
+    ``http://HOST:client_port`` with the members' hosts; ``https://`` with
+    ``client_tls``)."""
+    peer_tls: PeerTls | None = None
+    """Mutual TLS between the nodes (:func:`raftlog.tls.peer_tls`); None: plaintext."""
+    client_tls: ssl.SSLContext | None = None
+    """Serve the client API over TLS with this server context
+    (:func:`raftlog.tls.server_context`, which can require client certificates)."""
+    forward_tls: ssl.SSLContext | None = None
+    """How this node reaches the others' ``https://`` client URLs when it forwards a
+    request to the leader (:func:`raftlog.tls.client_context`: the CA, and this node's
+    certificate for nodes that want one); None: the system's CAs."""
+    token: str | None = None
+    """Writes through the client API (appends, trims, membership changes, transfers)
+    need ``Authorization: Bearer <token>``; reads stay open (``RAFTLOG_TOKEN`` or
+    ``--token-file`` for ``raftlog node``)."""
     snapshot_entries: int = SNAPSHOT_ENTRIES
     snapshot_bytes: int = SNAPSHOT_BYTES
     keep_entries: int = KEEP_ENTRIES
@@ -267,6 +283,7 @@ class Node:
                     # Retry a lost peer at least twice per minimum election timeout.
                     backoff_max=min(2.0, max(0.02, timing.election_min_s / 3)),
                     backoff_min=min(0.05, max(0.005, timing.election_min_s / 30)),
+                    tls=cfg.peer_tls,
                 ),
                 on_message=on_message,
             )
@@ -305,11 +322,16 @@ class Node:
             Role.FOLLOWER,
             raft.term,
             (
-                f"Serving clients on {listen}:{cfg.client_port} (HTTP/JSON and XML-RPC), "
+                f"Serving clients on {listen}:{cfg.client_port} (HTTP/JSON and XML-RPC"
+                + (", TLS" if cfg.client_tls is not None else "")
+                + (", writes need the token" if cfg.token else "")
+                + "), "
                 if cfg.client_port is not None
                 else ""
             )
-            + f"peers on {listen}:{peer_port}; {timing.describe()}",
+            + f"peers on {listen}:{peer_port}"
+            + (" (mutual TLS)" if cfg.peer_tls is not None else "")
+            + f"; {timing.describe()}",
         )
         self._task = asyncio.get_running_loop().create_task(raft.run())
         # Give the node a moment to fail fast (a taken peer port, a refused snapshot).
@@ -335,12 +357,14 @@ class Node:
                 commit_timeout_s=cfg.commit_timeout_s or max(5.0, 2 * timing.election_max_s),
                 fault_injection=cfg.fault_injection,
                 admin_token=cfg.admin_token,
+                token=cfg.token,
+                forward_ssl=cfg.forward_tls,
                 cors_origins=cfg.cors_origins,
             ),
         )
         server = ClientServer(api, api.app(), api.config.max_body)
         self._runner = server
-        await server.start(listen, cfg.client_port)
+        await server.start(listen, cfg.client_port, ssl=cfg.client_tls)
 
     def _client_urls(self, members: Mapping[NodeId, tuple[str, int]]) -> dict[NodeId, str]:
         cfg = self.config
@@ -348,7 +372,8 @@ class Node:
             return {NodeId(i): u for i, u in cfg.client_urls.items()}
         if cfg.client_port is None:
             return {}
-        return {n: f"http://{h}:{cfg.client_port}" for n, (h, _p) in members.items()}
+        scheme = "https" if cfg.client_tls is not None else "http"
+        return {n: f"{scheme}://{h}:{cfg.client_port}" for n, (h, _p) in members.items()}
 
     async def stop(self, *, transfer: bool = True) -> None:
         """Stop (a leader first hands leadership over, unless ``transfer`` is False)."""
