@@ -169,9 +169,11 @@ def test_a_client_without_the_ca_or_in_plaintext_fails_cleanly(
             async with session() as http:  # plaintext to a TLS port
                 with pytest.raises(aiohttp.ClientError):
                     await http.get(url.replace("https", "http") + "/v1/status")
-            async with session(client_context(certs.ca)) as http:  # and it serves on
-                async with http.get(url + "/livez") as r:
-                    assert r.status == 200
+            async with (  # and it serves on
+                session(client_context(certs.ca)) as http,
+                http.get(url + "/livez") as r,
+            ):
+                assert r.status == 200
 
     run(main)
 
@@ -258,9 +260,11 @@ def test_xmlrpc_writes_need_the_token_in_the_url_and_is_leader_stays_open() -> N
                         proxy.leader_receive_log("SET 5")
                     assert caught.value.faultCode == 4
                     assert "token" in caught.value.faultString
-                with xmlrpc.client.ServerProxy(f"http://raftlog:wrong@{host}") as proxy:
-                    with pytest.raises(xmlrpc.client.Fault):
-                        proxy.leader_receive_log("SET 6")
+                with (
+                    xmlrpc.client.ServerProxy(f"http://raftlog:wrong@{host}") as proxy,
+                    pytest.raises(xmlrpc.client.Fault),
+                ):
+                    proxy.leader_receive_log("SET 6")
                 with xmlrpc.client.ServerProxy(f"http://raftlog:{TOKEN}@{host}") as proxy:
                     assert proxy.leader_receive_log("SET 7") is True
                 bearer = [("Authorization", f"Bearer {TOKEN}")]
@@ -286,9 +290,12 @@ def test_the_admin_token_writes_too_and_guards_the_admin_endpoints() -> None:
                 assert r.status == 401  # the write token is not the admin's
             async with http.post(url + "/v1/admin/partition", json=body, headers=admin) as r:
                 assert r.status == 200
-        async with serving(admin_token="admin") as url, session() as http:
-            # An admin token alone (a supervisor's) leaves writes open, as before.
-            async with http.post(url + "/v1/log", json={"data": "b"}) as r:
-                assert r.status == 200
+        # An admin token alone (a supervisor's) leaves writes open, as before.
+        async with (
+            serving(admin_token="admin") as url,
+            session() as http,
+            http.post(url + "/v1/log", json={"data": "b"}) as r,
+        ):
+            assert r.status == 200
 
     run(main)

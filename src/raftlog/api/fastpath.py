@@ -8,9 +8,9 @@ appends on the leader (``POST /v1/log``, a Content-Length body that decodes as a
 request, this node the leader) it proposes them and writes the answer from the proposal's
 callback: no task, no request object. Anything else — another path or method, a header it
 does not handle (chunked bodies, ``Expect``, ``Connection: close``, a browser's
-``Origin``: CORS is aiohttp's), HTTP/1.0, a body that
-does not decode, a missing or wrong token (the 401 is aiohttp's), a follower, a leader that lost its leadership before proposing — and the
-connection is handed, with the bytes it has not answered yet, to aiohttp's protocol, which
+``Origin``: CORS is aiohttp's), HTTP/1.0, a body that does not decode, a missing or
+wrong token (the 401 is aiohttp's), a follower, a leader that lost its leadership before
+proposing — and the connection is handed, with the bytes it has not answered yet, to aiohttp's protocol, which
 serves it from then on exactly as it serves any other connection. So every answer that is
 not a committed append (errors, forwarding, every other endpoint) comes from one place.
 
