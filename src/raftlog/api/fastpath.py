@@ -10,9 +10,10 @@ callback: no task, no request object. Anything else — another path or method, 
 does not handle (chunked bodies, ``Expect``, ``Connection: close``, a browser's
 ``Origin``: CORS is aiohttp's), HTTP/1.0, a body that does not decode, a missing or
 wrong token (the 401 is aiohttp's), a follower, a leader that lost its leadership before
-proposing — and the connection is handed, with the bytes it has not answered yet, to aiohttp's protocol, which
-serves it from then on exactly as it serves any other connection. So every answer that is
-not a committed append (errors, forwarding, every other endpoint) comes from one place.
+proposing — and the connection is handed, with the bytes it has not answered yet, to
+aiohttp's protocol, which serves it from then on exactly as it serves any other
+connection. So every answer that is not a committed append (errors, forwarding, every
+other endpoint) comes from one place.
 
 Over TLS nothing changes: the protocol sits above the TLS layer (``ClientServer.start``'s
 ``ssl``) and hands the same TLS transport over.
