@@ -10,6 +10,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from raftlog.cli.security import add_client_options, client_security
+
 if TYPE_CHECKING:
     from raftlog.client import AsyncClient, Unavailable
 
@@ -26,9 +28,10 @@ def _endpoints(text: str) -> list[str]:
     out = []
     for item in filter(None, (p.strip() for p in text.split(","))):
         try:
-            out.append(normalize_endpoint(item))
+            normalize_endpoint(item)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        out.append(item)  # the client gives a bare host:port its scheme (https with TLS)
     if not out:
         raise argparse.ArgumentTypeError("--cluster lists no endpoint")
     return out
@@ -58,6 +61,7 @@ def _add_cluster_option(p: argparse.ArgumentParser, *, retries: bool = True) -> 
             f"retried with the same client id and seq, so it is applied once (default: "
             f"--timeout, at most {DEFAULT_RETRY_FOR:g})",
         )
+    add_client_options(p)
 
 
 def _cluster(args: argparse.Namespace) -> list[str]:
@@ -179,7 +183,13 @@ def _client(args: argparse.Namespace, *, retry_for: float | None = None) -> Asyn
         retry_for = args.retry_for
         if retry_for is None:
             retry_for = min(args.timeout, DEFAULT_RETRY_FOR)
-    return AsyncClient(_cluster(args), timeout=args.timeout, retry_for=retry_for)
+    try:
+        context, token = client_security(args)
+    except ValueError as exc:
+        raise SystemExit(f"raftlog: {exc}") from None
+    return AsyncClient(
+        _cluster(args), timeout=args.timeout, retry_for=retry_for, ssl=context, token=token
+    )
 
 
 def _no_answer(exc: Unavailable) -> SystemExit:

@@ -13,6 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from raftlog.cli.security import (
+    TOKEN_ENV,
+    add_certs_parser,
+    add_node_options,
+    node_security,
+)
 from raftlog.core.config import KNOWN_BUGS
 from raftlog.server.eventlog import LEVELS
 from raftlog.server.eventloop import CHOICES, ENV, default_choice, loop_factory
@@ -151,6 +157,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=sorted(ALL_BUGS),
         help=argparse.SUPPRESS,
     )
+    add_node_options(p)
     p.add_argument("--stop-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
     # Test-only, with --enable-fault-injection: hold messages from these peers from the
@@ -205,7 +212,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="write the dashboard's URL (with the control token) to FILE once the nodes are up",
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS on both planes: make a throwaway CA and node certificates (raftlog certs) "
+        "in DATA_DIR/tls; clients then need --cacert DATA_DIR/tls/ca.pem",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help=f"writes need this token (default ${TOKEN_ENV}; none: anyone may write)",
+    )
     p.set_defaults(handler=run_cluster_command)
+    add_certs_parser(sub)
 
 
 def id_from_ordinal(hostname: str) -> int:
@@ -235,7 +255,8 @@ def run_node_command(args: argparse.Namespace) -> int:
         if args.id in founding:
             args.join = None
         else:
-            args.join = ",".join(f"http://{a.host}:{a.client_port}" for a in founding.values())
+            scheme = "https" if args.cert_file is not None else "http"
+            args.join = ",".join(f"{scheme}://{a.host}:{a.client_port}" for a in founding.values())
             args.peers = None
     if bool(args.peers) == bool(args.join):
         print(
@@ -250,6 +271,7 @@ def run_node_command(args: argparse.Namespace) -> int:
             fast=args.fast, election=args.election_timeout, heartbeat=args.heartbeat
         )
         hold_from = frozenset(int(n) for n in args.hold_from.split(",") if n.strip())
+        security = node_security(args)
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
@@ -269,7 +291,7 @@ def run_node_command(args: argparse.Namespace) -> int:
     try:
         joined_at = 0
         if args.join:
-            addresses, urls, joined_at = _join(args)
+            addresses, urls, joined_at = _join(args, security)
         else:
             peers = parse_peers(args.peers, args.client_port)
             if args.id not in peers:
@@ -281,7 +303,8 @@ def run_node_command(args: argparse.Namespace) -> int:
                 print(f"raftlog node: ports must be 1-65535, not {bad[0]}", file=sys.stderr)
                 return 2
             addresses = {n: f"{a.host}:{a.peer_port}" for n, a in peers.items()}
-            urls = {n: f"http://{a.host}:{a.client_port}" for n, a in peers.items()}
+            scheme = "https" if args.cert_file is not None else "http"
+            urls = {n: f"{scheme}://{a.host}:{a.client_port}" for n, a in peers.items()}
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
@@ -317,6 +340,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         ),
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
+        **security,  # type: ignore[arg-type]
     )
     promote = None
     if args.join and not args.learner:
@@ -340,7 +364,9 @@ JOINED_AT = "joined-at"
 """In a joined node's data directory: the index of the configuration that added it."""
 
 
-def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int]:
+def _join(
+    args: argparse.Namespace, security: dict[str, Any]
+) -> tuple[dict[int, str], dict[int, str], int]:
     """Ask the cluster to add this node as a learner, on a fresh data directory only: a
     node that has data joined before, and starts on what it holds (or refuses to, if it
     was removed since). Returns every member's peer address and client URL, as far as the
@@ -356,7 +382,8 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int
     advertise = args.advertise or socket.gethostname()
     peer_port = args.peer_port or 4321
     me_peer = f"{advertise}:{peer_port}"
-    me_client = f"http://{advertise}:{args.client_port}"
+    scheme = "https" if args.cert_file is not None else "http"
+    me_client = f"{scheme}://{advertise}:{args.client_port}"
     fresh = not (args.data_dir / "raftlog.db").exists()
     seeds = [u.strip() for u in args.join.split(",") if u.strip()]
     marker = args.data_dir / JOINED_AT
@@ -365,7 +392,13 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int
         return next((m for m in doc.get("members", []) if m["id"] == args.id), None)
 
     async def ask() -> dict[str, Any]:
-        async with AsyncClient(seeds, timeout=10, retry_for=60 if fresh else 10) as client:
+        async with AsyncClient(
+            seeds,
+            timeout=10,
+            retry_for=60 if fresh else 10,
+            ssl=security.get("forward_tls"),
+            token=security.get("token"),
+        ) as client:
             doc = await client.membership()
             if not fresh:  # never ask again: a removed node must not be added back unseen
                 return doc

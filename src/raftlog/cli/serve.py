@@ -100,7 +100,10 @@ async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
     raft = node.raft
     urls = list(dict.fromkeys([*seeds, *(m.client for m in raft.members.values() if m.client)]))
     said = ""
-    async with AsyncClient(urls, timeout=10, retry_for=10) as client:
+    cfg = node.config  # the promotion is a membership change: TLS and the token as ours
+    async with AsyncClient(
+        urls, timeout=10, retry_for=10, ssl=cfg.forward_tls, token=cfg.token
+    ) as client:
         while not raft.removed:
             await asyncio.sleep(PROMOTE_EVERY_S)
             if raft.id in raft.conf.voters:

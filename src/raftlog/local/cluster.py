@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -26,11 +27,13 @@ from pathlib import Path
 
 import aiohttp
 
+from raftlog.local.certs import CertFiles
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.control import ClusterState, ControlError, NodeState
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADMIN_TOKEN_ENV = "RAFTLOG_ADMIN_TOKEN"
+TOKEN_ENV = "RAFTLOG_TOKEN"
 FAULT_INJECTION_FLAG = "--enable-fault-injection"
 _PARTITION = "/v1/admin/partition"
 
@@ -67,11 +70,13 @@ class LocalNode:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held by every action on this node (start, stop, kill, pause, resume, telling it its
     partition): actions on one node happen one at a time, on different nodes at once."""
+    scheme: str = "http"
+    """``https`` when the cluster runs with TLS."""
     _reader: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def running(self) -> bool:
@@ -85,6 +90,12 @@ class LocalCluster(ClusterBase):
     ``/v1/admin/*`` endpoints) and every admin request made here carries it as
     ``Authorization: Bearer``. Without it, partitions need the nodes started with
     ``--enable-fault-injection`` (in ``node_args``).
+
+    ``tls``: certificates from :func:`raftlog.local.certs.make_certs` (for nodes 1..n):
+    every node runs mutual TLS with its peers and serves its clients over TLS, and the
+    requests made here trust the CA (and present its client certificate). ``token``:
+    every node gets it as RAFTLOG_TOKEN (writes need it), and the writes made here
+    carry it.
     """
 
     kind = "local"
@@ -102,6 +113,8 @@ class LocalCluster(ClusterBase):
         log_level: str = "info",
         color: bool = False,
         admin_token: str | None = None,
+        tls: CertFiles | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__()
         if base_port is None:
@@ -119,8 +132,17 @@ class LocalCluster(ClusterBase):
         self.log_level = log_level
         self.color = color
         self.admin_token = admin_token
+        self.tls = tls
+        self.token = token
+        self._ssl: ssl.SSLContext | None = None
         self.nodes = {
-            i: LocalNode(i, client_ports[i - 1], peer_ports[i - 1], self.data_dir / f"node-{i}")
+            i: LocalNode(
+                i,
+                client_ports[i - 1],
+                peer_ports[i - 1],
+                self.data_dir / f"node-{i}",
+                scheme="https" if tls is not None else "http",
+            )
             for i in range(1, n + 1)
         }
         self.peers = ",".join(
@@ -172,6 +194,11 @@ class LocalCluster(ClusterBase):
         ]
         if self.fast:
             args.append("--fast")
+        if self.tls is not None:
+            cert, key = str(self.tls.node_cert(i)), str(self.tls.node_key(i))
+            args += ["--peer-cert-file", cert, "--peer-key-file", key]
+            args += ["--peer-trusted-ca-file", str(self.tls.ca)]
+            args += ["--cert-file", cert, "--key-file", key]
         return args + self.node_args + list(extra)
 
     def add_node(self, i: int | None = None) -> int:
@@ -182,7 +209,12 @@ class LocalCluster(ClusterBase):
             raise ControlError(f"node {i} exists")
         client_port, peer_port = free_ports(2)
         self.nodes[i] = LocalNode(
-            i, client_port, peer_port, self.data_dir / f"node-{i}-{client_port}", joins=True
+            i,
+            client_port,
+            peer_port,
+            self.data_dir / f"node-{i}-{client_port}",
+            joins=True,
+            scheme="https" if self.tls is not None else "http",
         )
         return i
 
@@ -229,8 +261,11 @@ class LocalCluster(ClusterBase):
             node.data_dir.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, PYTHONUNBUFFERED="1")
             env.pop(ADMIN_TOKEN_ENV, None)
+            env.pop(TOKEN_ENV, None)
             if self.admin_token is not None:
                 env[ADMIN_TOKEN_ENV] = self.admin_token
+            if self.token is not None:
+                env[TOKEN_ENV] = self.token
             node.process = await asyncio.create_subprocess_exec(
                 *self.command(i, extra),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -427,7 +462,26 @@ class LocalCluster(ClusterBase):
     def _headers(self, path: str) -> dict[str, str]:
         if self.admin_token is not None and path.startswith("/v1/admin/"):
             return {"Authorization": f"Bearer {self.admin_token}"}
+        if self.token is not None:
+            return {"Authorization": f"Bearer {self.token}"}
         return {}
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        if self._ssl is None:
+            from raftlog.tls import client_context  # noqa: PLC0415
+
+            files = self.tls
+            self._ssl = client_context(files.ca, files.client_cert, files.client_key)
+        return self._ssl
+
+    def xmlrpc_url(self, i: int) -> str:
+        url = self.url(i)
+        if self.token is None:
+            return url
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://raftlog:{self.token}@{rest}"
 
     def echo_line(self, text: str) -> None:
         if self.echo is not None:
