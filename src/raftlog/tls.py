@@ -64,9 +64,11 @@ class PeerTls:
 def peer_tls(cert: str | Path, key: str | Path | None, ca: str | Path) -> PeerTls:
     """Mutual TLS for the peer plane: this node's certificate and key, and the CA that
     signed every member's certificate. Raises :class:`TlsConfigError`."""
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # Contexts of our own, not create_default_context(): a peer trusts the cluster's CA
+    # and nothing else (not the system's CAs).
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.verify_mode = ssl.CERT_REQUIRED
-    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname = False  # the node id is checked instead (module docstring)
     client.verify_mode = ssl.CERT_REQUIRED
     for context in (server, client):
@@ -81,7 +83,7 @@ def server_context(
 ) -> ssl.SSLContext:
     """The client plane's server side; with ``client_ca``, clients must present a
     certificate it signed (``--client-cert-auth``). Raises :class:`TlsConfigError`."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # trusts no CA unless told
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_chain(context, cert, key)
     if client_ca is not None:
@@ -95,13 +97,15 @@ def client_context(
     cert: str | Path | None = None,
     key: str | Path | None = None,
 ) -> ssl.SSLContext:
-    """What a client of the client plane uses: trust ``ca`` (default: the system's
+    """What a client of the client plane uses: trust ``ca`` only (default: the system's
     CAs), check the server's host name, and present ``cert`` (with ``key``) to a node
     that wants client certificates. Raises :class:`TlsConfigError`."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca is not None:
+    if ca is None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    else:  # that CA only (as etcdctl's --cacert)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         _load_ca(context, ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert is not None:
         _load_chain(context, cert, key)
     elif key is not None:

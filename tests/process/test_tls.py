@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
-from procsupport import run
+from procsupport import free_base, run
 
 from raftlog.core.messages import Heartbeat
 from raftlog.core.types import NodeId
@@ -82,6 +84,20 @@ def _raftlog(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         check=False,
         env={**os.environ, **(env or {})},
     )
+
+
+def read_until(proc: subprocess.Popen[str], needle: str, timeout: float, seen: list[str]) -> None:
+    """Read ``proc``'s output into ``seen`` until a line has ``needle``."""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"exited before {needle!r}:\n" + "".join(seen[-30:]))
+        seen.append(line)
+        if needle in line:
+            return
+    raise AssertionError(f"no {needle!r} within {timeout} s:\n" + "".join(seen[-30:]))
 
 
 def test_a_tls_cluster_elects_commits_and_survives_its_leaders_stop(certs: CertFiles) -> None:
@@ -234,3 +250,46 @@ def test_clients_without_the_ca_the_token_or_a_certificate_are_refused(
                     await http.get(cluster.url(leader).replace("https", "http") + "/livez")
 
     run(main())
+
+
+def test_raftlog_cluster_tls_with_a_token_runs_the_lab_client_then_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    base = free_base()
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "raftlog", "cluster", "--fast", "--tls", "--lab-client"),
+            *("--base-port", str(base), "--data-dir", str(data)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", RAFTLOG_TOKEN=TOKEN),
+    )
+    seen: list[str] = []
+    try:
+        for node in (1, 2, 3):  # the lab's client, over TLS with the token
+            read_until(proc, f"node {node} committed log: ['SET 5', 'ADD 1']", 90, seen)
+        assert any("dashboard: https://" in line for line in seen)
+        ca = data / "tls" / "ca.pem"
+        assert (data / "tls" / "node-1-key.pem").stat().st_mode & 0o777 == 0o600
+        endpoints = ",".join(f"127.0.0.1:{base + i}" for i in range(3))
+        out = _raftlog("append", "MUL 3", "--cluster", endpoints, "--cacert", str(ca))
+        assert out.returncode == 1 and "401" in out.stderr  # no token
+        out = _raftlog(
+            "append", "MUL 3", "--cluster", endpoints, "--cacert", str(ca),
+            env={"RAFTLOG_TOKEN": TOKEN},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        out = _raftlog("log", "--cluster", endpoints, "--cacert", str(ca))
+        assert [line.split(None, 2)[2] for line in out.stdout.splitlines()[:3]] == [
+            "SET 5",
+            "ADD 1",
+            "MUL 3",
+        ]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(seen[-20:]) + rest
+    assert rest.count("Node stopped") == 3

@@ -5,6 +5,7 @@ suite runs the "tls" kind through every ordinary behaviour."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import ssl
 from typing import Any
@@ -201,3 +202,39 @@ def test_a_node_dialing_the_wrong_peer_refuses_it(who: str) -> None:
             await two.close()
 
     run(main())
+
+
+def test_the_peer_plane_trusts_the_clusters_ca_only() -> None:
+    files = cert_files()
+    tls = peer_tls(files.node_cert(1), files.node_key(1), files.ca)
+    for context in (tls.server, tls.client):
+        trusted = context.get_ca_certs()
+        assert len(trusted) == 1, "the system's CAs must not be trusted between peers"
+        assert dict(x[0] for x in trusted[0]["subject"])["commonName"].startswith(
+            "raftlog throwaway CA"
+        )
+        assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop not installed")
+def test_on_uvloop_peers_connect_and_a_dialer_without_a_certificate_is_refused() -> None:
+    """uvloop starts reading a connection as soon as it is accepted: the handshake must
+    still see every byte (a node runs on uvloop when it is installed)."""
+    import uvloop  # noqa: PLC0415
+
+    async def main() -> None:
+        cluster = make_cluster("tls", [1, 2, 3])
+        await cluster.start()
+        try:
+            await cluster.ready()
+            node1 = cluster.transports[1]
+            assert isinstance(node1, TcpTransport)
+            peer = await _tls_connect(node1.address[1], _dialer_context(ca=cert_files().ca))
+            peer.write(frame(hello(2)))
+            assert await _refused(peer)
+            peer.close()
+            await wait_until(lambda: node1.errors().get("tls", 0) >= 1, "a tls error counted")
+        finally:
+            await cluster.close()
+
+    uvloop.run(asyncio.wait_for(main(), 15))

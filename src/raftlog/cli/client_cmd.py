@@ -31,7 +31,7 @@ def _endpoints(text: str) -> list[str]:
             normalize_endpoint(item)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-        out.append(item)  # the client gives a bare host:port its scheme (https with TLS)
+        out.append(item)  # _cluster gives a bare host:port its scheme (https with TLS)
     if not out:
         raise argparse.ArgumentTypeError("--cluster lists no endpoint")
     return out
@@ -65,12 +65,17 @@ def _add_cluster_option(p: argparse.ArgumentParser, *, retries: bool = True) -> 
 
 
 def _cluster(args: argparse.Namespace) -> list[str]:
+    from raftlog.client.aio import normalize_endpoint  # noqa: PLC0415
+
     if args.cluster:
-        return list(args.cluster)
-    try:
-        return _endpoints(os.environ.get(ENV, DEFAULT_CLUSTER))
-    except argparse.ArgumentTypeError as exc:
-        raise SystemExit(f"${ENV}: {exc}") from None
+        given = list(args.cluster)
+    else:
+        try:
+            given = _endpoints(os.environ.get(ENV, DEFAULT_CLUSTER))
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(f"${ENV}: {exc}") from None
+    tls = any(getattr(args, name, None) is not None for name in ("cacert", "cert", "key"))
+    return [normalize_endpoint(e, "https" if tls else "http") for e in given]
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,6 +18,7 @@ from raftlog.cli.security import (
     add_certs_parser,
     add_node_options,
     node_security,
+    read_token,
 )
 from raftlog.core.config import KNOWN_BUGS
 from raftlog.server.eventlog import LEVELS
@@ -494,6 +495,11 @@ async def _cluster(args: argparse.Namespace) -> int:
         extra += ["--event-loop", args.event_loop]
     color = sys.stdout.isatty()
     token = os.environ.get("RAFTLOG_CONTROL_TOKEN") or new_token()
+    try:
+        write_token = read_token(args.token_file)
+    except ValueError as exc:
+        print(f"raftlog cluster: {exc}", file=sys.stderr)
+        return 2
     cluster = LocalCluster(
         args.nodes,
         fast=args.fast,
@@ -505,7 +511,25 @@ async def _cluster(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         color=color,
         admin_token=token,
+        token=write_token,
     )
+    if args.tls:
+        from raftlog.local.certs import CertFiles, CertsError, make_certs  # noqa: PLC0415
+
+        tls_dir = cluster.data_dir / "tls"
+        try:
+            if (tls_dir / "ca.pem").exists():  # a kept data directory, started again
+                certs = CertFiles(tls_dir)
+                missing = [n for n in cluster.nodes if not certs.node_cert(n).exists()]
+                if missing:
+                    raise CertsError(f"{tls_dir} has no certificate for nodes {missing}")
+            else:
+                certs = make_certs(tls_dir, args.nodes)
+        except CertsError as exc:
+            print(f"raftlog cluster: {exc}", file=sys.stderr)
+            await cluster.close()
+            return 2
+        cluster.use_tls(certs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -513,7 +537,17 @@ async def _cluster(args: argparse.Namespace) -> int:
     endpoints = ",".join(f"127.0.0.1:{n.client_port}" for n in cluster.nodes.values())
     print(f"raftlog cluster: {args.nodes} nodes, data in {cluster.data_dir}", flush=True)
     print(f"  clients: {endpoints}   (export RAFTLOG_CLUSTER={endpoints})", flush=True)
-    print("  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)", flush=True)
+    if cluster.tls is not None:
+        ca = cluster.tls.ca
+        print(f"  TLS on both planes: clients need --cacert {ca} (https://)", flush=True)
+        print(f"  try: raftlog append --cacert {ca} 'SET 5'   (Ctrl-C stops)", flush=True)
+    else:
+        print(
+            "  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)",
+            flush=True,
+        )
+    if write_token:
+        print("  writes need the token (RAFTLOG_TOKEN or --token-file)", flush=True)
     code = 0
     supervisor: Supervisor | None = None
     try:

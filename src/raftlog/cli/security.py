@@ -62,10 +62,12 @@ def client_security(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, st
     the system's CAs) and the token the client options ask for. Raises ValueError."""
     from raftlog.tls import client_context  # noqa: PLC0415
 
-    token = read_token(args.token_file)
+    # (A command's defaults may lack the options: `raftlog members` alone lists.)
+    cacert, cert, key = (getattr(args, name, None) for name in ("cacert", "cert", "key"))
+    token = read_token(getattr(args, "token_file", None))
     context = None
-    if args.cacert is not None or args.cert is not None or args.key is not None:
-        context = client_context(args.cacert, args.cert, args.key)
+    if cacert is not None or cert is not None or key is not None:
+        context = client_context(cacert, cert, key)
     return context, token
 
 

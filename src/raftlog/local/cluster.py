@@ -155,6 +155,15 @@ class LocalCluster(ClusterBase):
     async def __aenter__(self) -> LocalCluster:
         return self
 
+    def use_tls(self, certs: CertFiles) -> None:
+        """Run with TLS from now on (before :meth:`start`: see ``tls``)."""
+        if any(node.running for node in self.nodes.values()):
+            raise ControlError("TLS must be chosen before the nodes start")
+        self.tls = certs
+        self._ssl = None
+        for node in self.nodes.values():
+            node.scheme = "https"
+
     # -- processes -------------------------------------------------------------------
 
     def command(self, i: int, extra: Sequence[str] = ()) -> list[str]:

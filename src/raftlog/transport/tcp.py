@@ -36,10 +36,11 @@ import logging
 import random
 import socket
 import ssl
+import weakref
 from collections import Counter, deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -158,17 +159,30 @@ class _Outbox:
                 self.waiter = None
 
 
-class _TlsAcceptor(asyncio.Protocol):
-    """A raw inbound connection of a TLS transport, until its handshake starts: reading
-    is paused at once, so that the TLS layer sees every byte from the first."""
+_WATCHERS: weakref.WeakKeyDictionary[ssl.SSLContext, weakref.WeakSet[TcpTransport]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The transports accepting with each server context, told of its failed handshakes."""
 
-    def __init__(self, owner: TcpTransport) -> None:
-        self.owner = owner
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        raw = cast(asyncio.Transport, transport)
-        raw.pause_reading()
-        self.owner._on_raw_connect(raw)
+class _WatchedHandshakes(ssl.SSLObject):
+    """An SSLObject that tells the transports accepting with its context why a handshake
+    failed (the event loop's TLS layer says nothing: the connection just closes)."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            for transport in list(_WATCHERS.get(self.context, ())):
+                transport._handshake_refused(exc)
+            raise
+
+
+def _watch_handshakes(context: ssl.SSLContext, transport: TcpTransport) -> None:
+    context.sslobject_class = _WatchedHandshakes
+    _WATCHERS.setdefault(context, weakref.WeakSet()).add(transport)
 
 
 class _Peer:
@@ -285,22 +299,20 @@ class TcpTransport:
         if self._started:
             raise TransportError("transport already started")
         self._started = True
+        # With TLS the event loop runs the handshake first: _on_connect sees only
+        # connections whose peer presented a certificate the cluster's CA signed.
+        tls: dict[str, Any] = {}
         if self.config.tls is not None:
-            # TLS: the handshake comes first, on a raw connection (see _TlsAcceptor).
-            loop = asyncio.get_running_loop()
-            if self._sock is not None:
-                server = await loop.create_server(lambda: _TlsAcceptor(self), sock=self._sock)
-            else:
-                server = await loop.create_server(
-                    lambda: _TlsAcceptor(self), self.config.host, self.config.port
-                )
-        elif self._sock is not None:
+            context = self.config.tls.server
+            _watch_handshakes(context, self)
+            tls = {"ssl": context, "ssl_handshake_timeout": self.config.handshake_timeout}
+        if self._sock is not None:
             server = await asyncio.start_server(
-                self._on_connect, sock=self._sock, limit=_READ_BUFFER
+                self._on_connect, sock=self._sock, limit=_READ_BUFFER, **tls
             )
         else:
             server = await asyncio.start_server(
-                self._on_connect, self.config.host, self.config.port, limit=_READ_BUFFER
+                self._on_connect, self.config.host, self.config.port, limit=_READ_BUFFER, **tls
             )
         self._server = server
         host, port = server.sockets[0].getsockname()[:2]
@@ -448,6 +460,17 @@ class TcpTransport:
         level = logging.DEBUG if repeat else logging.WARNING
         log.log(level, "node %s: closing %s: %s", self.node_id, where, exc.reason)
 
+    def _handshake_refused(self, exc: ssl.SSLError) -> None:
+        """An inbound TLS handshake failed (plaintext, no certificate, another CA...)."""
+        if self._closing:
+            return
+        self._protocol_error(
+            ProtocolError("tls", f"TLS handshake failed: {tls_reason(exc)}"),
+            "an inbound connection",
+            None,
+            "tls",
+        )
+
     def _hello_problem(
         self, hello: Hello, expected: NodeId | None, writer: asyncio.StreamWriter
     ) -> ProtocolError | None:
@@ -508,59 +531,6 @@ class TcpTransport:
         self._writers.add(writer)
         remote = writer.get_extra_info("peername")
         self._spawn(self._serve_inbound(reader, writer), f"raftlog-recv-{self.node_id}-{remote}")
-
-    def _on_raw_connect(self, raw: asyncio.Transport) -> None:
-        """A TLS connection arrived (reading is paused): handshake, then serve it."""
-        if self._closing:
-            raw.abort()
-            return
-        remote = raw.get_extra_info("peername")
-        self._spawn(self._serve_tls_inbound(raw), f"raftlog-recv-{self.node_id}-{remote}")
-
-    async def _serve_tls_inbound(self, raw: asyncio.Transport) -> None:
-        """The TLS handshake on a raw inbound connection, then the peer protocol over it.
-        Not a byte of the protocol is read before the handshake succeeded."""
-        assert self.config.tls is not None
-        remote = raw.get_extra_info("peername")
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_READ_BUFFER)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        timeout = self.config.handshake_timeout
-        try:
-            try:
-                async with asyncio.timeout(timeout):
-                    transport = await loop.start_tls(
-                        raw,
-                        protocol,
-                        self.config.tls.server,
-                        server_side=True,
-                        ssl_handshake_timeout=timeout,
-                    )
-            except TimeoutError:
-                raise ProtocolError(
-                    "handshake_timeout", f"no TLS handshake within {timeout:g} s"
-                ) from None
-            except ssl.SSLError as exc:
-                raise ProtocolError("tls", f"TLS handshake failed: {tls_reason(exc)}") from None
-            if transport is None:
-                raise ProtocolError("tls", "TLS handshake failed: no transport")
-        except ProtocolError as exc:
-            raw.abort()
-            host = remote[0] if isinstance(remote, tuple) else str(remote)
-            self._protocol_error(exc, f"inbound connection from {remote}", None, f"from {host}")
-            return
-        except OSError as exc:  # the dialer went away during the handshake
-            raw.abort()
-            log.info(
-                "node %s: inbound connection from %s lost during the TLS handshake: %s",
-                self.node_id,
-                remote,
-                _describe(exc),
-            )
-            return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        self._writers.add(writer)
-        await self._serve_inbound(reader, writer)
 
     async def _serve_inbound(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
