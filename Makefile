@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # pytest-xdist workers: the default suite is sized for a 2-core machine.
 JOBS   ?= auto
 
-.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos clean screenshots
+.PHONY: help venv venv-test system-deps test test-tls lint typecheck unit demo sim sim-long bench soak chaos clean screenshots
 
 help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
@@ -15,6 +15,7 @@ help:
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
 	@echo "make bench     raftlog vs etcd and PySyncObj side by side (bench/results/); simulator runs/s; growth; catch-up; transfer"
 	@echo "make soak      the snapshot process test with 200,000 appends"
+	@echo "make test-tls  the process tests with every cluster on TLS (both planes)"
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
 	@echo "make screenshots  the README's dashboard screenshots (docs/images/), by the browser tests"
 
@@ -48,6 +49,10 @@ unit: venv-test system-deps
 
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
 test: lint typecheck unit
+
+# The process tests again, every cluster with TLS on both planes (a throwaway CA).
+test-tls: venv-test system-deps
+	RAFTLOG_TEST_TLS=1 $(PY) -m pytest -n $(JOBS) tests/process
 
 # The README's dashboard screenshots (docs/images/), taken by the browser tests.
 screenshots: venv-test system-deps

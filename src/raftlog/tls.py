@@ -33,10 +33,11 @@ class TlsConfigError(ValueError):
 
 
 def _load_chain(context: ssl.SSLContext, cert: str | Path, key: str | Path | None) -> None:
+    for path, what in ((cert, "certificate"), (key, "key")):
+        if path is not None and not Path(path).is_file():
+            raise TlsConfigError(f"no such {what} file: {path}")
     try:
         context.load_cert_chain(str(cert), str(key) if key is not None else None)
-    except FileNotFoundError as exc:
-        raise TlsConfigError(f"no such certificate or key file: {exc.filename}") from None
     except (ssl.SSLError, OSError) as exc:
         raise TlsConfigError(
             f"cannot use the certificate {cert} with the key {key or cert}: {exc}"
@@ -44,10 +45,10 @@ def _load_chain(context: ssl.SSLContext, cert: str | Path, key: str | Path | Non
 
 
 def _load_ca(context: ssl.SSLContext, ca: str | Path) -> None:
+    if not Path(ca).is_file():
+        raise TlsConfigError(f"no such CA file: {ca}")
     try:
         context.load_verify_locations(cafile=str(ca))
-    except FileNotFoundError:
-        raise TlsConfigError(f"no such CA file: {ca}") from None
     except (ssl.SSLError, OSError) as exc:
         raise TlsConfigError(f"cannot use the CA file {ca}: {exc}") from None
 
