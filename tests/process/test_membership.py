@@ -218,7 +218,9 @@ def test_one_command_line_for_every_replica_with_join_peers(tmp_path: Any) -> No
             leader = await cluster.leader()
             await cluster.append(leader, "x")
             client_port, peer_port = free_ports(2)
-            cluster.nodes[4] = LocalNode(4, client_port, peer_port, tmp_path / "node-4")
+            cluster.nodes[4] = LocalNode(
+                4, client_port, peer_port, tmp_path / "node-4", scheme=cluster.nodes[1].scheme
+            )
             await cluster.start_node(
                 4, ["--join", "peers", "--advertise", "127.0.0.1", "--peer-port", str(peer_port)]
             )
