@@ -33,7 +33,7 @@ TOKEN = "process-test-token"
 
 @pytest.fixture(scope="module")
 def certs() -> CertFiles:
-    return make_certs(Path(tempfile.mkdtemp(prefix="raftlog-proc-certs-")), 3)
+    return make_certs(Path(tempfile.mkdtemp(prefix="raftlog-proc-certs-")), 5)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,35 @@ def test_a_tls_cluster_elects_commits_and_survives_its_leaders_stop(certs: CertF
             await wait_for(converged, 60, "the nodes' logs did not converge")
             for i in cluster.nodes:
                 assert any("(mutual TLS)" in line for line in cluster.lines(i))
+
+    run(main())
+
+
+def test_a_node_joins_a_tls_cluster_with_the_token_and_becomes_a_voter(
+    certs: CertFiles,
+) -> None:
+    """`raftlog node --join https://...` asks to be added (a write: it sends the token)
+    over TLS, then asks to be promoted once it has caught up."""
+
+    async def main() -> None:
+        async with LocalCluster(3, tls=certs, token=TOKEN) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            await cluster.append(leader, "before the join")
+            new = cluster.add_node()  # node 4: a certificate of the same CA
+            assert new == 4
+            await cluster.start_node(new)
+
+            async def voter() -> bool:
+                status = await cluster.status(await cluster.leader())
+                return bool(status) and new in status["voters"]  # type: ignore[index]
+
+            await wait_for(voter, 60, "node 4 never became a voter")
+
+            async def caught_up() -> bool:
+                return await cluster.log(new) == ["before the join"]
+
+            await wait_for(caught_up, 30, "node 4 did not get the log")
 
     run(main())
 
