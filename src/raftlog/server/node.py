@@ -328,6 +328,8 @@ _MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF, _TICKS, _LOG, 
 like ``_MSG``, but an acknowledgement in it is no fresh promise for the lease."""
 
 
+JUMP_ROUNDS = 4
+"""Rounds of the event loop a node lets go by, after a pause, before its burst of ticks."""
 TICK_SLACK_S = 0.002
 """How early a tick may come (timers fire up to a millisecond early under uvloop)."""
 _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
@@ -917,9 +919,12 @@ class RaftNode:
                 if now >= next_tick - TICK_SLACK_S:
                     missed = max(0, int((now - next_tick) / tick_s)) + 1
                     if missed > 2:
-                        # The clock jumped (a pause, SIGSTOP): read what the peers sent in
-                        # the meantime before the burst of ticks decides they are gone.
-                        await asyncio.sleep(0)
+                        # The clock jumped (a pause, SIGSTOP): read what the peers (and
+                        # clients) sent in the meantime before the burst of ticks decides
+                        # they are gone. A request reaches the inbox a few rounds of the
+                        # loop after its bytes (an HTTP handler is a task of its own).
+                        for _round in range(JUMP_ROUNDS):
+                            await asyncio.sleep(0)
                         while not inbox.empty():
                             self._handle(inbox.get_nowait())
                         # The burst counts time from before what was just stepped: the
