@@ -17,18 +17,18 @@ of one another, every acknowledged append is in the final log at its index (once
 history is linearizable (linearizable and lease reads with it; local reads, which may be
 stale, are checked apart: each must be a gap-free prefix of the committed log, hold
 nothing past the applied index it reports, and nothing appended after it returned), and
-the cluster recovered within 10 s of the heal. Exit status 0 only if
-every check passed. --out DIR writes the history (JSON lines), every node's event log,
-recording.json (the timeline's typed recording) and report.html, one self-contained page
-with the verdict, the checks and the timeline (it opens offline).
+the cluster recovered within 10 s of the heal. Exit status 0 only if every check passed.
+--out DIR writes the history (JSON lines), every node's event log, recording.json (the
+timeline's typed recording) and report.html, one self-contained page with the verdict,
+the checks and the timeline (it opens offline).
 
 Nemeses: kill (SIGKILL, restart later), pause (SIGSTOP/SIGCONT of a node, the leader
 half the time), pause-leader (the leader cut off and stopped until another node leads and
 has acknowledged an append, with a read at the --reads level in flight to it when it
 wakes; then the cut heals), partition (random halves, the leader cut off, one link, a node
 bridging two halves), restart-all (SIGKILL of every node at once), membership (a node
-joins, or a member is removed). On loopback a partition is injected inside the nodes (a test-only
-endpoint drops their messages); with --netns (root) the nodes run in the namespaces of
+joins, or a member is removed). On loopback a partition is injected inside the nodes (a
+test-only endpoint drops their messages); with --netns (root) the nodes run in the namespaces of
 `raftlog netcluster` and partitions cut the network itself."""
 
 
