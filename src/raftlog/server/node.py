@@ -56,12 +56,15 @@ from raftlog.core.errors import (
     UsageError,
 )
 from raftlog.core.messages import (
+    AppendEntries,
     AppendEntriesResponse,
+    Heartbeat,
     HeartbeatResponse,
     InstallSnapshot,
     Message,
     SnapshotAck,
     SnapshotChunk,
+    TimeoutNow,
     WireMessage,
     message_problem,
 )
@@ -133,6 +136,10 @@ SERVER_BUGS: frozenset[str] = frozenset(
         # little later (as a node that batches its writes on a timer would): a crash in
         # between loses what it promised.
         "ack-before-fsync",
+        # Serve lease reads whenever a quorum acknowledged this leader in its term, however
+        # long ago: the lease never runs out (as for a leader whose clock stood still while
+        # it was paused, and which then trusts promises that expired meanwhile).
+        "endless-lease",
     }
 )
 """Known bugs of the node (test-only), on top of the core's KNOWN_BUGS."""
@@ -140,9 +147,22 @@ SERVER_BUGS: frozenset[str] = frozenset(
 _BUGGY_WRITE_DELAY_S = 0.05
 
 LEASE_FRACTION = 0.5
-"""A leader serves lease reads while a quorum acknowledged it within this fraction of the
-minimum election timeout: the rest covers the acknowledgements' travel time and clock
-drift (followers refuse votes for a whole minimum election timeout after hearing from it)."""
+"""A leader serves lease reads while a quorum acknowledged messages it *sent* within this
+fraction of the minimum election timeout: a follower that steps a message of the leader
+refuses other candidates (and does not campaign) for a minimum election timeout from
+then, which began after the send; the rest of that timeout covers clock drift and the
+tick granularity (see :func:`lease_s` and docs/DECISIONS.md)."""
+
+
+def lease_s(timing: Timing) -> float:
+    """How long after sending a message that a quorum acknowledged a leader may serve
+    lease reads: LEASE_FRACTION of the minimum election timeout, and never more than the
+    follower's promise less three ticks (a message may be stepped just before a tick, two
+    ticks may fire at once when the loop is late, and a tick may come early). 0: no
+    lease (reads take the ReadIndex path)."""
+    ticks = (timing.election_min_ticks - 3) * timing.tick_s
+    return max(0.0, min(LEASE_FRACTION * timing.election_min_s, ticks))
+
 
 SNAPSHOT_ENTRIES = 10_000
 SNAPSHOT_BYTES = 64 << 20
@@ -308,6 +328,8 @@ _MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF, _TICKS, _LOG, 
 like ``_MSG``, but an acknowledgement in it is no fresh promise for the lease."""
 
 
+JUMP_ROUNDS = 4
+"""Rounds of the event loop a node lets go by, after a pause, before its burst of ticks."""
 TICK_SLACK_S = 0.002
 """How early a tick may come (timers fire up to a millisecond early under uvloop)."""
 _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
@@ -378,8 +400,17 @@ class RaftNode:
         peer message waits until it is delivered or dropped by hand."""
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
-        self._acked: dict[NodeId, tuple[float, int]] = {}
-        """When each peer last acknowledged us as leader, and in which term."""
+        self._acked: dict[NodeId, tuple[int, int]] = {}
+        """Leader: for each peer, the latest send time (``sent_ns``, our monotonic clock)
+        of a message of ours it had stepped when it acknowledged, and in which term."""
+        self._lease_ns = int(lease_s(config.timing) * 1e9)
+        self._lease_void_term = -1
+        """A term in which this node, as leader, sent TimeoutNow: the transferee's
+        campaign overrides the followers' promises, so no lease for the rest of it."""
+        self._leader_stamp: tuple[NodeId, int, int] | None = None
+        """Follower: (leader, term, sent_ns) of the latest message of the leader of our
+        term that we stepped (and so restarted our election timer for): echoed in our
+        answers to it. None while no such promise holds (step mode, a clock jump)."""
         # The state machine layer.
         self.sessions = SessionTable()
         self._persistent = isinstance(state_machine, PersistentStateMachine)
@@ -669,6 +700,7 @@ class RaftNode:
         # Promises made before the switch are not to be trusted after it (time stood still
         # on one side or the other): the lease starts again from fresh acknowledgements.
         self._acked.clear()
+        self._leader_stamp = None
         self._note(logging.INFO, "Step mode: the clock stops" if on else "Step mode ends")
         if not on:
             self._release_held()
@@ -719,9 +751,26 @@ class RaftNode:
     def _send_wire(self, msg: WireMessage) -> bool:
         if msg.dst in self.blocked:
             return False
+        if isinstance(msg, AppendEntries | Heartbeat | AppendEntriesResponse | HeartbeatResponse):
+            msg = self._stamp(msg)
+        elif isinstance(msg, TimeoutNow):
+            self._lease_void_term = msg.term
         if self._message_subscribers:
             self._tap(msg)
         return self.transport.send(msg)
+
+    def _stamp(
+        self, msg: AppendEntries | Heartbeat | AppendEntriesResponse | HeartbeatResponse
+    ) -> WireMessage:
+        """The lease's bookkeeping on the way out: a leader's message carries when it was
+        sent; an answer to the leader echoes the send time of the latest message of its
+        that we stepped, while our promise to it holds (see :meth:`_lease_holds`)."""
+        if isinstance(msg, AppendEntries | Heartbeat):
+            return msgspec.structs.replace(msg, sent_ns=time.monotonic_ns())
+        stamp = self._leader_stamp
+        if stamp is None or self.stepping or stamp[0] != msg.dst or stamp[1] != msg.term:
+            return msg
+        return msgspec.structs.replace(msg, echo_ns=stamp[2])
 
     def _tap(self, msg: WireMessage) -> None:
         event = feed.MessageSent(
@@ -870,11 +919,17 @@ class RaftNode:
                 if now >= next_tick - TICK_SLACK_S:
                     missed = max(0, int((now - next_tick) / tick_s)) + 1
                     if missed > 2:
-                        # The clock jumped (a pause, SIGSTOP): read what the peers sent in
-                        # the meantime before the burst of ticks decides they are gone.
-                        await asyncio.sleep(0)
+                        # The clock jumped (a pause, SIGSTOP): read what the peers (and
+                        # clients) sent in the meantime before the burst of ticks decides
+                        # they are gone. A request reaches the inbox a few rounds of the
+                        # loop after its bytes (an HTTP handler is a task of its own).
+                        for _round in range(JUMP_ROUNDS):
+                            await asyncio.sleep(0)
                         while not inbox.empty():
                             self._handle(inbox.get_nowait())
+                        # The burst counts time from before what was just stepped: the
+                        # election timer it restarted runs out at once, so no promise.
+                        self._leader_stamp = None
                     if not self._waiting_for_pinned_campaign():
                         for _ in range(min(missed, max_catch_up)):
                             self._core.tick()
@@ -927,12 +982,20 @@ class RaftNode:
                 log.warning("dropped a bad message from node %s: %s", payload.src, problem)
                 return
             self._last_heard[payload.src] = self._now
-            if (
-                kind == _MSG  # one that waited held: its promise may be long stale
-                and isinstance(payload, AppendEntriesResponse | HeartbeatResponse)
-                and payload.term == core.term
+            if isinstance(payload, AppendEntriesResponse | HeartbeatResponse):
+                if kind == _MSG and payload.echo_ns and payload.term == core.term:
+                    self._note_ack(payload.src, payload.echo_ns, payload.term)
+            elif (
+                isinstance(payload, AppendEntries | Heartbeat)
+                and kind == _MSG
+                and payload.sent_ns
+                and not self.stepping
             ):
-                self._acked[payload.src] = (self._now, payload.term)
+                core.step(payload)
+                if core.term == payload.term and core.leader == payload.src:
+                    # Our election timer restarted now, after the leader sent this.
+                    self._leader_stamp = (payload.src, payload.term, payload.sent_ns)
+                return
             core.step(payload)
             return
         if kind == _REPORT:
@@ -999,15 +1062,31 @@ class RaftNode:
         for (index, term), (_payload, future) in zip(placed, live, strict=True):
             proposals[index] = (term, future)
 
+    def _note_ack(self, peer: NodeId, sent_ns: int, term: int) -> None:
+        """``peer`` answered us in ``term`` having stepped our message sent at
+        ``sent_ns``. A time after now is no time of ours (ignored)."""
+        if sent_ns > time.monotonic_ns():
+            return
+        known = self._acked.get(peer)
+        if known is None or known[1] != term or known[0] < sent_ns:
+            self._acked[peer] = (sent_ns, term)
+
     def _lease_holds(self) -> bool:
-        """A quorum acknowledged this leader, in this term, within the lease; and it has
-        committed (and applied) an entry of its own term."""
+        """A quorum of voters stepped messages this leader sent, in this term, within the
+        lease (:func:`lease_s`, measured now on the monotonic clock: not from the loop's
+        last look at it, which a pause leaves behind); it has committed (and applied) an
+        entry of its own term; and it has not handed leadership over in this term."""
         core = self._core
-        if self.stepping:
+        if self.stepping or self._lease_ns <= 0:
             return False  # time stands still: no promise of a follower holds
+        if core.term == self._lease_void_term:
+            return False  # a transferee's campaign overrides the followers' promises
         if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
             return False
-        horizon = self._now - LEASE_FRACTION * self.config.timing.election_min_s
+        if "endless-lease" in self.config.bugs:  # the injected bug: the lease never expires
+            horizon = 0
+        else:
+            horizon = time.monotonic_ns() - self._lease_ns
         fresh = (self.id in core.voters) + sum(  # a leader removing itself counts not
             1
             for peer, (at, term) in self._acked.items()
