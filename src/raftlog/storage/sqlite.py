@@ -103,7 +103,8 @@ DB_NAME = "raftlog.db"
 LOCK_NAME = "raftlog.lock"
 
 _MAX_INT = 2**63 - 1  # SQLite INTEGER is a signed 64-bit integer
-_KINDS = frozenset(int(kind) for kind in EntryKind)
+_KIND_OF = {int(kind): kind for kind in EntryKind}
+_KINDS = frozenset(_KIND_OF)
 _TABLES = frozenset({"meta", "hard_state", "checkpoint", "log"})
 _SCHEMA = (
     """CREATE TABLE meta (
@@ -994,42 +995,41 @@ def _load(conn: sqlite3.Connection, path: Path, check_invariants: bool) -> _Load
 
     entries: list[Entry] = []
     last_term = start_term
-    cursor = conn.execute("SELECT idx, term, kind, data, crc FROM log ORDER BY idx")
-    while True:
-        try:
-            row = cursor.fetchone()
-        except sqlite3.DatabaseError as exc:
-            good = start_idx + len(entries)
-            raise corrupt(
-                f"{exc} reading the log: the first unreadable entry is at or after index "
-                f"{good + 1} (entries up to {good} read back whole)"
-            ) from exc
-        if row is None:
-            break
-        idx, e_term, kind, data, crc = row
-        expected = start_idx + len(entries) + 1
-        if idx != expected:
-            if not entries:
-                raise corrupt(f"the log starts at index {idx}, expected {expected}")
-            raise corrupt(f"gap in the log: entry {expected - 1} is followed by entry {idx}")
-        if not _is_int(e_term) or e_term < 1:
-            raise corrupt(f"entry {idx} has an invalid term {e_term!r}")
-        if check_invariants and e_term < last_term:
-            raise corrupt(
-                f"the term goes backwards: entry {idx} has term {e_term} "
-                f"after term {last_term} at entry {idx - 1}"
-            )
-        if type(kind) is not int or kind not in _KINDS:
-            raise corrupt(f"entry {idx} has an unknown kind {kind!r}")
-        if type(data) is not bytes:
-            raise corrupt(f"entry {idx} has data of type {type(data).__name__}, not a BLOB")
-        if crc != entry_crc(idx, e_term, kind, data):
-            raise corrupt(
-                f"checksum mismatch at entry {idx} (term {e_term}): its term, kind or data "
-                "changed on disk"
-            )
-        entries.append(Entry(idx, e_term, EntryKind(kind), data))
-        last_term = e_term
+    # The first row of a page that cannot be read raises from the iteration: the entries
+    # read so far tell where the damage starts.
+    try:
+        for idx, e_term, kind, data, crc in conn.execute(
+            "SELECT idx, term, kind, data, crc FROM log ORDER BY idx"
+        ):
+            expected = start_idx + len(entries) + 1
+            if idx != expected:
+                if not entries:
+                    raise corrupt(f"the log starts at index {idx}, expected {expected}")
+                raise corrupt(f"gap in the log: entry {expected - 1} is followed by entry {idx}")
+            if not _is_int(e_term) or e_term < 1:
+                raise corrupt(f"entry {idx} has an invalid term {e_term!r}")
+            if check_invariants and e_term < last_term:
+                raise corrupt(
+                    f"the term goes backwards: entry {idx} has term {e_term} "
+                    f"after term {last_term} at entry {idx - 1}"
+                )
+            if type(kind) is not int or kind not in _KINDS:
+                raise corrupt(f"entry {idx} has an unknown kind {kind!r}")
+            if type(data) is not bytes:
+                raise corrupt(f"entry {idx} has data of type {type(data).__name__}, not a BLOB")
+            if crc != entry_crc(idx, e_term, kind, data):
+                raise corrupt(
+                    f"checksum mismatch at entry {idx} (term {e_term}): its term, kind or data "
+                    "changed on disk"
+                )
+            entries.append(Entry(idx, e_term, _KIND_OF[kind], data))
+            last_term = e_term
+    except sqlite3.DatabaseError as exc:
+        good = start_idx + len(entries)
+        raise corrupt(
+            f"{exc} reading the log: the first unreadable entry is at or after index "
+            f"{good + 1} (entries up to {good} read back whole)"
+        ) from exc
 
     last_index = start_idx + len(entries)
     if check_invariants:
