@@ -23,11 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import walfile
-
 from raftlog.core.types import Entry, EntryKind, HardState, NodeId
 from raftlog.storage import SQLiteStorage
 from raftlog.storage.sqlite import DB_NAME
+from raftlog.testing import walfile
 
 CLUSTER = "crash-test"
 ACKS_PER_ROUND = 300

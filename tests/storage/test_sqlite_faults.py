@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import walfile
 
 from raftlog.core.types import Entry, HardState, NodeId
 from raftlog.storage import SQLiteStorage, StorageCorrupt, StorageFull
 from raftlog.storage.sqlite import DB_NAME, SCHEMA_VERSION
+from raftlog.testing import walfile
 
 CLUSTER = "faults"
 

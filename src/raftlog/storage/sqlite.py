@@ -91,6 +91,7 @@ __all__ = [
     "checkpoint_crc",
     "entry_crc",
     "hard_state_crc",
+    "is_disk_full",
 ]
 
 SCHEMA_VERSION = 3
@@ -657,7 +658,7 @@ class SQLiteStorage:
                         conn.execute("ROLLBACK")
                 raise
         except Exception as exc:
-            if _is_full(exc) and not conn.in_transaction:
+            if is_disk_full(exc) and not conn.in_transaction:
                 # SQLITE_FULL: a page could not be written (ENOSPC, or max_page_count).
                 # The transaction was rolled back, so the database is as it was before
                 # this save: nothing is poisoned, and the same save may be tried again.
@@ -752,7 +753,7 @@ def _log_row(e: Entry) -> tuple[int, int, int, bytes, int]:
     return (e.index, e.term, kind, e.data, entry_crc(e.index, e.term, kind, e.data))
 
 
-def _is_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException) -> bool:
     """SQLITE_FULL: the disk (or the database's page limit) is full."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL

@@ -1,4 +1,4 @@
-"""Reading a SQLite write-ahead log the way SQLite's recovery does, for the torn-write tests.
+"""Reading a SQLite write-ahead log the way SQLite's recovery does (for torn-write tests).
 
 The format (https://www.sqlite.org/fileformat2.html#walformat): a 32-byte header (magic,
 version, page size, checkpoint sequence, two salts, a checksum of the first 24 bytes), then
@@ -28,7 +28,8 @@ def _checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int
 
 
 def page_size(path: Path) -> int:
-    return HEADER.unpack(path.read_bytes()[: HEADER.size])[2]
+    size: int = HEADER.unpack(path.read_bytes()[: HEADER.size])[2]
+    return size
 
 
 def commit_ends(path: Path) -> list[int]:
