@@ -51,6 +51,9 @@ stopping           503    the node is shutting down; it did not take the request
                           elsewhere.
 unavailable        503    the node cannot answer just now (its status, a transfer that did
                           not start). Safe.
+disk_full          507    the node cannot write its log (its disk is full): it did not take
+                          the append, read or change. Safe, elsewhere or later (the node
+                          takes requests again, without a restart, once it has space).
 timeout            504    the node could not finish in time a request that changes nothing
                           (a read's leadership check) or whose repeating is harmless (a
                           leadership transfer, which may still complete). Safe.
