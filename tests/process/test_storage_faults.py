@@ -14,6 +14,7 @@ import math
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import time
 import xmlrpc.client
@@ -296,3 +297,32 @@ def test_a_full_disk_on_the_leader_fails_appends_cleanly_and_the_node_recovers(
             )
 
     run(main(), timeout=180)
+
+
+# -- corruption stops the node, with the file and the index ---------------------------------
+
+
+def test_a_flipped_entry_on_disk_stops_the_node_with_the_file_and_index() -> None:
+    async def main() -> None:
+        async with LocalCluster(3) as cluster:
+            await cluster.start()
+            leader = await cluster.leader()
+            for n in range(20):
+                await cluster.append(leader, f"v{n}")
+            victim = next(i for i in cluster.nodes if i != leader)
+            assert await cluster.stop(victim) == 0
+            db = cluster.nodes[victim].data_dir / "raftlog.db"
+            with sqlite3.connect(db, isolation_level=None) as conn:
+                (index,) = conn.execute("SELECT max(idx) - 3 FROM log").fetchone()
+                # A bit flipped in the entry's data: SQLite cannot tell.
+                (data,) = conn.execute("SELECT data FROM log WHERE idx = ?", (index,)).fetchone()
+                flipped = bytes([data[0] ^ 0x10]) + data[1:]
+                conn.execute("UPDATE log SET data = ? WHERE idx = ?", (flipped, index))
+            await cluster.start_node(victim, wait=False)
+            assert await asyncio.wait_for(cluster.wait_exit(victim), 30) == 3
+            lines = "\n".join(cluster.lines(victim))
+            assert f"{db}: checksum mismatch at entry {index}" in lines, lines
+            assert "Traceback" not in lines
+            await cluster.append(leader, "the others go on")
+
+    run(main(), timeout=120)
