@@ -97,6 +97,7 @@ from raftlog.server.timing import Timing
 from raftlog.server.transfer import CHUNK_BYTES, Outgoing, SnapshotReceiver, SnapshotSender
 from raftlog.statemachine import PersistentStateMachine, StateMachine
 from raftlog.storage.base import Checkpoint
+from raftlog.storage.errors import StorageFull
 
 log = logging.getLogger("raftlog.server")
 
@@ -166,6 +167,9 @@ def lease_s(timing: Timing) -> float:
 
 SNAPSHOT_ENTRIES = 10_000
 SNAPSHOT_BYTES = 64 << 20
+DISK_FULL_RETRY_S = (0.05, 1.0)
+"""A write that found the disk full is tried again after the first delay, doubling up to
+the second, until it succeeds (or the node is stopped)."""
 KEEP_ENTRIES = 5_000
 """Entries kept after a snapshot, so that a follower a little behind catches up from the
 log (etcd keeps 5,000 too)."""
@@ -203,6 +207,16 @@ class StaleSession(RaftError):
 
 class StateMachineFailed(RaftError):
     """The state machine raised while applying or restoring: the node stops."""
+
+
+class DiskFull(RaftError):
+    """This node's disk is full: it cannot write its log, so it takes no proposal (and
+    confirms no read) until a write succeeds again. Nothing was appended: sending the
+    request again (here later, or to another node) is safe."""
+
+
+class _StoppedWhileFull(Exception):
+    """The node was stopped while it waited for space to write a Ready."""
 
 
 class NodeRemoved(StorageError):
@@ -373,6 +387,9 @@ class RaftNode:
         self._asks: set[asyncio.Future[Any]] = set()
         """Every future a caller is waiting on (failed if the node stops)."""
         self._deferred_hard_state: HardState | None = None
+        self.disk_full: str | None = None
+        """Why the last write failed for want of space while the node retries it; None
+        when it is writing normally."""
         self._stopping = asyncio.Event()
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -425,6 +442,7 @@ class RaftNode:
         )
         self._bytes_since_snapshot = 0
         self._checkpointing = False
+        self._no_checkpoint_until = 0.0
         self._pending_compaction: tuple[Checkpoint, int] | None = None
         self._senders: dict[NodeId, SnapshotSender] = {}
         self._send_cache: Outgoing | None = None
@@ -1122,6 +1140,8 @@ class RaftNode:
                 self._note(logging.CRITICAL, f"{what} failed, stopping the node: {exc}")
                 self._stopping.set()
                 return
+            except _StoppedWhileFull:
+                return  # the Ready was not written: it is neither sent nor advanced
             core.advance(rd)
             self._sync_conf()
         if self.fatal is None:
@@ -1138,9 +1158,7 @@ class RaftNode:
                 await asyncio.sleep(_BUGGY_WRITE_DELAY_S)
         installed = self._installing(rd.snapshot) if rd.snapshot is not None else None
         if rd.entries or rd.must_sync:  # 1-2. one durable write
-            await self.storage.save_async(
-                rd.hard_state or self._deferred_hard_state, rd.entries, installed
-            )
+            await self._persist(rd.hard_state or self._deferred_hard_state, rd.entries, installed)
             self._deferred_hard_state = None
         elif rd.hard_state is not None:
             # Only the commit index moved: it can be relearned, so it rides along with
@@ -1175,6 +1193,86 @@ class RaftNode:
                 future.set_exception(NotLeader(self._core.leader))
         if self._confirmed:
             self._serve_reads()
+
+    # == a full disk =================================================================
+
+    async def _persist(
+        self, hard_state: HardState | None, entries: tuple[Entry, ...], installed: Checkpoint | None
+    ) -> None:
+        """Write a Ready; while the disk is full, keep trying (nothing of the Ready is sent
+        or applied meanwhile: the core waits in this call, the contract holds)."""
+        loop = asyncio.get_running_loop()
+        delay, longest = DISK_FULL_RETRY_S
+        since = 0.0
+        while True:
+            try:
+                await self.storage.save_async(hard_state, entries, installed)
+                break
+            except StorageFull as exc:
+                if self.disk_full is None:
+                    since = loop.time()
+                    self.disk_full = str(exc)
+                    self._note(
+                        logging.ERROR,
+                        f"Disk full, the log write failed: {exc}. Refusing proposals and "
+                        "retrying until there is space",
+                    )
+                    self._unwritten(entries)
+                await self._wait_for_space(delay)
+                delay = min(2 * delay, longest)
+        if self.disk_full is not None:
+            self.disk_full = None
+            self._note(
+                logging.WARNING,
+                f"Disk space is back: the log write succeeded after {loop.time() - since:.1f} s",
+            )
+
+    def _unwritten(self, entries: tuple[Entry, ...]) -> None:
+        """Answer the proposers of entries the failed write held: they are in this node's
+        log (and may have gone to followers), so they may still commit."""
+        for entry in entries:
+            pending = self._proposals.pop(entry.index, None)
+            if pending is not None and not pending[1].done():
+                pending[1].set_exception(
+                    OutcomeUnknown(
+                        f"disk full on node {self.id}: entry {entry.index} was not written "
+                        "here and may still commit (a retry with the same client id and seq "
+                        "is applied at most once)"
+                    )
+                )
+
+    async def _wait_for_space(self, delay: float) -> None:
+        """Wait ``delay`` s before the next try, answering what arrives meanwhile:
+        status and log questions from the core (reads only), proposals, reads and
+        changes with DiskFull (or NotLeader, so that a follower's API forwards them);
+        peer messages are dropped (Raft sends again). Raises _StoppedWhileFull on stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        inbox = self._inbox
+        while not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            try:
+                async with asyncio.timeout(left):
+                    kind, payload, future = await inbox.get()
+            except TimeoutError:
+                return
+            if kind in (_STATUS, _LOG):
+                self._handle((kind, payload, future))
+            elif kind in (_MSG, _HELD):
+                self.dropped_messages += 1
+            elif kind == _REPORT:
+                peer, ok = payload
+                self._core.report_snapshot(peer, ok=ok)  # its output waits for the next Ready
+            elif future is not None and not future.done():
+                if kind == _PROPOSE and self._core.role is not Role.LEADER:
+                    future.set_exception(NotLeader(self._core.leader))
+                else:
+                    future.set_exception(
+                        DiskFull(f"node {self.id} cannot write its log: {self.disk_full}")
+                    )
+        raise _StoppedWhileFull
 
     # == membership ==================================================================
 
@@ -1319,9 +1417,18 @@ class RaftNode:
                 )
             await self._restore(checkpoint, verified=False)
         else:
+            if checkpoint.file:
+                # Not needed to start, but sent to followers that fall behind: a damaged
+                # one stops the node now rather than failing every transfer later.
+                path = self.snapshot_dir / checkpoint.file
+                try:
+                    await asyncio.to_thread(snapfile.verify, path)
+                except snapfile.SnapshotFileError as exc:
+                    raise SnapshotFailed(str(exc)) from exc
             self.sessions.load(checkpoint.sessions)
             self._sm_through = held
         self.applied = max(self.applied, meta.index)
+        self._prune_files()  # files of snapshots never recorded (a crash in between)
 
     def _persisted_index(self) -> int:
         if not isinstance(self.state_machine, PersistentStateMachine):
@@ -1374,7 +1481,7 @@ class RaftNode:
 
     def _maybe_checkpoint(self) -> None:
         cfg = self.config
-        if self._checkpointing or self._stopping.is_set():
+        if self._checkpointing or self._stopping.is_set() or self._now < self._no_checkpoint_until:
             return
         since = self.applied - self.storage.snapshot().index
         if since <= 0:
@@ -1449,6 +1556,10 @@ class RaftNode:
         upto = max(0, min(upto, log_.persisted_index(), self.storage.last_index()))
         try:
             await self.storage.compact_async(checkpoint, upto)
+        except StorageFull as exc:  # nothing was changed: a later snapshot tries again
+            self._note(logging.WARNING, f"Compacting the log failed, disk full: {exc}")
+            self._no_checkpoint_until = self._now + DISK_FULL_RETRY_S[1]
+            return
         except StorageError as exc:
             self.fatal = exc
             self._note(logging.CRITICAL, f"Storage failed, stopping the node: {exc}")
