@@ -765,7 +765,7 @@ class HttpApi:
             if content_type not in _JSON_TYPES:
                 if status == 400 and not well_formed:
                     return rejected("aiohttp's plain-text 400 (not HTTP)")
-                if status in (400, 413, 431) and content_type == "text/plain":
+                if status in (400, 413, 417, 431) and content_type == "text/plain":
                     return rejected(f"aiohttp's plain-text {status}")
                 raise Violation(f"answered {status} {content_type}: {body[:200]!r}")
             try:

@@ -559,9 +559,10 @@ class ClientApi:
             before = records_log.index_keeping_last(req.keep_last)
         else:
             age = req.older_than_s or 0.0
-            # An age before 1970 keeps every record (and must not overflow SQLite's
-            # 64-bit integers: ages up to 1e308 s decode).
-            cutoff_ms = max(0, int((time.time() - age) * 1000))
+            # An age before 1970 keeps every record (and must not overflow: ages up to
+            # 1.7e308 s decode, and in milliseconds they are infinite).
+            cutoff_s = time.time() - age
+            cutoff_ms = int(cutoff_s * 1000) if cutoff_s > 0 else 0
             before = records_log.index_newer_than(cutoff_ms)
         try:
             done = await self._propose(trim_command(before), None, None)
