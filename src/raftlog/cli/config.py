@@ -321,6 +321,10 @@ def resolve(
     ns._config_sources = sources
     ns._config_file = (path, path_source)
     grouped = {a.dest: g for g in config.groups for a in g._group_actions}
+    # Every value is checked, also those a flag overrides: a bad file is noticed at once.
+    env_lookup, file_lookup = _from_env(environ), _from_file(table, path, config.table)
+    from_env = {s.flag: hit for s in config.settings if (hit := env_lookup(s)) is not None}
+    from_file = {s.flag: hit for s in config.settings if (hit := file_lookup(s)) is not None}
     done: set[str] = set()
     for setting in config.settings:
         dest = setting.action.dest
@@ -341,9 +345,8 @@ def resolve(
             continue
         for s in members:
             sources[s.action.dest] = DEFAULT
-        lookups = (("env", _from_env(environ)), ("file", _from_file(table, path, config.table)))
-        for kind, lookup in lookups:
-            found = [(s, *hit) for s in members if (hit := lookup(s)) is not None]
+        for kind, hits in (("env", from_env), ("file", from_file)):
+            found = [(s, *hits[s.flag]) for s in members if s.flag in hits]
             if len(members) > 1:  # a group: a false switch does not choose its member
                 found = [hit for hit in found if not _is_default(hit[0], hit[1])]
             if len(found) > 1:
@@ -445,18 +448,18 @@ def _boolean(raw: Any) -> bool:
         return raw
     if isinstance(raw, str) and raw.strip().lower() in TRUE | FALSE:
         return raw.strip().lower() in TRUE
-    raise ConfigError(f"expected true or false (1/0, yes/no, on/off), not {raw!r}")
+    raise ConfigError(f"expected true or false (1/0, yes/no, on/off), not {_quote(raw)}")
 
 
 def _split(raw: Any) -> list[Any]:
     if isinstance(raw, str):
         return [item.strip() for item in raw.split(",") if item.strip()]
-    raise ConfigError(f"expected a list or a comma-separated string, not {raw!r}")
+    raise ConfigError(f"expected a list or a comma-separated string, not {_quote(raw)}")
 
 
 def _one(action: argparse.Action, raw: Any) -> Any:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise ConfigError(f"expected a value like {_metavar(action)}, not {raw!r}")
+        raise ConfigError(f"expected a value like {_metavar(action)}, not {_quote(raw)}")
     text = str(raw)
     value: Any = text
     if action.type is not None:
@@ -472,6 +475,13 @@ def _one(action: argparse.Action, raw: Any) -> Any:
         choices = ", ".join(map(str, action.choices))
         raise ConfigError(f"invalid choice {text!r} (choose from {choices})")
     return value
+
+
+def _quote(raw: Any) -> str:
+    """A value as the file or the environment wrote it."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    return repr(raw)
 
 
 def _metavar(action: argparse.Action) -> str:
