@@ -113,6 +113,18 @@ def test_an_explicit_false_in_the_environment_beats_true_in_the_file(
     assert ns.fast is False and sources(ns)["fast"] == "env RAFTLOG_FAST"
 
 
+def test_a_flag_wins_even_when_it_gives_the_default_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAFTLOG_CLIENT_PORT", "2000")
+    monkeypatch.setenv("RAFTLOG_LOG_LEVEL", "debug")
+    ns = parse([*NODE, "--id", "1", "--data-dir", "/d", "--client-port", "1234"])
+    assert ns.client_port == 1234 and sources(ns)["client_port"] == "flag --client-port"
+    assert ns.log_level == "debug"
+    ns = parse([*NODE, "--id", "1", "--data-dir", "/d", "--log-level=info"])
+    assert ns.log_level == "info" and sources(ns)["log_level"] == "flag --log-level"
+
+
 def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAFTLOG_CLIENT_PORT", "")
     ns = parse([*NODE, "--id", "1", "--data-dir", "/d"])
@@ -385,6 +397,7 @@ NAME = re.compile(r"\bRAFTLOG_[A-Z0-9_]*[A-Z0-9]\b")
 PLACEHOLDERS = {
     "RAFTLOG_SOME_FLAG",  # as in the help: RAFTLOG_<FLAG>, --some-flag
     "RAFTLOG_PORT",  # Kubernetes' service link, named in config.py
+    "RAFTLOG_DATADIR",  # the README's example of a typo
 }
 
 
@@ -415,7 +428,7 @@ def test_every_raftlog_variable_the_project_names_is_a_setting_or_listed() -> No
 def test_the_name_check_can_fail() -> None:
     registry = config._registry(build_parser())
     assert unexplained("RAFTLOG_DATA_DIR RAFTLOG_FAST RAFTLOG_ADMIN_TOKEN", registry) == set()
-    assert unexplained("export RAFTLOG_DATADIR=/x", registry) == {"RAFTLOG_DATADIR"}
+    assert unexplained("export RAFTLOG_DATA_DIRR=/x", registry) == {"RAFTLOG_DATA_DIRR"}
 
 
 def test_nodes_started_by_a_parent_get_no_raftlog_variables() -> None:
