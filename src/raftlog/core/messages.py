@@ -370,8 +370,10 @@ def message_problem(msg: WireMessage) -> str | None:
         case Heartbeat():
             if msg.commit < 0 or msg.sent_ns < 0:
                 return "negative commit or send time"
-            if msg.commit > MAX_INT or msg.sent_ns > MAX_INT:
-                return "commit or send time out of range"
+            if msg.commit > MAX_INT:
+                return "commit out of range"
+            if msg.sent_ns > MAX_INT:
+                return "send time out of range"
         case HeartbeatResponse():
             if not 0 <= msg.echo_ns <= MAX_INT:
                 return "send time out of range"
