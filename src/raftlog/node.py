@@ -279,6 +279,8 @@ class Node:
             events,
             snapshot_dir=data_dir / "snapshots" if data_dir is not None else None,
         )
+        if isinstance(storage, SQLiteStorage):
+            storage.on_commit = raft.metrics.fsync_observed
         if cfg.hold_from:
             raft.hold_peers({NodeId(i) for i in cfg.hold_from})
         self._raft = raft

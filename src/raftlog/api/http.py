@@ -5,7 +5,8 @@
   a fault and never None, when this node is not the leader or the commit fails).
 - HTTP/JSON: ``POST /v1/log`` appends (a follower forwards to the leader),
   ``GET /v1/log`` reads, ``POST /v1/log/trim`` drops old entries (retention),
-  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``.
+  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``, ``GET /metrics``
+  (Prometheus).
 
 With a state machine of the program's own instead of the replicated log, ``POST /v1/log``
 carries its commands (opaque bytes in, the state machine's result out) and the log reads
@@ -51,6 +52,7 @@ from raftlog.core.raft import PeerStatus
 from raftlog.core.types import NO_NODE, EntryKind, Member, NodeId, split_address
 from raftlog.dashboard import static_files
 from raftlog.server import feed
+from raftlog.server import metrics as node_metrics
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
@@ -209,6 +211,7 @@ def _guarded(handler: Handler) -> Handler:
     return guarded
 
 
+_METRICS_HEADERS = {"Content-Type": node_metrics.CONTENT_TYPE}
 ORIGINS_REFRESH_S = 5.0
 """How often, at most, a node resolves its members' hosts again for CORS."""
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -263,6 +266,7 @@ class ClientApi:
         router.add_post("/v1/leader/transfer", _guarded(self.transfer_leader))
         router.add_get("/livez", _guarded(self.livez))
         router.add_get("/readyz", _guarded(self.readyz))
+        router.add_get("/metrics", _guarded(self.metrics))
         if self.config.fault_injection or self.config.admin_token:
             router.add_post("/v1/admin/partition", _guarded(self._admin(self.partition)))
             router.add_post("/v1/admin/clock", _guarded(self._admin(self.clock)))
@@ -578,6 +582,10 @@ class ClientApi:
             return await self._forward(request, body)
         first = done.result.first_index if isinstance(done.result, Trimmed) else before
         return _answer(wire.TrimAnswer(first_index=first, index=done.index, term=done.term))
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus's text format (see raftlog.server.metrics)."""
+        return web.Response(body=node_metrics.exposition(self.node), headers=_METRICS_HEADERS)
 
     async def status(self, _request: web.Request) -> web.Response:
         return _answer(await self._status())

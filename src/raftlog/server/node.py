@@ -84,6 +84,7 @@ from raftlog.core.types import (
 )
 from raftlog.server import feed, snapfile
 from raftlog.server.eventlog import EventLog
+from raftlog.server.metrics import NodeMetrics, Replication
 from raftlog.server.sessions import (
     Command,
     Duplicate,
@@ -350,9 +351,13 @@ _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
 """The events of every client entry: only for subscribers that ask for them."""
 
 
-def _expire(future: asyncio.Future[Any], timeout: float) -> None:
+def _expire(
+    future: asyncio.Future[Any], timeout: float, lost: Callable[[int], None] | None
+) -> None:
     if not future.done():
         future.set_exception(RequestTimeout(f"no outcome within {timeout} s"))
+        if lost is not None:  # a proposal's: counted as failed
+            lost(1)
 
 
 class RaftNode:
@@ -460,6 +465,8 @@ class RaftNode:
         self._want_entry_events()
         self.snapshots_sent = 0
         self.snapshots_installed = 0
+        self.metrics = NodeMetrics()
+        """Counters and histograms for ``GET /metrics`` (see raftlog.server.metrics)."""
 
     # == public API (any task) =======================================================
 
@@ -473,6 +480,7 @@ class RaftNode:
         try:
             self._refuse_if_removed()
             await self._prepare_state_machine()
+            self.metrics.started(self.commit, self.applied)
         except (SnapshotFailed, StateMachineFailed, NodeRemoved) as exc:
             self._stopped = True
             self._note(logging.CRITICAL, f"Refusing to start: {exc}")
@@ -775,6 +783,8 @@ class RaftNode:
             self._lease_void_term = msg.term
         if self._message_subscribers:
             self._tap(msg)
+        if type(msg) is Heartbeat:
+            self.metrics.heartbeat_sent(msg.dst)
         return self.transport.send(msg)
 
     def _stamp(
@@ -810,6 +820,8 @@ class RaftNode:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
         if msg.src in self.blocked:
             return
+        if type(msg) is HeartbeatResponse:
+            self.metrics.heartbeat_answered(msg.src)
         if self.stepping or msg.src in self.held:
             if len(self._held_messages) < self.config.inbox_size:
                 held_id = next(self._held_ids)
@@ -872,7 +884,17 @@ class RaftNode:
             put = asyncio.ensure_future(self._inbox.put((kind, payload, future)))
         # A timer that fails the future, rather than an asyncio.timeout() context per
         # request: the same outcome at a fraction of the cost.
-        timer = None if timeout is None else loop.call_later(timeout, _expire, future, timeout)
+        timer = (
+            None
+            if timeout is None
+            else loop.call_later(
+                timeout,
+                _expire,
+                future,
+                timeout,
+                self.metrics.proposals_lost if kind == _PROPOSE else None,
+            )
+        )
         asks = self._asks
 
         def finished(future: asyncio.Future[Any]) -> None:
@@ -1074,11 +1096,14 @@ class RaftNode:
         except RaftError as exc:  # NotLeader, ProposalDropped: every asker's answer
             for _payload, future in live:
                 future.set_exception(exc)
+            if not isinstance(exc, NotLeader):  # a follower's is forwarded, not failed
+                self.metrics.proposals_lost(len(live))
             return
         self._fail_proposals_from(placed[0][0])  # older entries there were truncated away
         proposals = self._proposals
         for (index, term), (_payload, future) in zip(placed, live, strict=True):
             proposals[index] = (term, future)
+        self.metrics.appended(placed[0][0], placed[-1][0])
 
     def _note_ack(self, peer: NodeId, sent_ns: int, term: int) -> None:
         """``peer`` answered us in ``term`` having stepped our message sent at
@@ -1176,6 +1201,7 @@ class RaftNode:
         if rd.soft_state is not None:
             self.role = rd.soft_state.role
             self.leader = rd.soft_state.leader
+            self.metrics.leader_seen(self.leader, self.role)
             if self.leader != NO_NODE:
                 self._heard_leader = True
         self.term = self._core.term
@@ -1183,6 +1209,7 @@ class RaftNode:
             if entry.index > self.applied:
                 self._apply(entry)
         self.commit = self._core.log.committed
+        self.metrics.committed(self.commit)
         for read in rd.read_states:
             future = self._reads.pop(read.context, None)
             if future is not None:
@@ -1334,6 +1361,7 @@ class RaftNode:
             future.set_exception(
                 LeadershipLost(f"entry {entry.index} went to another leader's entry")
             )
+            self.metrics.proposals_lost()
         elif isinstance(result, Duplicate):
             future.set_result(Committed(result.index, result.term, result.result, True))
         elif isinstance(result, Stale):
@@ -1378,6 +1406,7 @@ class RaftNode:
                 future.set_exception(
                     LeadershipLost(f"entry {lost} was replaced by another leader's entry")
                 )
+                self.metrics.proposals_lost()
 
     # == snapshots: start-up, install ================================================
 
@@ -1701,6 +1730,7 @@ class RaftNode:
         for _term, future in self._proposals.values():
             if not future.done():
                 future.set_exception(OutcomeUnknown("the node stopped after accepting it"))
+                self.metrics.proposals_lost()
         self._proposals.clear()
         stopped = NodeStopped("the node stopped")
         for future in [*self._reads.values(), *(f for _i, f in self._confirmed), *self._asks]:
@@ -1724,3 +1754,19 @@ class RaftNode:
 
     def _note(self, level: int, text: str) -> None:
         self.events.note(level, self.role, self.term, text)
+
+    # == metrics (read when a scrape asks, on the node's loop) =========================
+
+    def replication(self) -> Replication:
+        """This node's last log index and, on the leader, each follower's match index."""
+        core = self._core
+        if core.role is not Role.LEADER:
+            return Replication(core.log.last_index(), {})
+        status = core.status()
+        return Replication(
+            status.last_index, {p.id: p.match for p in status.peers if p.id != self.id}
+        )
+
+    def pending_proposals(self) -> int:
+        """Proposals taken and waiting for their commit."""
+        return len(self._proposals)
