@@ -52,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
         return run_simulated(args)
     from raftlog.local.control import ControlError  # noqa: PLC0415
     from raftlog.local.demos import DemoFailed, DemoOptions, run_demo  # noqa: PLC0415
+    from raftlog.server.eventlog import want_color  # noqa: PLC0415
 
     options = DemoOptions(
         scenario=args.scenario,
         fast=args.fast,
         graceful=args.graceful,
         pause=args.pause,
-        color=sys.stdout.isatty(),
+        color=want_color(sys.stdout),
         echo=lambda line: print(line, flush=True),
     )
     try:

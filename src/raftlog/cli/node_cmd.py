@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from raftlog.core.config import KNOWN_BUGS
-from raftlog.server.eventlog import LEVELS
+from raftlog.server.eventlog import LEVELS, want_color
 from raftlog.server.eventloop import CHOICES, loop_factory
 from raftlog.server.node import KEEP_ENTRIES, SERVER_BUGS, SNAPSHOT_BYTES, SNAPSHOT_ENTRIES
 from raftlog.server.timing import timing_for
@@ -138,7 +138,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="info hides heartbeats; debug shows them",
     )
     p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the node's lines (auto: on a terminal, unless NO_COLOR is set)",
+    )
     p.add_argument(
         "--first-election-at",
         type=float,
@@ -219,7 +224,7 @@ def id_from_ordinal(hostname: str) -> int:
 
 
 def run_node_command(args: argparse.Namespace) -> int:
-    from raftlog.cli.serve import run_node  # noqa: PLC0415
+    from raftlog.cli.serve import Printing, run_node  # noqa: PLC0415
     from raftlog.node import NodeConfig, parse_peers  # noqa: PLC0415
 
     if args.join == "peers":
@@ -307,10 +312,6 @@ def run_node_command(args: argparse.Namespace) -> int:
         snapshot_entries=args.snapshot_entries,
         snapshot_bytes=args.snapshot_bytes,
         keep_entries=args.keep_entries,
-        event_log=sys.stdout,
-        log_level=LEVELS[args.log_level],
-        log_format=args.log_format,
-        color={"auto": None, "always": True, "never": False}[args.color],
         first_campaign_at=args.first_election_at,
         fault_injection=args.enable_fault_injection,
         admin_token=os.environ.get("RAFTLOG_ADMIN_TOKEN") or None,
@@ -328,7 +329,11 @@ def run_node_command(args: argparse.Namespace) -> int:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
     return run_node(
-        config, stop_with_parent=args.stop_with_parent, promote_via=promote, event_loop=event_loop
+        config,
+        stop_with_parent=args.stop_with_parent,
+        promote_via=promote,
+        event_loop=event_loop,
+        printing=Printing(LEVELS[args.log_level], args.log_format, args.color),
     )
 
 
@@ -465,7 +470,7 @@ async def _cluster(args: argparse.Namespace) -> int:
         extra += ["--event-loop", args.event_loop]
     for origin in _origins(args.cors_origins):
         extra += ["--cors-origins", origin]
-    color = sys.stdout.isatty()
+    color = want_color(sys.stdout)
     token = os.environ.get("RAFTLOG_CONTROL_TOKEN") or new_token()
     cluster = LocalCluster(
         args.nodes,
