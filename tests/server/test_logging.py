@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -52,7 +53,7 @@ def _untouched() -> None:
 def test_an_embedding_program_gets_the_records_and_raftlog_prints_nothing(
     program_logging: Collect, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    async def main() -> int:
+    async def main() -> tuple[int, int]:
         ports = free_ports(3)
         members = {i + 1: f"127.0.0.1:{p}" for i, p in enumerate(ports)}
         nodes = [raftlog.Node(raftlog.NodeConfig(id=i, members=members)) for i in members]
@@ -65,18 +66,18 @@ def test_an_embedding_program_gets_the_records_and_raftlog_prints_nothing(
                     await asyncio.sleep(0.01)
             leader = next(n for n in nodes if n.is_leader)
             await leader.apply(b"SET 5", timeout=30)
-            return int(leader.id)
+            return int(leader.id), leader.term
         finally:
             for node in nodes:
                 await node.stop()
 
-    leader = asyncio.run(asyncio.wait_for(main(), 60))
+    leader, term = asyncio.run(asyncio.wait_for(main(), 60))
     _untouched()
     events = [r for r in program_logging.records if r.name == "raftlog.events"]
-    won = [r for r in events if r.getMessage().startswith("Received") and r.role == "Leader"]
-    assert [r.node for r in won] == [leader]
-    assert won[0].event == "BecameLeader"
-    assert won[0].term >= 1 and won[0].levelno == logging.INFO
+    won = [r for r in events if r.getMessage().startswith("Received") and r.term == term]
+    assert [(r.node, r.role, r.event, r.levelno) for r in won] == [
+        (leader, "Leader", "BecameLeader", logging.INFO)
+    ]
     committed = [r for r in events if r.getMessage().startswith("Leader committed 'SET 5'")]
     assert committed and committed[0].node == leader and committed[0].fields["data"]
     # Heartbeats are DEBUG: below the program's INFO, so not even made into records.
@@ -189,3 +190,30 @@ def test_no_color_turns_colour_off_in_auto_mode(
     auto = _Terminal()
     EventLog(NodeId(1), stream=auto).note(logging.INFO, Role.LEADER, 1, "hello")
     assert ("\x1b[" in auto.getvalue()) is not bool(no_color)
+
+
+def test_an_event_record_is_a_complete_log_record_for_any_formatter() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(msecs)d %(relativeCreated)d %(name)s %(levelname)s %(module)s "
+            "%(filename)s %(lineno)d %(funcName)s %(process)d %(processName)s %(thread)d "
+            "%(threadName)s node=%(node)s role=%(role)s term=%(term)s %(event)s %(message)s"
+        )
+    )
+    events = logging.getLogger("raftlog.events")
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
+    try:
+        EventLog(NodeId(2)).event(_event(ev.VoteGranted, candidate=NodeId(1), candidate_term=3,
+                                         pre_vote=False))  # fmt: skip
+    finally:
+        events.removeHandler(handler)
+        events.setLevel(logging.NOTSET)
+    line = out.getvalue()
+    assert " raftlog.events INFO eventlog eventlog.py 0 event " in line
+    assert line.rstrip().endswith(
+        "node=2 role=Follower term=3 VoteGranted Voted for node 1 in term 3"
+    )
+    assert f" {os.getpid()} MainProcess " in line

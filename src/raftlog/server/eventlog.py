@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -188,7 +189,6 @@ class EventLog:
         self.fmt = fmt
         self._floor = level if level is not None else (logging.INFO if stream else 0)
         self._logger = logging.getLogger(EVENTS_LOGGER) if stream is None else None
-        self._factory = logging.getLogRecordFactory()
         self.lines_written = 0
         self.lines_lost = 0
 
@@ -235,11 +235,7 @@ class EventLog:
     ) -> None:
         logger = self._logger
         if logger is not None:
-            record = self._factory(EVENTS_LOGGER, level, "", 0, text, None, None)
-            record.__dict__.update(
-                node=int(self.node), role=role.value, term=term, event=kind, fields=fields
-            )
-            logger.handle(record)
+            logger.handle(_EventRecord(level, text, int(self.node), role.value, term, kind, fields))
             return
         assert self.stream is not None
         line = self.formatter.line(
@@ -252,6 +248,76 @@ class EventLog:
             self.lines_lost += 1  # nobody reading, or a full disk: the node goes on
             return
         self.lines_written += 1
+
+
+class _EventRecord(logging.LogRecord):
+    """A record of ``raftlog.events``, made for less than LogRecord's own constructor
+    costs (a node may log one per entry): the same attributes, without parsing a source
+    file name it does not have. (So a record factory set with
+    ``logging.setLogRecordFactory`` does not make these.)"""
+
+    def __init__(
+        self,
+        level: int,
+        text: str,
+        node: int,
+        role: str,
+        term: int,
+        kind: str,
+        fields: dict[str, Any],
+    ) -> None:
+        now = time.time()
+        self.__dict__.update(
+            name=EVENTS_LOGGER,
+            msg=text,
+            args=None,
+            levelname=logging.getLevelName(level),
+            levelno=level,
+            pathname=__file__,
+            filename=_FILENAME,
+            module=_MODULE,
+            exc_info=None,
+            exc_text=None,
+            stack_info=None,
+            lineno=0,
+            funcName="event",
+            created=now,
+            msecs=(now - int(now)) * 1000,
+            relativeCreated=(now - _STARTED) * 1000,
+            thread=threading.get_ident(),
+            threadName=threading.current_thread().name,
+            processName=_process_name(),
+            process=os.getpid(),
+            taskName=None,
+            node=node,
+            role=role,
+            term=term,
+            event=kind,
+            fields=fields,
+        )
+
+
+_FILENAME = os.path.basename(__file__)
+_MODULE = os.path.splitext(_FILENAME)[0]
+
+
+def _logging_started() -> float:
+    """When logging was loaded: where every record's ``relativeCreated`` starts."""
+    probe = logging.LogRecord("", 0, "", 0, "", None, None)
+    return probe.created - probe.relativeCreated / 1000
+
+
+_STARTED = _logging_started()
+
+
+def _process_name() -> str | None:
+    multiprocessing = sys.modules.get("multiprocessing")  # as LogRecord finds it
+    if multiprocessing is None:
+        return "MainProcess"
+    try:
+        return str(multiprocessing.current_process().name)
+    except Exception:
+        return None
 
 
 def _iso(now: float) -> str:
