@@ -18,6 +18,10 @@ decides where records go. The ``raftlog`` command is such a program: it prints t
 with :func:`print_events` (an :class:`EventPrinter` on the ``raftlog`` logger), in the
 lines above.
 
+An entry's events (received, appended, committed) are INFO. The node makes them only if
+``raftlog.events`` is enabled for INFO when it starts (or an event subscriber wants them):
+they cost a little per entry.
+
 Colour: ``auto`` means on a terminal, unless the ``NO_COLOR`` environment variable is set
 to anything but the empty string (https://no-color.org); see :func:`want_color`.
 """
