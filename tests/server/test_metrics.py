@@ -5,6 +5,7 @@ prometheus_client's parser; and the pieces the node counts with."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,17 @@ def test_round_trips_pair_a_heartbeat_with_its_answer() -> None:
     m.heartbeat_answered(NodeId(2))
     m.heartbeat_answered(NodeId(2))  # a duplicate answer times nothing
     assert m.rtt[NodeId(2)].count == 1
+
+
+def test_a_blocking_node_gives_its_metrics_from_any_thread() -> None:
+    port = free_ports(1)[0]
+    with raftlog.BlockingNode(raftlog.NodeConfig(id=1, members={1: f"127.0.0.1:{port}"})) as node:
+        deadline = time.monotonic() + DEADLINE_S
+        while not node.is_leader:  # a one-node cluster elects itself
+            assert time.monotonic() < deadline, "no leader"
+            time.sleep(0.01)
+        node.apply(b"SET 5", timeout=DEADLINE_S)
+        got = scrape(node.metrics().decode())
+    assert got.value("raftlog_server_is_leader") == 1
+    assert got.value("raftlog_server_proposals_committed_total") >= 1
+    assert got.value("raftlog_disk_wal_fsync_duration_seconds_count") == 0  # in memory
