@@ -51,6 +51,9 @@ def test_an_id_added_back_on_an_empty_disk_catches_up_and_keeps_running() -> Non
         await c.start_all()
         four = NodeId(4)
         leader = await c.leader()
+        # A change waits for an entry of the leader's term to commit (one proposal's
+        # commit shows it has): asked at once, it was refused under load.
+        await leader.propose(b"first", timeout=20)
         added = await leader.add_learner(Member(four, "x:1"), timeout=5)
         first = _joiner(c, four, added.index)
         await eventually(lambda: first.applied >= leader.applied, what="4 catches up")
