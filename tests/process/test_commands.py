@@ -105,6 +105,11 @@ def test_cluster_with_the_lab_client_then_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, "".join(seen[-20:])
     assert "stopping all nodes" in rest and "data kept in" in rest
     assert rest.count("Node stopped") == 3
+    # Ctrl-C stops the leader first, and it hands over (the nodes run with
+    # --stop-with-parent, which once made their SIGTERM a second signal: stop at once).
+    assert "Got SIGTERM, stopping" in rest, rest
+    assert "Stopping: handing leadership to node" in rest, rest
+    assert "State: Candidate (leadership transfer)" in rest, rest
 
 
 def test_status_reports_unreachable_endpoints_and_exits_1() -> None:
