@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from raftlog.cli.client_cmd import _add_cluster_option, _client, _no_answer
+from raftlog.cli.client_cmd import _add_cluster_option, _client, _no_answer, error_text
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,7 +95,7 @@ def _run(
         print(exc.message, file=sys.stderr)
         return 1
     except BadRequest as exc:
-        print(f"failed: HTTP {exc.status}: {exc.message}", file=sys.stderr)
+        print(f"failed: {error_text(exc)}", file=sys.stderr)
         return 1
     except Unavailable as exc:
         raise _no_answer(exc) from None
