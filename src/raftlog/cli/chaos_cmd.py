@@ -35,9 +35,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--nodes", type=int, default=3, help="nodes in the cluster (default 3)")
     p.add_argument("--time", type=float, default=60.0, help="seconds of faults (default 60)")
-    p.add_argument("--clients", type=int, default=8)
+    p.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="concurrent clients appending and reading while the faults go on (default 8)",
+    )
     p.add_argument(
         "--nemesis",
         default="kill,pause,partition",

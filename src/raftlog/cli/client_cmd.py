@@ -83,7 +83,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             'the last attempts may or may not have happened, it says "outcome unknown".'
         ),
     )
-    p.add_argument("text")
+    p.add_argument("text", help="the entry (e.g. 'SET 5')")
     _add_cluster_option(p)
     p.set_defaults(handler=run_append)
 
@@ -165,7 +165,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="a table of every node's state",
         description=("Ask every endpoint for its status and print one row per node."),
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print every endpoint's status document (or its error) as JSON",
+    )
     _add_cluster_option(p, retries=False)
     p.set_defaults(handler=run_status)
 
