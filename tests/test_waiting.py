@@ -73,3 +73,11 @@ def test_the_async_twin_takes_plain_and_coroutine_probes() -> None:
             await eventually_async(list, 0.05, what="never")
 
     asyncio.run(main())
+
+
+def test_a_long_list_is_shown_by_its_latest_items() -> None:
+    lines = [f"line {k}" for k in range(100)]
+    with pytest.raises(NotYet) as caught:
+        eventually(lambda: lines, 0.01, what="a line", until=lambda _lines: False)
+    message = str(caught.value)
+    assert "90 earlier" in message and "'line 99'" in message and "'line 5'" not in message

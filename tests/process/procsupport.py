@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 CLUSTER_PORTS = (0, 1, 2, 1000, 1001, 1002)
@@ -15,15 +15,6 @@ CLUSTER_PORTS = (0, 1, 2, 1000, 1001, 1002)
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
     """Run a coroutine with an overall deadline."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def until(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    """Wait (polling) until ``condition()`` holds, or fail with ``message``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message}")
-        await asyncio.sleep(0.02)
 
 
 def free_base(offsets: Sequence[int] = CLUSTER_PORTS) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from procsupport import free_base
 
 from raftlog.local.cluster import free_ports
+from raftlog.testing.waiting import eventually
 
 
 def _cluster(base: int, data_dir: Path, *extra: str) -> subprocess.Popen[str]:
@@ -220,15 +221,20 @@ def test_nodes_stop_when_raftlog_cluster_is_killed(tmp_path: Path) -> None:
     proc.wait(timeout=10)
     assert proc.stdout is not None
     proc.stdout.close()
-    deadline = time.monotonic() + 20
     ports = [base + i for i in range(3)]
-    while time.monotonic() < deadline:
+
+    def serving() -> list[int]:
         alive = []
         for port in ports:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     alive.append(port)
-        if not alive:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"orphaned nodes still serving on {alive}")
+        return alive
+
+    eventually(
+        serving,
+        20,
+        what="the orphaned nodes to stop (the ports still served)",
+        until=lambda alive: not alive,
+        interval=0.2,
+    )

@@ -12,7 +12,8 @@ from typing import Any
 from procsupport import run
 
 from raftlog.client import AsyncClient, OutcomeUnknown
-from raftlog.local.cluster import LocalCluster, LocalNode, free_ports, wait_for
+from raftlog.local.cluster import LocalCluster, LocalNode, free_ports
+from raftlog.testing.waiting import eventually_async
 
 APPEND_TIMEOUT = 30
 
@@ -60,12 +61,19 @@ async def _status(cluster: LocalCluster, i: int) -> dict[str, Any] | None:
 
 
 async def _until_voter(cluster: LocalCluster, node: int, timeout: float = 60) -> None:
-    async def voter() -> bool:
+    async def membership() -> tuple[Any, Any, Any]:
+        """the leader's voters, configuration index and commit index"""
         leader = await cluster.leader(timeout=timeout)
-        s = await _status(cluster, leader)
-        return s is not None and node in s["voters"] and s["conf_index"] <= s["commit"]
+        s = await _status(cluster, leader) or {}
+        return (s.get("voters"), s.get("conf_index"), s.get("commit"))
 
-    await wait_for(voter, timeout, f"node {node} never became a voter", interval=0.1)
+    await eventually_async(
+        membership,
+        timeout,
+        what=f"node {node} to be a voter (the leader's voters, conf index, commit)",
+        until=lambda m: m[0] is not None and node in m[0] and m[1] <= m[2],
+        interval=0.1,
+    )
 
 
 async def _remove(cluster: LocalCluster, node: int) -> dict[str, Any]:
@@ -89,12 +97,17 @@ async def _log(cluster: LocalCluster, i: int) -> list[str]:
 
 
 async def _converged(cluster: LocalCluster, ids: list[int], timeout: float = 60) -> list[str]:
-    async def same() -> list[str] | None:
-        logs = [await _log(cluster, i) for i in ids]
-        return logs[0] if all(log == logs[0] for log in logs) else None
+    async def logs() -> list[list[str]]:
+        return [await _log(cluster, i) for i in ids]
 
-    result: list[str] = await wait_for(same, timeout, f"nodes {ids} did not converge", 0.2)
-    return result
+    found = await eventually_async(
+        logs,
+        timeout,
+        what=f"the logs of nodes {ids} to converge",
+        until=lambda logs: all(log == logs[0] for log in logs),
+        interval=0.2,
+    )
+    return found[0]
 
 
 def _check_no_loss(log: list[str], appender: Appender) -> None:

@@ -45,9 +45,18 @@ class NotYet(AssertionError):
         self.tries = tries
 
 
-def _show(value: object, limit: int = 500) -> str:
-    text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+def _show(value: object, limit: int = 2000, items: int = 10) -> str:
+    """``value`` for a failure message: an exception as its type and text; a long list
+    by its last ``items`` items (a node's log lines: the latest tell most); anything
+    longer than ``limit`` characters cut there."""
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {value}"
+    elif isinstance(value, list) and len(value) > items:
+        tail = ", ".join(repr(v) for v in value[-items:])
+        text = f"[... {len(value) - items} earlier, {tail}]"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else "..." + text[-limit:]
 
 
 def _accepted(value: Any, until: Callable[[Any], object] | None) -> bool:
