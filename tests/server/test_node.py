@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -243,6 +244,60 @@ def test_graceful_shutdown_of_the_leader_hands_leadership_over() -> None:
             assert "(leadership transfer)" in out  # it campaigned on TimeoutNow, not a timeout
             await new.propose(b"y", timeout=5)
         finally:
+            await c.close()
+
+    run(main())
+
+
+def test_a_stopping_leader_hands_over_to_no_peer_it_cannot_reach() -> None:
+    """A leader cut off from every follower (their connections down) stops without a
+    hand-over: none would arrive, and it would only wait for one."""
+
+    async def main() -> None:
+        c = Cluster(timing=STEADY)
+        await c.start_all()
+        try:
+            old = await c.leader()
+            await old.propose(b"x", timeout=5)
+            c.net.isolate(old.id)
+            await old.shutdown(transfer=True)
+            await c.tasks[old.id]
+            assert "handing leadership" not in c.out[old.id].getvalue()
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_a_stopping_leader_does_not_wait_for_a_successor_that_went_away() -> None:
+    """As a whole cluster stops: the follower the leader hands over to goes away before
+    it could campaign; the leader notices its connection down and stops at once."""
+
+    async def main() -> None:
+        c = Cluster(timing=STEADY)
+        await c.start_all()
+        try:
+            old = await c.leader()
+            await old.propose(b"x", timeout=5)
+            for i in c.ids:  # what the leader sends (TimeoutNow too) waits at the followers
+                if i != old.id:
+                    c.nodes[i].hold_peers({old.id})
+            stopping = asyncio.create_task(old.shutdown(transfer=True))
+            out = await eventually_async(
+                c.out[old.id].getvalue,
+                what="the leader to start a hand-over (its log)",
+                until=lambda out: "Stopping: handing leadership to node" in out,
+            )
+            found = re.search(r"handing leadership to node (\d+)", out)
+            assert found is not None
+            target = NodeId(int(found.group(1)))
+            c.net.down(target)  # its process exited: the connection closes
+            await stopping
+            await c.tasks[old.id]
+            out = c.out[old.id].getvalue()
+            assert f"Node {target} went away: stopping without a hand-over" in out
+        finally:
+            c.net.heal()
             await c.close()
 
     run(main())
