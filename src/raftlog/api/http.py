@@ -53,6 +53,7 @@ from raftlog.server import feed
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
+    DiskFull,
     EventStream,
     LeadershipLost,
     NodeStopped,
@@ -170,6 +171,8 @@ def _error_of(exc: Exception) -> ApiError:
     error, logged by the caller."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, DiskFull):
+        return ApiError(wire.DISK_FULL, str(exc))
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return ApiError(wire.TOO_LARGE, f"request body too large: {exc.text}")
     if isinstance(exc, web.HTTPException):
@@ -386,6 +389,7 @@ class ClientApi:
             RequestTimeout,
             OutcomeUnknown,
             NodeStopped,
+            DiskFull,
         ) as exc:
             raise self._proposal_error(exc) from None
 
@@ -401,6 +405,8 @@ class ClientApi:
             return ApiError(wire.OUTCOME_UNKNOWN, f"outcome unknown: {exc}")
         if isinstance(exc, NodeStopped):
             return ApiError(wire.STOPPING, str(exc))
+        if isinstance(exc, DiskFull):
+            return ApiError(wire.DISK_FULL, str(exc))
         log.error("internal error answering an append", exc_info=exc)
         return ApiError(wire.INTERNAL, "internal error")
 
@@ -467,6 +473,8 @@ class ClientApi:
             raise ApiError(wire.TIMEOUT, f"could not confirm leadership: {exc}") from None
         except NodeStopped as exc:
             raise ApiError(wire.STOPPING, str(exc)) from None
+        except DiskFull as exc:
+            raise ApiError(wire.DISK_FULL, str(exc)) from None
         return None
 
     async def read(self, request: web.Request) -> web.Response:
@@ -1003,6 +1011,9 @@ class ClientApi:
         return _answer(wire.Liveness(live=True, node=int(self.node.id)))
 
     async def readyz(self, _request: web.Request) -> web.Response:
+        if self.node.disk_full is not None:
+            reason = f"disk full: {self.node.disk_full}"
+            return _answer(wire.Readiness(ready=False, reason=reason), 503)
         if self.node.leader == NO_NODE:
             return _answer(wire.Readiness(ready=False, reason="no known leader"), 503)
         return _answer(wire.Readiness(ready=True, leader=int(self.node.leader)))

@@ -73,6 +73,11 @@ class AppendEntries(msgspec.Struct, frozen=True, tag="append"):
     """Replicate ``entries`` after (``prev_log_index``, ``prev_log_term``) (§5.3).
 
     Invariant: ``entries[i].index == prev_log_index + 1 + i``.
+
+    ``sent_ns`` is not the core's: the sending server stamps it (its monotonic clock, in
+    nanoseconds, when it handed the message to its transport) and the recipient's server
+    echoes it in its answers (``echo_ns``), so that the leader measures its read lease
+    from when the acknowledged message left (see ``raftlog.server.node``). 0: not stamped.
     """
 
     src: NodeId
@@ -82,6 +87,7 @@ class AppendEntries(msgspec.Struct, frozen=True, tag="append"):
     prev_log_term: int
     entries: tuple[Entry, ...]
     commit: int
+    sent_ns: int = 0
 
     def describe(self) -> str:
         if self.entries:
@@ -102,6 +108,9 @@ class AppendEntriesResponse(msgspec.Struct, frozen=True, tag="append_resp"):
     (``hint_index``, ``hint_term``) point the leader at where to probe next: the follower's
     last index at or below ``reject_index`` whose term is at most the leader's
     ``prev_log_term`` (fast backtracking, §5.3 and thesis §5.3.1).
+
+    ``echo_ns`` is not the core's: the ``sent_ns`` of the latest message of the leader
+    (of this term) that the answering server had stepped when it sent this (0: none).
     """
 
     src: NodeId
@@ -112,6 +121,7 @@ class AppendEntriesResponse(msgspec.Struct, frozen=True, tag="append_resp"):
     reject_index: int = 0
     hint_index: int = 0
     hint_term: int = 0
+    echo_ns: int = 0
 
     def describe(self) -> str:
         if self.success:
@@ -128,13 +138,15 @@ class AppendEntriesResponse(msgspec.Struct, frozen=True, tag="append_resp"):
 class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
     """Leader liveness, and commit index propagation. ``commit`` is never above what the
     recipient is known to hold. ``context`` is non-empty when the heartbeat confirms
-    leadership for a ReadIndex request (§6.4)."""
+    leadership for a ReadIndex request (§6.4). ``sent_ns``: as in AppendEntries (the
+    server's, not the core's)."""
 
     src: NodeId
     dst: NodeId
     term: int
     commit: int
     context: bytes = b""
+    sent_ns: int = 0
 
     def describe(self) -> str:
         ctx = f" ctx={self.context.hex()}" if self.context else ""
@@ -142,10 +154,13 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="heartbeat"):
 
 
 class HeartbeatResponse(msgspec.Struct, frozen=True, tag="heartbeat_resp"):
+    """The answer to a Heartbeat. ``echo_ns``: as in AppendEntriesResponse."""
+
     src: NodeId
     dst: NodeId
     term: int
     context: bytes = b""
+    echo_ns: int = 0
 
     def describe(self) -> str:
         ctx = f" ctx={self.context.hex()}" if self.context else ""
@@ -274,8 +289,8 @@ def message_problem(msg: WireMessage) -> str | None:
         return f"bad header: src={msg.src} dst={msg.dst} term={msg.term}"
     match msg:
         case AppendEntries():
-            if msg.prev_log_index < 0 or msg.prev_log_term < 0 or msg.commit < 0:
-                return "negative index, term or commit"
+            if min(msg.prev_log_index, msg.prev_log_term, msg.commit, msg.sent_ns) < 0:
+                return "negative index, term, commit or send time"
             if msg.prev_log_term > msg.term:
                 return f"prev_log_term {msg.prev_log_term} above the message term {msg.term}"
             expected = msg.prev_log_index + 1
@@ -293,9 +308,14 @@ def message_problem(msg: WireMessage) -> str | None:
         case AppendEntriesResponse():
             if min(msg.match_index, msg.reject_index, msg.hint_index, msg.hint_term) < 0:
                 return "negative index in a response"
+            if msg.echo_ns < 0:
+                return "negative send time"
         case Heartbeat():
-            if msg.commit < 0:
-                return "negative commit"
+            if msg.commit < 0 or msg.sent_ns < 0:
+                return "negative commit or send time"
+        case HeartbeatResponse():
+            if msg.echo_ns < 0:
+                return "negative send time"
         case InstallSnapshot():
             meta = msg.snapshot
             if meta.index < 1 or meta.term < 1 or meta.term > msg.term:
