@@ -10,7 +10,8 @@ import sys
 
 from clientfakes import run
 
-from raftlog.local.cluster import LocalCluster, free_ports
+from raftlog.local.cluster import free_ports
+from scaffold import running_cluster
 
 
 def _raftlog(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -26,8 +27,7 @@ def _raftlog(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def test_commands_get_past_a_dead_endpoint_and_follow_the_leader() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             follower = next(i for i in cluster.nodes if i != leader)
             dead = f"127.0.0.1:{free_ports(1)[0]}"
@@ -143,8 +143,7 @@ def test_append_to_nothing_gives_up_after_retry_for() -> None:
 
 def test_members_and_leader_commands() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             env = dict(os.environ, RAFTLOG_CLUSTER=",".join(n.url for n in cluster.nodes.values()))
             listed = await asyncio.to_thread(_raftlog, "members", "list", "--json", env=env)

@@ -10,14 +10,14 @@ import pytest
 from clientfakes import run
 
 from raftlog.client import AsyncClient, BadRequest, Client, NoLeader
-from raftlog.local.cluster import LocalCluster, free_ports
+from raftlog.local.cluster import free_ports
 from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 def test_round_trip_through_a_follower_only_seed_list() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             followers = [i for i in cluster.nodes if i != leader]
             seeds = [cluster.nodes[i].url.removeprefix("http://") for i in followers]
@@ -81,8 +81,7 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
     log exactly once."""
 
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             followers = [i for i in cluster.nodes if i != leader]
             urls = [n.url for n in cluster.nodes.values()]
@@ -162,8 +161,7 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
 
 def test_the_blocking_client_from_threads_and_typed_errors_when_nodes_are_gone() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             down, up = (i for i in cluster.nodes if i != leader)
             await cluster.kill(down)

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 from procsupport import run
 
-from raftlog.local.cluster import LocalCluster
 from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 async def _raw_peer_send(port: int, payload: bytes) -> bytes:
@@ -30,8 +30,7 @@ async def _raw_peer_send(port: int, payload: bytes) -> bytes:
 
 def test_garbage_on_the_peer_port_is_refused_and_the_node_serves_on() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             port = cluster.nodes[leader].peer_port
             await _raw_peer_send(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
@@ -54,8 +53,7 @@ def test_garbage_on_the_peer_port_is_refused_and_the_node_serves_on() -> None:
 
 def test_bad_http_bodies_get_4xx_json_errors_and_the_node_serves_on() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             url = cluster.nodes[leader].url
             async with aiohttp.ClientSession() as http:
@@ -120,8 +118,7 @@ def test_bad_http_bodies_get_4xx_json_errors_and_the_node_serves_on() -> None:
 
 def test_a_node_refuses_a_data_dir_of_another_node() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             await cluster.leader()
             await cluster.kill(2)
             # Start node 2 on node 3's data directory: it must refuse, loudly, exit code 3.

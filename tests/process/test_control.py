@@ -17,6 +17,7 @@ from raftlog.local.cluster import ADMIN_TOKEN_ENV, FAULT_INJECTION_FLAG, LocalCl
 from raftlog.local.control import ClusterControl, ClusterState, ControlError
 from raftlog.local.netns_cluster import NetnsCluster
 from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 def _cluster(n: int = 3) -> LocalCluster:
@@ -64,8 +65,9 @@ def test_a_partition_needs_the_admin_endpoint_and_says_so(tmp_path: Path) -> Non
 
 def test_with_an_admin_token_partitions_work_without_fault_injection(tmp_path: Path) -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True, data_dir=tmp_path, admin_token="s3cret") as cluster:
-            await cluster.start()
+        async with running_cluster(
+            3, fast=True, data_dir=tmp_path, admin_token="s3cret"
+        ) as cluster:
             process = cluster.nodes[1].process
             assert process is not None
             environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")

@@ -11,6 +11,7 @@ from procsupport import run
 
 from raftlog.local.cluster import LocalCluster
 from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 async def _log_with_indexes(cluster: LocalCluster, i: int) -> list[tuple[int, str]] | None:
@@ -68,8 +69,7 @@ def _assert_all_acked_present(acked: dict[str, int], log: list[tuple[int, str]])
 
 def test_kill_9_of_the_leader_under_a_stream_of_appends_loses_nothing_acknowledged() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             acked: dict[str, int] = {}
             stop = asyncio.Event()
@@ -107,8 +107,7 @@ def test_kill_9_of_the_leader_under_a_stream_of_appends_loses_nothing_acknowledg
 
 def test_kill_9_of_the_whole_cluster_keeps_every_acknowledged_entry() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             await cluster.leader()
             acked: dict[str, int] = {}
             stop = asyncio.Event()
@@ -135,8 +134,7 @@ def test_kill_9_of_the_whole_cluster_keeps_every_acknowledged_entry() -> None:
 
 def test_a_follower_down_for_5000_appends_catches_up() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             follower = next(i for i in cluster.nodes if i != leader)
             await cluster.kill(follower)

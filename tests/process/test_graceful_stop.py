@@ -10,11 +10,11 @@ from procsupport import run
 
 from raftlog.local.cluster import LocalCluster
 from raftlog.local.demos import DemoFailed, _check_hand_over, line_time
+from scaffold import running_cluster
 
 
 async def _stop_leader() -> tuple[int, int, int | None, LocalCluster]:
-    async with LocalCluster(3, fast=True) as cluster:
-        await cluster.start()
+    async with running_cluster(3, fast=True) as cluster:
         assert all("--stop-with-parent" in cluster.command(i) for i in cluster.node_ids())
         leader = await cluster.leader()
         code = await cluster.stop(leader, grace_s=20.0)

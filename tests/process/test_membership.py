@@ -14,6 +14,7 @@ from procsupport import run
 from raftlog.client import AsyncClient, OutcomeUnknown
 from raftlog.local.cluster import LocalCluster, LocalNode, free_ports
 from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 APPEND_TIMEOUT = 30
 
@@ -121,8 +122,7 @@ def _check_no_loss(log: list[str], appender: Appender) -> None:
 
 def test_grow_from_three_to_five_and_shrink_back_under_appends() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             await cluster.leader()
             async with Appender(cluster) as appender:
                 for _ in range(2):
@@ -151,8 +151,7 @@ def test_grow_from_three_to_five_and_shrink_back_under_appends() -> None:
 
 def test_the_leader_removed_hands_over_stops_and_refuses_to_come_back() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             await cluster.append(leader, "before")
             await _remove(cluster, leader)
@@ -175,8 +174,7 @@ def test_the_leader_removed_hands_over_stops_and_refuses_to_come_back() -> None:
 
 def test_a_dead_node_is_replaced_by_a_fresh_one_at_a_new_address() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             for k in range(20):
                 await cluster.append(leader, f"a{k}")
@@ -199,8 +197,7 @@ def test_a_dead_node_is_replaced_by_a_fresh_one_at_a_new_address() -> None:
 
 def test_a_removed_node_that_did_not_hear_of_it_does_not_disturb() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             victim = next(i for i in cluster.nodes if i != leader)
             await cluster.pause(victim)  # it misses its own removal
@@ -226,8 +223,7 @@ def test_one_command_line_for_every_replica_with_join_peers(tmp_path: Any) -> No
     a node listed there starts as a founding member, any other joins."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start(extra=["--join", "peers"])
+        async with running_cluster(3, fast=True, extra=["--join", "peers"]) as cluster:
             leader = await cluster.leader()
             await cluster.append(leader, "x")
             client_port, peer_port = free_ports(2)
@@ -246,8 +242,7 @@ def test_a_removed_joiner_restarted_with_join_on_its_data_is_not_added_back() ->
     and comes back on its old data refuses to start, and the cluster does not list it."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             node = cluster.add_node()
             await cluster.start_node(node)
             await _until_voter(cluster, node)
@@ -278,8 +273,7 @@ def test_a_join_finding_itself_already_a_learner_at_its_address_starts() -> None
     is safe to start empty, and goes on."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             node = cluster.add_node()
             me = cluster.nodes[node]
             async with AsyncClient([cluster.nodes[1].url], timeout=10, retry_for=30) as client:
@@ -297,8 +291,7 @@ def test_a_node_down_while_another_joined_follows_it_as_leader() -> None:
     address from the configuration entries it sends)."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             await cluster.append(leader, "before")
             await cluster.stop(3)
