@@ -30,6 +30,7 @@ import enum
 import functools
 import hmac
 import logging
+import reprlib
 import time
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Mapping
@@ -74,6 +75,8 @@ log = logging.getLogger("raftlog.api")
 
 FORWARDED = "X-Raftlog-Forwarded"
 MAX_BODY = 1 << 20
+XMLRPC_MAX_BODY = 64 << 10
+"""Bytes of an XML-RPC request, at most (the lab's are a few hundred)."""
 MAX_READ_LIMIT = 10_000
 MAX_CLIENT_ID = wire.MAX_CLIENT_ID
 CONSISTENCY = ("linearizable", "lease", "local")
@@ -302,6 +305,14 @@ class ClientApi:
 
     async def xmlrpc(self, request: web.Request) -> web.Response:
         body = await request.read()
+        # Parsing runs on the node's event loop: a document far larger than any of the
+        # lab's, or one with a DTD (entity expansion), would stall the node.
+        if len(body) > XMLRPC_MAX_BODY:
+            return self._fault(
+                1, f"request of {len(body)} bytes; XML-RPC requests take {XMLRPC_MAX_BODY}"
+            )
+        if b"<!DOCTYPE" in body:
+            return self._fault(1, "malformed XML-RPC request: a DTD is not allowed")
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=True)
         except Exception as exc:  # expat, a fault document, a bad struct: the caller's mistake
@@ -313,7 +324,8 @@ class ClientApi:
         if method == "leader_receive_log" and len(params) == 1 and isinstance(params[0], str):
             return self._xml_result(await self._receive_log(params[0]))
         if method in ("is_leader", "leader_receive_log"):
-            return self._fault(2, f"bad arguments for {method}: {params!r}")
+            # reprlib: params may nest thousands deep (repr would hit the recursion limit)
+            return self._fault(2, f"bad arguments for {method}: {reprlib.repr(params)}")
         return self._fault(
             3, f"unknown method {method!r}; this node serves is_leader, leader_receive_log"
         )
@@ -555,7 +567,11 @@ class ClientApi:
             before = records_log.index_keeping_last(req.keep_last)
         else:
             age = req.older_than_s or 0.0
-            before = records_log.index_newer_than(int((time.time() - age) * 1000))
+            # An age before 1970 keeps every record (and must not overflow: ages up to
+            # 1.7e308 s decode, and in milliseconds they are infinite).
+            cutoff_s = time.time() - age
+            cutoff_ms = int(cutoff_s * 1000) if cutoff_s > 0 else 0
+            before = records_log.index_newer_than(cutoff_ms)
         try:
             done = await self._propose(trim_command(before), None, None)
         except NotLeader:

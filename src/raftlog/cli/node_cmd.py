@@ -15,7 +15,7 @@ from typing import Any
 
 from raftlog.core.config import KNOWN_BUGS
 from raftlog.server.eventlog import LEVELS
-from raftlog.server.eventloop import CHOICES, ENV, default_choice, loop_factory
+from raftlog.server.eventloop import CHOICES, loop_factory
 from raftlog.server.node import KEEP_ENTRIES, SERVER_BUGS, SNAPSHOT_BYTES, SNAPSHOT_ENTRIES
 from raftlog.server.timing import timing_for
 
@@ -40,16 +40,11 @@ directory refused, storage failed or join refused, 4 a port could not be bound, 
 from the cluster, 130 interrupted."""
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fast",
         action="store_true",
-        default=_env_flag("RAFTLOG_FAST"),
-        help="150-300 ms election timeout, 50 ms heartbeat (also RAFTLOG_FAST=1)",
+        help="150-300 ms election timeout, 50 ms heartbeat",
     )
     p.add_argument(
         "--election-timeout", metavar="MIN-MAX", help="election timeout in seconds, e.g. 0.15-0.3"
@@ -60,7 +55,14 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
         choices=CHOICES,
         default=None,
         help="asyncio event loop: uvloop is faster (pip install 'raftlog[fast]'); auto takes "
-        f"it when installed (default auto, or {ENV})",
+        "it when installed (default auto)",
+    )
+    p.add_argument(
+        "--cors-origins",
+        action="append",
+        metavar="ORIGIN[,ORIGIN...]",
+        help="web pages from these origins may read the nodes' answers (CORS), besides the "
+        "cluster's own nodes' pages; * for any",
     )
 
 
@@ -342,9 +344,7 @@ def run_node_command(args: argparse.Namespace) -> int:
         first_campaign_at=args.first_election_at,
         fault_injection=args.enable_fault_injection,
         admin_token=os.environ.get("RAFTLOG_ADMIN_TOKEN") or None,
-        cors_origins=tuple(
-            o.strip() for o in os.environ.get("RAFTLOG_CORS_ORIGINS", "").split(",") if o.strip()
-        ),
+        cors_origins=_origins(args.cors_origins),
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
     )
@@ -352,7 +352,7 @@ def run_node_command(args: argparse.Namespace) -> int:
     if args.join and not args.learner:
         promote = [u.strip() for u in args.join.split(",") if u.strip()]
     try:
-        event_loop = args.event_loop or default_choice()
+        event_loop = args.event_loop or "auto"
         loop_factory(event_loop)
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
@@ -360,6 +360,10 @@ def run_node_command(args: argparse.Namespace) -> int:
     return run_node(
         config, stop_with_parent=args.stop_with_parent, promote_via=promote, event_loop=event_loop
     )
+
+
+def _origins(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(o.strip() for v in values or () for o in v.split(",") if o.strip())
 
 
 class JoinRefused(Exception):
@@ -489,6 +493,8 @@ async def _cluster(args: argparse.Namespace) -> int:
         extra += ["--heartbeat", str(args.heartbeat)]
     if args.event_loop:
         extra += ["--event-loop", args.event_loop]
+    for origin in _origins(args.cors_origins):
+        extra += ["--cors-origins", origin]
     color = sys.stdout.isatty()
     token = os.environ.get("RAFTLOG_CONTROL_TOKEN") or new_token()
     cluster = LocalCluster(

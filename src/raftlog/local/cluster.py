@@ -29,6 +29,7 @@ import aiohttp
 from raftlog import wire
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.control import ClusterState, ControlError, NodeState
+from raftlog.local.nodeenv import node_environment
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADMIN_TOKEN_ENV = "RAFTLOG_ADMIN_TOKEN"
@@ -228,10 +229,7 @@ class LocalCluster(ClusterBase):
             if node.running:
                 raise ControlError(f"node {i} is already running")
             node.data_dir.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            env.pop(ADMIN_TOKEN_ENV, None)
-            if self.admin_token is not None:
-                env[ADMIN_TOKEN_ENV] = self.admin_token
+            env = node_environment(self.admin_token)
             node.process = await asyncio.create_subprocess_exec(
                 *self.command(i, extra),
                 stdin=asyncio.subprocess.DEVNULL,
