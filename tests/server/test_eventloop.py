@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from raftlog.cli.main import main
-from raftlog.local.cluster import LocalCluster
 from raftlog.server.eventloop import loop_factory, loop_name
+from scaffold import running_cluster
 
 HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
@@ -66,8 +66,7 @@ def test_uvloop_when_it_is_missing_names_the_extra(tmp_path: Path) -> None:
 
 def test_a_node_reports_its_event_loop_in_its_status() -> None:
     async def go() -> dict[int, str]:
-        async with LocalCluster(1, node_args=["--event-loop", "asyncio"]) as cluster:
-            await cluster.start()
+        async with running_cluster(1, node_args=["--event-loop", "asyncio"]) as cluster:
             status = await cluster.status(1)
             assert status is not None
             return {1: status["event_loop"]}

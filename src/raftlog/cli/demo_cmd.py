@@ -40,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     how.add_argument(
         "--graceful",
         action="store_true",
-        help="stop the node with SIGTERM, then SIGKILL after a grace period",
+        help="stop the node with SIGTERM, then SIGKILL after a grace period (a leader "
+        "hands over first: dead-leader checks that it did)",
     )
     how.add_argument("--pause", action="store_true", help="freeze the node with SIGSTOP instead")
     p.add_argument("--seed", type=int, default=1, help="simulated: seed of the election timeouts")

@@ -137,7 +137,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="info",
         help="info hides heartbeats; debug shows them",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the event log: lines for people (default) or one JSON object per line",
+    )
     p.add_argument(
         "--color",
         choices=("auto", "always", "never"),
@@ -181,12 +186,32 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             "choose the token."
         ),
     )
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--base-port", type=int, default=1234)
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--keep-data", action="store_true")
+    p.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=1234,
+        metavar="BASE",
+        help="client ports BASE, BASE+1, ...; peer ports BASE+1000, ... (default 1234)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the nodes' data here, in node-N subdirectories (kept at exit; default: "
+        "a temporary directory)",
+    )
+    p.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="do not remove the temporary data directory at exit",
+    )
     _timing_args(p)
-    p.add_argument("--log-level", choices=sorted(LEVELS), default="info")
+    p.add_argument(
+        "--log-level",
+        choices=sorted(LEVELS),
+        default="info",
+        help="the nodes' event logs: info hides heartbeats; debug shows them",
+    )
     p.add_argument(
         "--lab-client",
         action="store_true",

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import NamedTuple
 
 from raftlog.core.errors import StorageError, UsageError
@@ -88,23 +89,29 @@ async def _serve(
     raft = node.raft
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
+    """The graceful stop under way (a leader hands over first), once a signal came or the
+    parent went away: a further signal means "stop at once"."""
+    helpers: list[asyncio.Task[None]] = []
+    """Tasks that run beside the node (watching the parent, asking to be promoted): not
+    stops, so a signal while they run is still the first one."""
 
-    def on_signal(signum: int) -> None:
+    def stop_gracefully(why: str) -> None:
         if stopping:
             raft.stop()  # a second signal: stop at once
             return
-        raft.events.note(
-            logging.INFO, raft.role, raft.term, f"Got {signal.Signals(signum).name}, stopping"
-        )
+        raft.events.note(logging.INFO, raft.role, raft.term, f"{why}, stopping")
         stopping.append(loop.create_task(raft.shutdown(transfer=True)))
+
+    def on_signal(signum: int) -> None:
+        stop_gracefully(f"Got {signal.Signals(signum).name}")
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, on_signal, signum)
     if stop_with_parent is not None:
-        stopping.append(loop.create_task(_stop_with_parent(node, stop_with_parent)))
+        helpers.append(loop.create_task(_stop_with_parent(stop_with_parent, stop_gracefully)))
     if promote_via:
-        stopping.append(loop.create_task(_promote_when_caught_up(node, promote_via)))
+        helpers.append(loop.create_task(_promote_when_caught_up(node, promote_via)))
     code = EXIT_OK
     try:
         await node.wait()
@@ -121,7 +128,7 @@ async def _serve(
         logging.getLogger("raftlog.server").exception("node crashed")
         code = EXIT_CRASH
     finally:
-        for task in stopping:
+        for task in (*stopping, *helpers):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -182,11 +189,12 @@ def _say(node: Node, config: NodeConfig, text: str) -> None:
     events.note(logging.ERROR, Role.FOLLOWER, 0, text)
 
 
-async def _stop_with_parent(node: Node, parent: int) -> None:
-    """Stop (gracefully) once the parent is gone: this process was re-parented."""
+async def _stop_with_parent(parent: int, stop: Callable[[str], None]) -> None:
+    """Stop (gracefully, as on a first SIGTERM) once the parent is gone: this process was
+    re-parented."""
     while os.getppid() == parent:
         await asyncio.sleep(0.5)
-    await node.raft.shutdown(transfer=True)
+    stop(f"Parent process {parent} is gone")
 
 
 def run_node(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
+from raftlog import wire
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.control import ClusterState, ControlError, NodeState
 from raftlog.local.nodeenv import node_environment
@@ -324,9 +325,17 @@ class LocalCluster(ClusterBase):
         return code
 
     async def close(self) -> None:
-        """Stop every node (SIGTERM, then SIGKILL) and remove temporary data."""
+        """Stop every node (SIGTERM, then SIGKILL) and remove temporary data. The leader
+        goes first, so that it hands leadership over to a follower still running (as an
+        operator stopping nodes one by one would see); then the others together."""
         running = [i for i, n in self.nodes.items() if n.running]
-        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in running))
+        found = await asyncio.gather(
+            *(self.get_as(i, "/v1/status", wire.Status, timeout=1.0) for i in running)
+        )
+        leaders = [i for i, s in zip(running, found, strict=True) if s and s.state == "Leader"]
+        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in leaders))
+        rest = [i for i in running if i not in leaders and self.nodes[i].running]
+        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in rest))
         await self._close_client()
         if self._own_dir and not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -663,7 +663,10 @@ class RaftNode:
                 peers = [
                     p
                     for p in status.peers
-                    if p.id != self.id and p.recent_active and p.id in voters
+                    if p.id != self.id
+                    and p.recent_active
+                    and p.id in voters
+                    and self._connected(p.id)
                 ]
                 if peers:
                     target = max(peers, key=lambda p: p.match).id
@@ -672,10 +675,25 @@ class RaftNode:
                     deadline = 2 * self.config.timing.election_max_s
                     async with asyncio.timeout(deadline):
                         while self.is_leader and not self._stopped:
+                            if not self._connected(target):
+                                # It went away (stopping too, say, as a whole cluster stops):
+                                # no one to wait for.
+                                self._note(
+                                    logging.WARNING,
+                                    f"Node {target} went away: stopping without a hand-over",
+                                )
+                                break
                             await asyncio.sleep(self.config.timing.tick_s)
             except (RaftError, TimeoutError) as exc:
                 self._note(logging.WARNING, f"Leadership transfer before stopping failed: {exc}")
         self.stop()
+
+    def _connected(self, peer: NodeId) -> bool:
+        """The transport has a way to ``peer`` now (for TCP: an open connection); a peer
+        whose process exited is seen at once, its connection closed."""
+        peers = getattr(self.transport, "peers", None)  # not every transport tells
+        info = peers().get(peer) if peers is not None else None
+        return info is None or bool(info.connected)
 
     # == test-only fault injection ===================================================
 
