@@ -32,21 +32,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import io
 import logging
 import ssl
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from raftlog.api.fastpath import ClientServer
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.messages import WireMessage
 from raftlog.core.types import Member, NodeId, Role, split_address
+from raftlog.server import metrics as node_metrics
 from raftlog.server.eventlog import EventLog, EventLogHandler
 from raftlog.server.node import (
     KEEP_ENTRIES,
@@ -149,11 +152,19 @@ class NodeConfig:
     snapshot_bytes: int = SNAPSHOT_BYTES
     keep_entries: int = KEEP_ENTRIES
     event_log: TextIO | None = None
-    """Print the event log (the lab's lines) to this stream; None: do not print (the
-    events are still available from :meth:`Node.events`)."""
+    """Deprecated: print the event log to this stream, at ``log_level``, as
+    ``log_format`` (``text`` or ``json``), coloured if ``color`` (None: on a terminal
+    without ``NO_COLOR``); the node then takes over the ``raftlog`` logger, as before.
+    Instead, leave it None: the node's events are records of the ``raftlog.events``
+    logger, which your logging configuration routes (see raftlog.server.eventlog;
+    ``raftlog.print_events()`` prints them as the ``raftlog`` command does). They are
+    available from :meth:`Node.events` either way."""
     log_level: int = logging.INFO
+    """With ``event_log`` only (deprecated)."""
     log_format: str = "text"
+    """With ``event_log`` only (deprecated)."""
     color: bool | None = False
+    """With ``event_log`` only (deprecated)."""
     commit_timeout_s: float | None = None
     """How long the client API waits for a commit (default: max(5 s, two election
     timeouts))."""
@@ -176,6 +187,16 @@ class NodeConfig:
     hold_from: frozenset[int] = frozenset()
     bugs: frozenset[str] = field(default_factory=frozenset)
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.event_log is not None:
+            warnings.warn(
+                "NodeConfig.event_log is deprecated: a node's events are records of the "
+                "'raftlog.events' logger; configure logging instead (e.g. "
+                "raftlog.print_events(stream) prints them as the raftlog command does)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
     def timing(self) -> Timing:
         low, high = self.election_timeout_s
@@ -211,6 +232,8 @@ class Node:
         self._runner: ClientServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._bridge: EventLogHandler | None = None
+        self._taken_over = (logging.NOTSET, True)
+        """The raftlog logger's level and propagation before the deprecated event_log."""
         self._owned_sm: ReplicatedLog | None = None
         self.state_machine: StateMachine | None = config.state_machine
 
@@ -225,13 +248,12 @@ class Node:
         cfg = self.config
         me = self.id
         timing = cfg.timing()
-        events = EventLog(
-            me,
-            stream=cfg.event_log or io.StringIO(),
-            level=cfg.log_level if cfg.event_log is not None else logging.CRITICAL + 1,
-            fmt=cfg.log_format,
-            color=cfg.color,
-        )
+        if cfg.event_log is not None:  # deprecated: the node writes the lines itself
+            events = EventLog(
+                me, stream=cfg.event_log, level=cfg.log_level, fmt=cfg.log_format, color=cfg.color
+            )
+        else:  # records of raftlog.events: the program's logging routes them
+            events = EventLog(me)
         self.events_log = events
         data_dir = Path(cfg.data_dir) if cfg.data_dir is not None else None
         storage: SQLiteStorage | MemoryStorage
@@ -296,12 +318,15 @@ class Node:
             events,
             snapshot_dir=data_dir / "snapshots" if data_dir is not None else None,
         )
+        if isinstance(storage, SQLiteStorage):
+            storage.on_commit = raft.metrics.fsync_observed
         if cfg.hold_from:
             raft.hold_peers({NodeId(i) for i in cfg.hold_from})
         self._raft = raft
-        if cfg.event_log is not None:
+        if cfg.event_log is not None:  # deprecated: takes over the raftlog logger
             library_log = logging.getLogger("raftlog")
             self._bridge = EventLogHandler(events, lambda: (raft.role, raft.term))
+            self._taken_over = (library_log.level, library_log.propagate)
             library_log.addHandler(self._bridge)
             library_log.setLevel(cfg.log_level)
             library_log.propagate = False
@@ -397,8 +422,11 @@ class Node:
         if self._runner is not None:
             await self._runner.close()
             self._runner = None
-        if self._bridge is not None:
-            logging.getLogger("raftlog").removeHandler(self._bridge)
+        if self._bridge is not None:  # the raftlog logger as it was before
+            library_log = logging.getLogger("raftlog")
+            library_log.removeHandler(self._bridge)
+            library_log.setLevel(self._taken_over[0])
+            library_log.propagate = self._taken_over[1]
             self._bridge = None
         if self._owned_sm is not None:
             await asyncio.to_thread(self._owned_sm.close)
@@ -539,6 +567,18 @@ class Node:
         reader loses the oldest; the stream ends when the node stops (or ``close()``)."""
         return self.raft.subscribe(maxsize)
 
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This node's own Prometheus registry (its metrics, and the process's): collect
+        it on the node's event loop, e.g. ``prometheus_client.generate_latest(...)`` in
+        a handler of yours. With ``client_port`` set the node serves it at ``GET
+        /metrics``."""
+        return node_metrics.registry(self.raft)
+
+    def metrics(self) -> bytes:
+        """The node's metrics in the Prometheus text format (call on the node's loop)."""
+        return node_metrics.exposition(self.raft)
+
 
 class BlockingNode:
     """:class:`Node` for programs without asyncio: the node runs on an event loop in a
@@ -588,6 +628,14 @@ class BlockingNode:
 
     def status(self) -> dict[str, Any]:
         return self._call(self._node.status())
+
+    def metrics(self) -> bytes:
+        """The node's metrics in the Prometheus text format (collected on its loop)."""
+
+        async def collect() -> bytes:
+            return self._node.metrics()
+
+        return self._call(collect())
 
     @property
     def is_leader(self) -> bool:

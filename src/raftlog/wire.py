@@ -51,6 +51,9 @@ stopping           503    the node is shutting down; it did not take the request
                           elsewhere.
 unavailable        503    the node cannot answer just now (its status, a transfer that did
                           not start). Safe.
+disk_full          507    the node cannot write its log (its disk is full): it did not take
+                          the append, read or change. Safe, elsewhere or later (the node
+                          takes requests again, without a restart, once it has space).
 timeout            504    the node could not finish in time a request that changes nothing
                           (a read's leadership check) or whose repeating is harmless (a
                           leadership transfer, which may still complete). Safe.
@@ -96,6 +99,7 @@ ErrorCode = Literal[
     "timeout",
     "outcome_unknown",
     "internal",
+    "disk_full",
 ]
 
 BAD_REQUEST: Final = "bad_request"
@@ -114,6 +118,7 @@ UNAVAILABLE: Final = "unavailable"
 TIMEOUT: Final = "timeout"
 OUTCOME_UNKNOWN: Final = "outcome_unknown"
 INTERNAL: Final = "internal"
+DISK_FULL: Final = "disk_full"
 
 HTTP_STATUS: Final[Mapping[str, int]] = {
     BAD_REQUEST: 400,
@@ -132,10 +137,11 @@ HTTP_STATUS: Final[Mapping[str, int]] = {
     TIMEOUT: 504,
     OUTCOME_UNKNOWN: 504,
     INTERNAL: 500,
+    DISK_FULL: 507,
 }
 """The HTTP status each code comes with."""
 
-NOT_DONE: Final = frozenset({NOT_COMMITTED, NO_LEADER, DROPPED, STOPPING, UNAVAILABLE})
+NOT_DONE: Final = frozenset({NOT_COMMITTED, NO_LEADER, DROPPED, STOPPING, UNAVAILABLE, DISK_FULL})
 """Codes that say the request was not carried out: sending it again is safe."""
 UNFINISHED: Final = frozenset({TIMEOUT, OUTCOME_UNKNOWN, INTERNAL})
 """Codes that say the node did not see the request through: it may still take effect
@@ -563,6 +569,7 @@ class Error(msgspec.Struct):
 
 __all__ = [
     "BAD_REQUEST",
+    "DISK_FULL",
     "DROPPED",
     "FINAL",
     "HTTP_STATUS",

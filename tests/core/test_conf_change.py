@@ -260,3 +260,39 @@ def test_learners_are_not_reported_offline_while_they_answer() -> None:
     h.elapse(100)  # several quorum rounds; learner 4 answers every heartbeat
     said = [line for line in h.lines if "node 4" in line and "line" in line.lower()]
     assert said == []
+
+
+def test_a_removed_node_cut_off_when_the_removal_commits_still_learns_of_it() -> None:
+    """The leader keeps telling a removed node until it held the removal's entry at the
+    end of a round: cut off for two rounds after the commit, it still learns (forgetting
+    it one round after the commit left it running, unaware, for good)."""
+    h = cluster(nodes=4, learners=frozenset())
+    h.propose(1, b"x")
+    h.stabilize()
+    h.partition([1, 2, 3], [4])
+    index = h.change(1, [1, 2, 3])
+    h.stabilize()
+    assert h.node(1).raft.log.committed >= index
+    h.elapse(25)  # two quorum-check rounds (10 ticks each) with node 4 cut off
+    assert NodeId(4) in h.node(1).raft._progress
+    h.heal()
+    h.elapse(25)
+    four = h.node(4).raft
+    assert four.log.committed >= index and NodeId(4) not in four.conf.ids()
+    h.elapse(25)
+    assert NodeId(4) not in h.node(1).raft._progress  # told, then forgotten
+
+
+def test_a_removed_node_that_never_catches_up_is_forgotten_and_harmless() -> None:
+    h = cluster(nodes=4, learners=frozenset())
+    h.partition([1, 2, 3], [4])
+    index = h.change(1, [1, 2, 3])
+    h.stabilize()
+    h.elapse(115)  # more than REMOVAL_ROUNDS rounds
+    assert NodeId(4) not in h.node(1).raft._progress
+    h.heal()
+    h.elapse(60)
+    # It never hears of its removal, and its elections change nothing for the others.
+    assert h.node(4).raft.log.committed < index
+    assert h.node(1).raft.role is Role.LEADER
+    assert {h.node(n).raft.term for n in (1, 2, 3)} == {h.node(1).raft.term}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import queue
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,8 @@ from pathlib import Path
 
 from raftlog.core.types import Entry, EntryKind, HardState, NodeId
 from raftlog.storage import SQLiteStorage
+from raftlog.storage.sqlite import DB_NAME
+from raftlog.testing import walfile
 
 CLUSTER = "crash-test"
 ACKS_PER_ROUND = 300
@@ -205,3 +209,81 @@ def test_acknowledged_saves_survive_kill_9(tmp_path: Path) -> None:
     print(f"{len(model.terms)} entries; the save in flight landed in {in_flight_landed} kills")
     assert len(model.terms) > ROUNDS * ACKS_PER_ROUND / 2
     assert len(set(model.terms)) > 1  # the run did truncate and change terms
+
+
+# -- a torn last write: the WAL cut short, or followed by garbage ---------------------------
+
+
+def _open_cut(
+    data_dir: Path, work: Path, cut: int | None, garbage: bytes = b""
+) -> tuple[Model, list[Entry]]:
+    """What a copy of ``data_dir`` opens to with its WAL cut at ``cut`` (None: as it is)
+    and ``garbage`` written from there on (a torn write that left noise)."""
+    copy = work / f"cut-{cut}-{len(garbage)}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data_dir, copy)  # the stale -shm too: recovery must not trust it
+    wal = copy / (DB_NAME + "-wal")
+    with wal.open("r+b") as f:
+        if cut is not None:
+            f.truncate(cut)
+            f.seek(cut)
+        else:
+            f.seek(0, os.SEEK_END)
+        f.write(garbage)
+    try:
+        return read_back(copy)
+    finally:
+        shutil.rmtree(copy)
+
+
+def test_a_torn_wal_opens_at_the_last_acknowledged_save(tmp_path: Path) -> None:
+    """After kill -9, the WAL is cut at offsets around the end of the last acknowledged
+    save (as a power loss tears the unsynced tail) or followed by garbage: the storage
+    opens at the last acknowledged state (or with the save in flight whole), never half a
+    save. Cut before that end (data a real disk had synced), it opens at an earlier
+    acknowledged state: a cut never leaves a torn save behind either."""
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    data_dir = tmp_path / "data"
+    work = tmp_path / "work"
+    work.mkdir()
+    model = Model()
+    history = [model]  # every acknowledged state, in order
+    step = 0
+    checked_tears = 0
+    rng = random.Random(13)
+    for round_ in range(2):
+        lines = run_and_kill(script, data_dir, step, tmp_path / f"stderr-{round_}.txt", True)
+        acked, in_flight = model, None
+        for line in lines:
+            if line.startswith("saving "):
+                in_flight = acked.apply(line)
+                step += 1
+            else:
+                acked, in_flight = in_flight, None  # type: ignore[assignment]
+                history.append(acked)
+        allowed = [acked] if in_flight is None else [acked, in_flight]
+        wal = data_dir / (DB_NAME + "-wal")
+        size = wal.stat().st_size
+        ends = walfile.commit_ends(wal)
+        whole, entries = _open_cut(data_dir, work, None)
+        assert whole in allowed
+        assert entries == whole.entries()
+        if ends:
+            # Where the last acknowledged save ends: the last commit, or the one before
+            # it if the save in flight committed too.
+            acked_end = ends[-1] if whole == acked else ends[-2]
+            frame = walfile.FRAME_HEADER.size + walfile.page_size(wal)
+            after = {acked_end, acked_end + 1, acked_end + 24 + 100, acked_end + frame, size}
+            after |= {rng.randrange(acked_end, size + 1) for _ in range(3)}
+            for cut in sorted(c for c in after if c <= size):
+                assert _open_cut(data_dir, work, cut)[0] in allowed, f"cut at {cut} of {size}"
+                checked_tears += 1
+            garbage = rng.randbytes(frame + 777)
+            assert _open_cut(data_dir, work, acked_end, garbage)[0] in allowed
+            assert _open_cut(data_dir, work, None, garbage)[0] in allowed
+            before = {acked_end - 1, acked_end - frame // 2, *ends[-3:-1]}
+            for cut in sorted(c for c in before if walfile.HEADER.size <= c < acked_end):
+                assert _open_cut(data_dir, work, cut)[0] in history, f"cut at {cut}"
+        model = whole
+    assert checked_tears >= 5  # the WAL had frames to cut

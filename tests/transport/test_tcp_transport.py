@@ -652,6 +652,13 @@ def test_a_peer_that_stops_reading_stalls_neither_send_nor_other_peers(
                 lambda: all(i.connected for i in t1.peers().values()), "both connections"
             )
             chunk = big_append(1, 2, 512 * 1024)
+            # A burst larger than the queue while the writer cannot run (no await): the
+            # excess is dropped at once and the queue stays bounded. (Counting on the
+            # loop below to overflow it raced the write timeout on a loaded machine.)
+            for _ in range(40):
+                t1.send(chunk)
+            assert t1.peers()[NodeId(2)].queued <= 32
+            assert t1.peers()[NodeId(2)].dropped >= 8
             deadline = time.monotonic() + 5
             n = 0
             slowest = 0.0

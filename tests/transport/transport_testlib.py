@@ -8,7 +8,6 @@ import asyncio
 import enum
 import socket
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from raftlog.core.messages import (
 )
 from raftlog.core.types import NodeId
 from raftlog.local.certs import CertFiles, make_certs
+from raftlog.testing.waiting import eventually_async
 from raftlog.tls import PeerTls, peer_tls
 from raftlog.transport import (
     MemoryNetwork,
@@ -55,12 +55,9 @@ def run(coro: Coroutine[Any, Any, T], deadline: float = TEST_DEADLINE) -> T:
 async def wait_until(
     condition: Callable[[], bool], what: str, timeout: float = 5.0, step: float = 0.005
 ) -> None:
-    """Return as soon as ``condition()`` holds; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(step)
+    """Return as soon as ``condition()`` holds; fail with ``what`` after ``timeout``: the
+    shared :func:`eventually_async` with this suite's deadline and polling step."""
+    await eventually_async(condition, timeout, what=what, interval=step)
 
 
 async def wait_for(awaitable: Awaitable[T], what: str, timeout: float = 5.0) -> T:

@@ -5,7 +5,8 @@
   a fault and never None, when this node is not the leader or the commit fails).
 - HTTP/JSON: ``POST /v1/log`` appends (a follower forwards to the leader),
   ``GET /v1/log`` reads, ``POST /v1/log/trim`` drops old entries (retention),
-  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``.
+  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``, ``GET /metrics``
+  (Prometheus).
 
 With a state machine of the program's own instead of the replicated log, ``POST /v1/log``
 carries its commands (opaque bytes in, the state machine's result out) and the log reads
@@ -41,6 +42,7 @@ import enum
 import functools
 import hmac
 import logging
+import reprlib
 import ssl
 import time
 import xmlrpc.client
@@ -62,9 +64,11 @@ from raftlog.core.raft import PeerStatus
 from raftlog.core.types import NO_NODE, EntryKind, Member, NodeId, split_address
 from raftlog.dashboard import static_files
 from raftlog.server import feed
+from raftlog.server import metrics as node_metrics
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
+    DiskFull,
     EventStream,
     LeadershipLost,
     NodeStopped,
@@ -85,6 +89,8 @@ log = logging.getLogger("raftlog.api")
 
 FORWARDED = "X-Raftlog-Forwarded"
 MAX_BODY = 1 << 20
+XMLRPC_MAX_BODY = 64 << 10
+"""Bytes of an XML-RPC request, at most (the lab's are a few hundred)."""
 MAX_READ_LIMIT = 10_000
 MAX_CLIENT_ID = wire.MAX_CLIENT_ID
 CONSISTENCY = ("linearizable", "lease", "local")
@@ -189,6 +195,8 @@ def _error_of(exc: Exception) -> ApiError:
     error, logged by the caller."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, DiskFull):
+        return ApiError(wire.DISK_FULL, str(exc))
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return ApiError(wire.TOO_LARGE, f"request body too large: {exc.text}")
     if isinstance(exc, web.HTTPException):
@@ -222,6 +230,7 @@ def _guarded(handler: Handler) -> Handler:
     return guarded
 
 
+_METRICS_HEADERS = {"Content-Type": node_metrics.CONTENT_TYPE}
 ORIGINS_REFRESH_S = 5.0
 """How often, at most, a node resolves its members' hosts again for CORS."""
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -358,6 +367,7 @@ class ClientApi:
         )
         router.add_get("/livez", _guarded(self.livez))
         router.add_get("/readyz", _guarded(self.readyz))
+        router.add_get("/metrics", _guarded(self.metrics))
         if self.config.fault_injection or self.config.admin_token:  # served with a token
             router.add_post("/v1/admin/partition", _guarded(self._admin(self.partition)))
             router.add_post("/v1/admin/clock", _guarded(self._admin(self.clock)))
@@ -402,6 +412,14 @@ class ClientApi:
 
     async def xmlrpc(self, request: web.Request) -> web.Response:
         body = await request.read()
+        # Parsing runs on the node's event loop: a document far larger than any of the
+        # lab's, or one with a DTD (entity expansion), would stall the node.
+        if len(body) > XMLRPC_MAX_BODY:
+            return self._fault(
+                1, f"request of {len(body)} bytes; XML-RPC requests take {XMLRPC_MAX_BODY}"
+            )
+        if b"<!DOCTYPE" in body:
+            return self._fault(1, "malformed XML-RPC request: a DTD is not allowed")
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=True)
         except Exception as exc:  # expat, a fault document, a bad struct: the caller's mistake
@@ -421,7 +439,8 @@ class ClientApi:
                 )
             return self._xml_result(await self._receive_log(params[0]))
         if method in ("is_leader", "leader_receive_log"):
-            return self._fault(2, f"bad arguments for {method}: {params!r}")
+            # reprlib: params may nest thousands deep (repr would hit the recursion limit)
+            return self._fault(2, f"bad arguments for {method}: {reprlib.repr(params)}")
         return self._fault(
             3, f"unknown method {method!r}; this node serves is_leader, leader_receive_log"
         )
@@ -501,6 +520,7 @@ class ClientApi:
             RequestTimeout,
             OutcomeUnknown,
             NodeStopped,
+            DiskFull,
         ) as exc:
             raise self._proposal_error(exc) from None
 
@@ -516,6 +536,8 @@ class ClientApi:
             return ApiError(wire.OUTCOME_UNKNOWN, f"outcome unknown: {exc}")
         if isinstance(exc, NodeStopped):
             return ApiError(wire.STOPPING, str(exc))
+        if isinstance(exc, DiskFull):
+            return ApiError(wire.DISK_FULL, str(exc))
         log.error("internal error answering an append", exc_info=exc)
         return ApiError(wire.INTERNAL, "internal error")
 
@@ -587,6 +609,8 @@ class ClientApi:
             raise ApiError(wire.TIMEOUT, f"could not confirm leadership: {exc}") from None
         except NodeStopped as exc:
             raise ApiError(wire.STOPPING, str(exc)) from None
+        except DiskFull as exc:
+            raise ApiError(wire.DISK_FULL, str(exc)) from None
         return None
 
     async def read(self, request: web.Request) -> web.Response:
@@ -667,13 +691,21 @@ class ClientApi:
             before = records_log.index_keeping_last(req.keep_last)
         else:
             age = req.older_than_s or 0.0
-            before = records_log.index_newer_than(int((time.time() - age) * 1000))
+            # An age before 1970 keeps every record (and must not overflow: ages up to
+            # 1.7e308 s decode, and in milliseconds they are infinite).
+            cutoff_s = time.time() - age
+            cutoff_ms = int(cutoff_s * 1000) if cutoff_s > 0 else 0
+            before = records_log.index_newer_than(cutoff_ms)
         try:
             done = await self._propose(trim_command(before), None, None)
         except NotLeader:
             return await self._forward(request, body)
         first = done.result.first_index if isinstance(done.result, Trimmed) else before
         return _answer(wire.TrimAnswer(first_index=first, index=done.index, term=done.term))
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus's text format (see raftlog.server.metrics)."""
+        return web.Response(body=node_metrics.exposition(self.node), headers=_METRICS_HEADERS)
 
     async def status(self, _request: web.Request) -> web.Response:
         return _answer(await self._status())
@@ -1119,6 +1151,9 @@ class ClientApi:
         return _answer(wire.Liveness(live=True, node=int(self.node.id)))
 
     async def readyz(self, _request: web.Request) -> web.Response:
+        if self.node.disk_full is not None:
+            reason = f"disk full: {self.node.disk_full}"
+            return _answer(wire.Readiness(ready=False, reason=reason), 503)
         if self.node.leader == NO_NODE:
             return _answer(wire.Readiness(ready=False, reason="no known leader"), 503)
         return _answer(wire.Readiness(ready=True, leader=int(self.node.leader)))

@@ -3,17 +3,21 @@ recorded history that nothing acknowledged was lost and every answer was lineari
 
 A run: start N node processes on loopback (fast timings, test-only fault injection on);
 C clients append unique values (with a client id and sequence number, so that retries are
-applied once) and read linearizably, each recording every operation as invoke and
-ok / fail / info with monotonic times; a nemesis injects faults on a schedule (kill -9 and
-restart, SIGSTOP/SIGCONT, network partitions of several shapes, restart of every node,
-membership changes: a fresh node joins, a member (the leader too) is removed);
+applied once) and read at the run's read level (``linearizable``: ReadIndex; ``lease``:
+the leader's lease; ``local``: the node's own applied log, no barrier), each recording
+every operation as invoke and ok / fail / info with monotonic times; a nemesis injects
+faults on a schedule (kill -9 and restart, SIGSTOP/SIGCONT of any node or of the leader,
+network partitions of several shapes, restart of every node, membership changes: a fresh
+node joins, a member (the leader too) is removed);
 every node's status is sampled throughout. At the end every fault is healed, clients
 finish, and the checks run:
 
 - no two leaders in one term (from the nodes' event logs and the samples);
 - the nodes' committed logs are prefixes of one another;
 - every acknowledged append is in the final log, at its acknowledged index, once;
-- the history is linearizable (:func:`raftlog.check.logcheck.check_log_history`);
+- the history is linearizable (:func:`raftlog.check.logcheck.check_log_history`); local
+  reads, which may be stale, are left out of it and checked against the staleness they
+  report instead (:func:`raftlog.check.localreads.check_local_reads`);
 - the cluster recovered (a leader, a fresh append, every pending operation done) within
   10 s of the heal.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import json
 import random
@@ -37,12 +42,14 @@ import aiohttp
 import msgspec
 
 from raftlog import wire
+from raftlog.check.localreads import check_local_reads
 from raftlog.check.logcheck import LogOp, check_log_history
 from raftlog.local.cluster import FAULT_INJECTION_FLAG, LocalCluster
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.netns_cluster import NetnsCluster
 
-NEMESES = ("kill", "pause", "partition", "restart-all", "membership")
+NEMESES = ("kill", "pause", "pause-leader", "partition", "restart-all", "membership")
+READ_LEVELS = ("linearizable", "lease", "local")
 MIN_VOTERS, MAX_VOTERS = 3, 5
 PARTITION_SHAPES = ("halves", "isolate-leader", "one-link", "bridge")
 RECOVERY_S = 10.0
@@ -82,6 +89,8 @@ class ChaosOptions:
     """Run the nodes in network namespaces (root) and cut links in the network."""
     """Which partitions the nemesis draws from (see PARTITION_SHAPES)."""
     request_timeout_s: float = 1.0
+    reads: str = "linearizable"
+    """The clients' read level, one of READ_LEVELS."""
 
 
 @dataclass
@@ -148,6 +157,8 @@ class Chaos:
         self.removed: dict[int, list[str]] = {}
         """Nodes removed by the membership nemesis (stopped), with their event logs."""
         self.http: aiohttp.ClientSession | None = None
+        self._probe: _Probe | None = None
+        """The read in flight to a stopped leader (pause-leader), until the fault ends."""
 
     # -- the run ---------------------------------------------------------------------
 
@@ -290,15 +301,13 @@ class Chaos:
         op["status"] = "info" if maybe else "fail"
         return op, target
 
-    async def _read(
-        self, k: int, target: int, last_applied: int, rng: random.Random
-    ) -> tuple[dict[str, Any], int, int]:
-        assert self.http is not None
-        op: dict[str, Any] = {
+    def _read_op(self, k: int, target: int) -> dict[str, Any]:
+        return {
             "type": "op",
             "id": self.rec.next_id(),
             "client": k,
             "kind": "read",
+            "level": self.opt.reads,
             "value": None,
             "call": self.rec.now(),
             "ret": None,
@@ -308,10 +317,31 @@ class Chaos:
             "node": target,
             "error": None,
         }
+
+    def _read_path(self, last_applied: int) -> str:
         start = max(1, last_applied - 20)
+        return f"/v1/log?from={start}&limit=200&consistency={self.opt.reads}"
+
+    @staticmethod
+    def _read_done(op: dict[str, Any], page: wire.ReadAnswer) -> None:
+        op.update(
+            status="ok",
+            node=page.node,
+            applied=page.applied,
+            commit=page.commit,
+            window=[[e.index, e.data] for e in page.entries],
+        )
+        if page.staleness is not None:
+            op["contact_s"] = page.staleness.last_leader_contact_s
+
+    async def _read(
+        self, k: int, target: int, last_applied: int, rng: random.Random
+    ) -> tuple[dict[str, Any], int, int]:
+        assert self.http is not None
+        op = self._read_op(k, target)
         try:
             async with self.http.get(
-                self._url(target) + f"/v1/log?from={start}&limit=200",
+                self._url(target) + self._read_path(last_applied),
                 timeout=aiohttp.ClientTimeout(total=self.opt.request_timeout_s),
             ) as resp:
                 raw = await resp.read()
@@ -326,12 +356,7 @@ class Chaos:
             hint = _hint(_error_of(raw))
             target = hint if hint in self._targets() else rng.choice(self._targets())
             return op, target, last_applied
-        op.update(
-            status="ok",
-            node=page.node,
-            applied=page.applied,
-            window=[[e.index, e.data] for e in page.entries],
-        )
+        self._read_done(op, page)
         return op, target, max(last_applied, page.applied)
 
     # -- the nemesis -----------------------------------------------------------------
@@ -391,6 +416,8 @@ class Chaos:
             victim = await self._victim()
             await self.cluster.pause(victim)
             fault.update(target=f"node {victim}", detail="SIGSTOP, then SIGCONT", nodes=[victim])
+        elif kind == "pause-leader":
+            await self._pause_leader(fault)
         elif kind == "restart-all":
             await asyncio.gather(*(self.cluster.kill(i) for i in ids))  # all at once
             fault.update(target="all nodes", detail="SIGKILL of every node", nodes=ids)
@@ -404,6 +431,61 @@ class Chaos:
             raise ValueError(f"unknown nemesis {kind!r}")
         self.rec.faults.append(fault)
         return fault
+
+    async def _pause_leader(self, fault: dict[str, Any]) -> None:
+        """SIGSTOP the leader, long enough for the others to elect a new one: it is cut off
+        first (so that, woken, it hears nothing of the new term until the fault ends, as
+        a leader whose network failed during a GC pause); once another node leads and a
+        client append has been acknowledged since, a read at the run's level is sent to
+        the stopped leader over a connection opened before, so that it is in flight when
+        the leader wakes. Its answer is recorded like a client's (client ``clients``).
+
+        Without the cut the woken leader reads the new leader's messages (which waited
+        in its sockets before the read did) first and steps down: no lease bug can show."""
+        leader = await self._leader_guess()
+        if leader is None:
+            fault.update(target="no leader", detail="no leader to pause")
+            return
+        others = [i for i in self.cluster.node_ids() if i != leader]
+        probe = _Probe(self.cluster.url(leader))
+        try:
+            await probe.open()
+        except (OSError, TimeoutError, ValueError) as exc:
+            fault.update(target=f"node {leader}", detail=f"could not reach it: {exc}"[:200])
+            return
+        fault.update(target=f"node {leader} (leader)", nodes=[leader])
+        await self.cluster.isolate(leader)
+        await self.cluster.pause(leader)
+
+        async def successor() -> int | None:
+            found = await asyncio.gather(
+                *(self.cluster.get_as(i, "/v1/status", wire.Status, timeout=1) for i in others)
+            )
+            return next((s.id for s in found if s is not None and s.state == "Leader"), None)
+
+        try:
+            new = await wait_for(successor, 10, "")
+        except TimeoutError:
+            fault["detail"] = "SIGSTOP and cut off; no other leader within 10 s"
+            probe.close()
+            return
+        since = self.rec.now()
+
+        async def acknowledged() -> bool:
+            return any(
+                op["kind"] == "append" and op["status"] == "ok" and op["ret"] > since
+                for op in self.rec.ops[-200:]
+            )
+
+        # Without one the read goes all the same (the checker may then have less to catch).
+        with contextlib.suppress(TimeoutError):
+            await wait_for(acknowledged, 5, "")
+        fault["detail"] = (
+            f"cut off and SIGSTOP; node {new} led at {since:.2f} s; a read in flight "
+            "to the stopped leader; SIGCONT, then the cut heals"
+        )
+        await probe.send(self, self.opt.clients, leader, self._read_path(0))
+        self._probe = probe
 
     async def _change_membership(self, fault: dict[str, Any]) -> None:
         """A fresh node joins (``raftlog node --join``; it is promoted once caught up), or
@@ -523,6 +605,13 @@ class Chaos:
             for i in fault["nodes"]:
                 if i in self.cluster.node_ids():
                     await self.cluster.resume(i)
+        elif kind == "pause-leader":
+            for i in fault["nodes"]:
+                await self.cluster.resume(i)
+            probe, self._probe = self._probe, None
+            if probe is not None:
+                self.rec.ops.append(await probe.finish(self, 5.0))
+            await self.cluster.heal()
         elif kind == "partition":
             await self.cluster.heal()
 
@@ -624,6 +713,8 @@ class Chaos:
         final = max(logs.values(), key=len) if logs else []
         checks.append(self._check_acked(final))
         checks.append(self._check_linearizable(final))
+        if self.opt.reads == "local":
+            checks.append(self._check_local(final))
         checks.append(
             Check(
                 f"recovered within {RECOVERY_S:g} s of the heal",
@@ -687,6 +778,21 @@ class Chaos:
         )
         return Check("no acknowledged append lost or applied twice", ok, detail)
 
+    def _check_local(self, final: list[tuple[int, str]]) -> Check:
+        invoked: dict[str, float] = {}
+        for op in self.rec.ops:
+            if op["kind"] == "append":
+                value = op["value"]
+                invoked[value] = min(invoked.get(value, float("inf")), float(op["call"]))
+        verdict = check_local_reads(self.rec.ops, final, invoked)
+        detail = (
+            f"{verdict.checked} local reads: each a gap-free prefix of the committed log, "
+            "nothing past its reported applied index, nothing from the future"
+            if verdict.ok
+            else f"{len(verdict.problems)} problems, first: " + "; ".join(verdict.problems[:4])
+        )
+        return Check("local reads match the staleness they report", verdict.ok, detail)
+
     def _check_linearizable(self, final: list[tuple[int, str]]) -> Check:
         client_values = [(i, v) for i, v in final if _CLIENT_VALUE.fullmatch(v)]
         position = {index: pos for pos, (index, _v) in enumerate(client_values, start=1)}
@@ -696,6 +802,8 @@ class Chaos:
         history: list[LogOp] = []
         bad_windows: list[str] = []
         for op in self.rec.ops:
+            if op["kind"] == "read" and op.get("level") == "local":
+                continue  # may be stale by design: checked by _check_local
             call = float(op["call"])
             ret = float(op["ret"]) if op["ret"] is not None else float("inf")
             if op["kind"] == "append":
@@ -729,7 +837,11 @@ class Chaos:
         verdict = check_log_history(history, values)
         problems = bad_windows[:5] + list(verdict.problems)
         ok = verdict.ok and not bad_windows
-        reads = sum(1 for op in self.rec.ops if op["kind"] == "read" and op["status"] == "ok")
+        reads = sum(
+            1
+            for op in self.rec.ops
+            if op["kind"] == "read" and op["status"] == "ok" and op.get("level") != "local"
+        )
         involving_reads = sum(1 for p in problems if " read " in p or p.startswith("read "))
         detail = (
             f"{verdict.checked_ops} operations ({reads} reads) in one order that respects real time"
@@ -750,6 +862,7 @@ class Chaos:
             "clients": self.opt.clients,
             "duration_s": self.opt.time_s,
             "nemesis": ",".join(self.opt.nemesis),
+            "reads": self.opt.reads,
             "seed": self.opt.seed,
             "ops_ok": counts["ok"],
             "ops_fail": counts["fail"],
@@ -790,3 +903,74 @@ class Chaos:
             node_logs=node_logs,
             t0=time.time() - (time.monotonic() - self.rec.t0),  # the unix time of time 0
         )
+
+
+class _Probe:
+    """One read sent to a node that is stopped (SIGSTOP), over a raw HTTP/1.1 connection
+    opened (and used once) while it ran: the kernel takes the request while the process
+    is stopped, so the read is in flight when it wakes, and the node reads it from a
+    connection it already serves (a new one would wait to be accepted)."""
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.op: dict[str, Any] | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), 5
+        )
+        await self._request("/livez")
+        status, _body = await asyncio.wait_for(self._answer(), 5)
+        if status != 200:
+            raise ValueError(f"/livez answered HTTP {status}")
+
+    async def _request(self, path: str) -> None:
+        assert self.writer is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        await self.writer.drain()
+
+    async def _answer(self) -> tuple[int, bytes]:
+        assert self.reader is not None
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        size = next(
+            (
+                int(v)
+                for k, _, v in (h.partition(":") for h in lines[1:])
+                if k.lower() == "content-length"
+            ),
+            0,
+        )
+        return status, await self.reader.readexactly(size)
+
+    async def send(self, chaos: Chaos, client: int, node: int, path: str) -> None:
+        self.op = chaos._read_op(client, node)
+        await self._request(path)
+
+    async def finish(self, chaos: Chaos, timeout: float) -> dict[str, Any]:
+        """The read's outcome, as a recorded operation."""
+        op = self.op
+        assert op is not None
+        try:
+            status, body = await asyncio.wait_for(self._answer(), timeout)
+            page = msgspec.json.decode(body, type=wire.ReadAnswer) if status == 200 else None
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+            op.update(ret=chaos.rec.now(), error=type(exc).__name__)
+            return op
+        finally:
+            self.close()
+        op["ret"] = chaos.rec.now()
+        if page is None:
+            op["error"] = f"HTTP {status}"
+        else:
+            chaos._read_done(op, page)
+        return op
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

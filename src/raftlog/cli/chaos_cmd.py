@@ -11,23 +11,29 @@ from pathlib import Path
 DESCRIPTION = """\
 Start a cluster of real node processes on this machine, run CLIENTS concurrent clients
 that append unique values (exactly once, with client ids and sequence numbers) and read
-linearizably for TIME seconds while a nemesis injects faults, then heal everything and
-check the recorded history: no two leaders in one term, committed logs are prefixes of one
-another, every acknowledged append is in the final log at its index (once), the history
-is linearizable, and the cluster recovered within 10 s of the heal. Exit status 0 only if
-every check passed. --out DIR writes the history (JSON lines), every node's event log,
-recording.json (the timeline's typed recording) and report.html, one self-contained page
-with the verdict, the checks and the timeline (it opens offline).
+at the --reads level for TIME seconds while a nemesis injects faults, then heal everything
+and check the recorded history: no two leaders in one term, committed logs are prefixes
+of one another, every acknowledged append is in the final log at its index (once), the
+history is linearizable (linearizable and lease reads with it; local reads, which may be
+stale, are checked apart: each must be a gap-free prefix of the committed log, hold
+nothing past the applied index it reports, and nothing appended after it returned), and
+the cluster recovered within 10 s of the heal. Exit status 0 only if every check passed.
+--out DIR writes the history (JSON lines), every node's event log, recording.json (the
+timeline's typed recording) and report.html, one self-contained page with the verdict,
+the checks and the timeline (it opens offline).
 
-Nemeses: kill (SIGKILL, restart later), pause (SIGSTOP/SIGCONT), partition (random
-halves, the leader cut off, one link, a node bridging two halves), restart-all (SIGKILL of
-every node at once). On loopback a partition is injected inside the nodes (a test-only
-endpoint drops their messages); with --netns (root) the nodes run in the namespaces of
+Nemeses: kill (SIGKILL, restart later), pause (SIGSTOP/SIGCONT of a node, the leader
+half the time), pause-leader (the leader cut off and stopped until another node leads and
+has acknowledged an append, with a read at the --reads level in flight to it when it
+wakes; then the cut heals), partition (random halves, the leader cut off, one link, a node
+bridging two halves), restart-all (SIGKILL of every node at once), membership (a node
+joins, or a member is removed). On loopback a partition is injected inside the nodes (a
+test-only endpoint drops their messages); with --netns (root) the nodes run in the namespaces of
 `raftlog netcluster` and partitions cut the network itself."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from raftlog.chaos.runner import NEMESES  # noqa: PLC0415
+    from raftlog.chaos.runner import NEMESES, READ_LEVELS  # noqa: PLC0415
 
     p = sub.add_parser(
         "chaos",
@@ -35,9 +41,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--nodes", type=int, default=3, help="nodes in the cluster (default 3)")
     p.add_argument("--time", type=float, default=60.0, help="seconds of faults (default 60)")
-    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    p.add_argument(
+        "--reads",
+        choices=READ_LEVELS,
+        default="linearizable",
+        help="the clients' read level: linearizable (ReadIndex), lease (the leader's lease), "
+        "local (the node's own state, checked against the staleness it reports); "
+        "default linearizable",
+    )
     p.add_argument(
         "--nemesis",
         default="kill,pause,partition",
@@ -56,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=[],
         metavar="NAME",
         help="test-only: run the nodes with a known bug (stale-read, ack-before-fsync, "
-        "or any of the core's)",
+        "endless-lease, or any of the core's)",
     )
     p.set_defaults(handler=run)
 
@@ -88,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         inject_bugs=tuple(args.inject_bug),
         netns=args.netns,
+        reads=args.reads,
     )
     if args.netns and "membership" in nemesis:
         print(
@@ -121,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
     assert isinstance(result, ChaosResult)
     s = result.summary
     print(
-        f"chaos: {s['nodes']} nodes, {s['clients']} clients, {s['duration_s']:g} s of "
-        f"{s['nemesis']} ({s['faults']} faults), {elapsed:.0f} s in all"
+        f"chaos: {s['nodes']} nodes, {s['clients']} clients ({s['reads']} reads), "
+        f"{s['duration_s']:g} s of {s['nemesis']} ({s['faults']} faults), {elapsed:.0f} s in all"
     )
     print(
         f"operations: {s['ops_ok']} ok, {s['ops_fail']} failed, {s['ops_info']} unknown; "

@@ -21,8 +21,8 @@ from raftlog.cli.security import (
     read_token,
 )
 from raftlog.core.config import KNOWN_BUGS
-from raftlog.server.eventlog import LEVELS
-from raftlog.server.eventloop import CHOICES, ENV, default_choice, loop_factory
+from raftlog.server.eventlog import LEVELS, want_color
+from raftlog.server.eventloop import CHOICES, loop_factory
 from raftlog.server.node import KEEP_ENTRIES, SERVER_BUGS, SNAPSHOT_BYTES, SNAPSHOT_ENTRIES
 from raftlog.server.timing import timing_for
 
@@ -47,16 +47,11 @@ directory refused, storage failed or join refused, 4 a port could not be bound, 
 from the cluster, 130 interrupted."""
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fast",
         action="store_true",
-        default=_env_flag("RAFTLOG_FAST"),
-        help="150-300 ms election timeout, 50 ms heartbeat (also RAFTLOG_FAST=1)",
+        help="150-300 ms election timeout, 50 ms heartbeat",
     )
     p.add_argument(
         "--election-timeout", metavar="MIN-MAX", help="election timeout in seconds, e.g. 0.15-0.3"
@@ -67,7 +62,14 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
         choices=CHOICES,
         default=None,
         help="asyncio event loop: uvloop is faster (pip install 'raftlog[fast]'); auto takes "
-        f"it when installed (default auto, or {ENV})",
+        "it when installed (default auto)",
+    )
+    p.add_argument(
+        "--cors-origins",
+        action="append",
+        metavar="ORIGIN[,ORIGIN...]",
+        help="web pages from these origins may read the nodes' answers (CORS), besides the "
+        "cluster's own nodes' pages; * for any",
     )
 
 
@@ -142,8 +144,18 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="info",
         help="info hides heartbeats; debug shows them",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the event log: lines for people (default) or one JSON object per line",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the node's lines (auto: on a terminal, unless NO_COLOR is set)",
+    )
     p.add_argument(
         "--first-election-at",
         type=float,
@@ -182,12 +194,32 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             "choose the token."
         ),
     )
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--base-port", type=int, default=1234)
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--keep-data", action="store_true")
+    p.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=1234,
+        metavar="BASE",
+        help="client ports BASE, BASE+1, ...; peer ports BASE+1000, ... (default 1234)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the nodes' data here, in node-N subdirectories (kept at exit; default: "
+        "a temporary directory)",
+    )
+    p.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="do not remove the temporary data directory at exit",
+    )
     _timing_args(p)
-    p.add_argument("--log-level", choices=sorted(LEVELS), default="info")
+    p.add_argument(
+        "--log-level",
+        choices=sorted(LEVELS),
+        default="info",
+        help="the nodes' event logs: info hides heartbeats; debug shows them",
+    )
     p.add_argument(
         "--lab-client",
         action="store_true",
@@ -238,7 +270,7 @@ def id_from_ordinal(hostname: str) -> int:
 
 
 def run_node_command(args: argparse.Namespace) -> int:
-    from raftlog.cli.serve import run_node  # noqa: PLC0415
+    from raftlog.cli.serve import Printing, run_node  # noqa: PLC0415
     from raftlog.node import NodeConfig, parse_peers  # noqa: PLC0415
 
     if args.join == "peers":
@@ -329,16 +361,10 @@ def run_node_command(args: argparse.Namespace) -> int:
         snapshot_entries=args.snapshot_entries,
         snapshot_bytes=args.snapshot_bytes,
         keep_entries=args.keep_entries,
-        event_log=sys.stdout,
-        log_level=LEVELS[args.log_level],
-        log_format=args.log_format,
-        color={"auto": None, "always": True, "never": False}[args.color],
         first_campaign_at=args.first_election_at,
         fault_injection=args.enable_fault_injection,
         admin_token=os.environ.get("RAFTLOG_ADMIN_TOKEN") or None,
-        cors_origins=tuple(
-            o.strip() for o in os.environ.get("RAFTLOG_CORS_ORIGINS", "").split(",") if o.strip()
-        ),
+        cors_origins=_origins(args.cors_origins),
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
         **security,  # type: ignore[arg-type]
@@ -347,14 +373,22 @@ def run_node_command(args: argparse.Namespace) -> int:
     if args.join and not args.learner:
         promote = [u.strip() for u in args.join.split(",") if u.strip()]
     try:
-        event_loop = args.event_loop or default_choice()
+        event_loop = args.event_loop or "auto"
         loop_factory(event_loop)
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
     return run_node(
-        config, stop_with_parent=args.stop_with_parent, promote_via=promote, event_loop=event_loop
+        config,
+        stop_with_parent=args.stop_with_parent,
+        promote_via=promote,
+        event_loop=event_loop,
+        printing=Printing(LEVELS[args.log_level], args.log_format, args.color),
     )
+
+
+def _origins(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(o.strip() for v in values or () for o in v.split(",") if o.strip())
 
 
 class JoinRefused(Exception):
@@ -493,7 +527,9 @@ async def _cluster(args: argparse.Namespace) -> int:
         extra += ["--heartbeat", str(args.heartbeat)]
     if args.event_loop:
         extra += ["--event-loop", args.event_loop]
-    color = sys.stdout.isatty()
+    for origin in _origins(args.cors_origins):
+        extra += ["--cors-origins", origin]
+    color = want_color(sys.stdout)
     token = os.environ.get("RAFTLOG_CONTROL_TOKEN") or new_token()
     try:
         write_token = read_token(args.token_file)

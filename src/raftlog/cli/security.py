@@ -39,8 +39,8 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
         "--cacert",
         type=Path,
         metavar="FILE",
-        help="trust the nodes' certificates signed by this CA (PEM); bare host:port "
-        "endpoints are then https://",
+        help="trust the nodes' certificates signed by this CA (PEM); with any of these "
+        "TLS options the endpoints are https://",
     )
     group.add_argument(
         "--cert",

@@ -17,7 +17,7 @@ reads go to the seeds in their order instead (the point of them is to spare the 
 
 Retries: connection errors, timeouts and the error answers whose ``code`` (see
 :mod:`raftlog.wire`) says the request was not carried out or not seen through (no_leader,
-dropped, stopping, unavailable, not_committed; timeout, outcome_unknown, internal) are
+dropped, stopping, unavailable, not_committed, disk_full; timeout, outcome_unknown, internal) are
 retried, round after round over the candidates, with exponential backoff and jitter between
 rounds, until ``retry_for`` seconds have passed since the call began (no attempt starts after
 that; an attempt in flight has its full ``timeout``: a call lasts at most about

@@ -79,6 +79,8 @@ class Progress:
         "pending_snapshot",
         "probe_sent",
         "recent_active",
+        "removal_rounds",
+        "removal_told",
         "snapshot_rounds",
         "state",
     )
@@ -102,6 +104,12 @@ class Progress:
         least it once it acknowledges)."""
         self.snapshot_rounds = 0
         """In SNAPSHOT: CheckQuorum rounds the snapshot has been out without an answer."""
+        self.removal_rounds = 0
+        """For a node a committed configuration removed, which the leader still tells:
+        the CheckQuorum rounds since the removal committed."""
+        self.removal_told = False
+        """... and it held the removal's entry when a round ended, so that every
+        heartbeat of the round after carried a commit index that covers it."""
 
     @property
     def responsive(self) -> bool:

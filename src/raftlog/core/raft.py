@@ -139,6 +139,9 @@ SNAPSHOT_ROUNDS = 2
 """A snapshot unanswered for this many CheckQuorum rounds (of a minimum election timeout
 each) is given up, and sent again if the follower still needs it. The embedder normally
 reports the outcome sooner (``report_snapshot``); this is the net under a lost report."""
+REMOVAL_ROUNDS = 10
+"""CheckQuorum rounds a leader keeps telling a removed node that has not caught up with
+its removal (see ``Raft._tell_removed``)."""
 
 _PERSISTED_KINDS: tuple[type, ...] = (RequestVote, RequestVoteResponse, AppendEntriesResponse)
 """Messages that promise durable state (a vote, a term, appended entries): sent only after
@@ -314,8 +317,9 @@ class Raft:
                 if node not in self._progress or (node != self.id and node not in old.ids()):
                     self._progress[node] = Progress(last + 1, self._cfg.max_inflight_msgs)
             # A removed node is still sent the log until the change has committed (and
-            # for a round after), so that it learns it was removed; its answers count
-            # for nothing meanwhile (only voters make quorums).
+            # until a round told it, see _tell_removed), so that it learns it was
+            # removed; its answers count for nothing meanwhile (only voters make
+            # quorums).
             if self._transferee != NO_NODE and self._transferee not in self.voters:
                 self._abort_transfer("no longer a voter")
         if self.id not in self.conf.ids() and self.id in old.ids():
@@ -1008,10 +1012,9 @@ class Raft:
     def _check_activity(self) -> int:
         """Count the voters heard from in the last round (self included), note who went
         offline, and start a new round. Nodes a committed configuration removed are
-        forgotten here, a round after the commit told them."""
+        forgotten here once a whole round told them (see ``_tell_removed``)."""
         if self.conf_index <= self.log.committed:
-            for node in set(self._progress) - self.conf.ids() - {self.id}:
-                del self._progress[node]
+            self._tell_removed()
         active = 0
         for node, pr in self._progress.items():
             if node == self.id:
@@ -1029,6 +1032,24 @@ class Raft:
                     self._emit(ev.SnapshotFailed, to=node, index=pr.pending_snapshot)
                     pr.become_probe()
         return active
+
+    def _tell_removed(self) -> None:
+        """A node learns that it was removed when it learns that the configuration
+        without it committed; it then stops. The leader keeps replicating to it until
+        it held that configuration's entry at the end of a round: every heartbeat of the
+        next round carries a commit index covering it (``min(match, committed)``), so one
+        of them has to be lost for each of that round's heartbeats before it misses the
+        news. Forgetting it at the first round's end after the commit, as before, could
+        drop it before the message with the commit index had left (a node left running,
+        unaware, for good). A node that never catches up (down, cut off) is forgotten
+        after ``REMOVAL_ROUNDS``."""
+        for node in set(self._progress) - self.conf.ids() - {self.id}:
+            pr = self._progress[node]
+            if pr.removal_told or pr.removal_rounds >= REMOVAL_ROUNDS:
+                del self._progress[node]
+                continue
+            pr.removal_rounds += 1
+            pr.removal_told = pr.match >= self.conf_index
 
     def _heard_from(self, node: NodeId) -> Progress | None:
         pr = self._progress.get(node)

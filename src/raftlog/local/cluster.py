@@ -27,9 +27,11 @@ from pathlib import Path
 
 import aiohttp
 
+from raftlog import wire
 from raftlog.local.certs import CertFiles
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.control import ClusterState, ControlError, NodeState
+from raftlog.local.nodeenv import node_environment
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADMIN_TOKEN_ENV = "RAFTLOG_ADMIN_TOKEN"
@@ -268,11 +270,7 @@ class LocalCluster(ClusterBase):
             if node.running:
                 raise ControlError(f"node {i} is already running")
             node.data_dir.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            env.pop(ADMIN_TOKEN_ENV, None)
-            env.pop(TOKEN_ENV, None)
-            if self.admin_token is not None:
-                env[ADMIN_TOKEN_ENV] = self.admin_token
+            env = node_environment(self.admin_token)
             if self.token is not None:
                 env[TOKEN_ENV] = self.token
             node.process = await asyncio.create_subprocess_exec(
@@ -370,9 +368,17 @@ class LocalCluster(ClusterBase):
         return code
 
     async def close(self) -> None:
-        """Stop every node (SIGTERM, then SIGKILL) and remove temporary data."""
+        """Stop every node (SIGTERM, then SIGKILL) and remove temporary data. The leader
+        goes first, so that it hands leadership over to a follower still running (as an
+        operator stopping nodes one by one would see); then the others together."""
         running = [i for i, n in self.nodes.items() if n.running]
-        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in running))
+        found = await asyncio.gather(
+            *(self.get_as(i, "/v1/status", wire.Status, timeout=1.0) for i in running)
+        )
+        leaders = [i for i, s in zip(running, found, strict=True) if s and s.state == "Leader"]
+        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in leaders))
+        rest = [i for i in running if i not in leaders and self.nodes[i].running]
+        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in rest))
         await self._close_client()
         if self._own_dir and not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -20,11 +20,12 @@ def message_type(msg: WireMessage) -> str:
 
 
 def message_fields(msg: WireMessage) -> dict[str, Any]:
-    """A message's fields for a person to read: no src/dst/term (given apart), entries as
-    a count and their first and last index, bytes as their length."""
+    """A message's fields for a person to read: no src/dst/term (given apart), nor the
+    lease's send times (clock readings), entries as a count and their first and last
+    index, bytes as their length."""
     fields: dict[str, Any] = {}
     for name in msg.__struct_fields__:
-        if name in ("src", "dst", "term"):
+        if name in ("src", "dst", "term", "sent_ns", "echo_ns"):
             continue
         value = getattr(msg, name)
         if isinstance(msg, AppendEntries) and name == "entries":

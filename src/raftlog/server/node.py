@@ -56,12 +56,15 @@ from raftlog.core.errors import (
     UsageError,
 )
 from raftlog.core.messages import (
+    AppendEntries,
     AppendEntriesResponse,
+    Heartbeat,
     HeartbeatResponse,
     InstallSnapshot,
     Message,
     SnapshotAck,
     SnapshotChunk,
+    TimeoutNow,
     WireMessage,
     message_problem,
 )
@@ -81,6 +84,7 @@ from raftlog.core.types import (
 )
 from raftlog.server import feed, snapfile
 from raftlog.server.eventlog import EventLog
+from raftlog.server.metrics import NodeMetrics, Replication
 from raftlog.server.sessions import (
     Command,
     Duplicate,
@@ -94,6 +98,7 @@ from raftlog.server.timing import Timing
 from raftlog.server.transfer import CHUNK_BYTES, Outgoing, SnapshotReceiver, SnapshotSender
 from raftlog.statemachine import PersistentStateMachine, StateMachine
 from raftlog.storage.base import Checkpoint
+from raftlog.storage.errors import StorageFull
 
 log = logging.getLogger("raftlog.server")
 
@@ -133,6 +138,10 @@ SERVER_BUGS: frozenset[str] = frozenset(
         # little later (as a node that batches its writes on a timer would): a crash in
         # between loses what it promised.
         "ack-before-fsync",
+        # Serve lease reads whenever a quorum acknowledged this leader in its term, however
+        # long ago: the lease never runs out (as for a leader whose clock stood still while
+        # it was paused, and which then trusts promises that expired meanwhile).
+        "endless-lease",
     }
 )
 """Known bugs of the node (test-only), on top of the core's KNOWN_BUGS."""
@@ -140,12 +149,28 @@ SERVER_BUGS: frozenset[str] = frozenset(
 _BUGGY_WRITE_DELAY_S = 0.05
 
 LEASE_FRACTION = 0.5
-"""A leader serves lease reads while a quorum acknowledged it within this fraction of the
-minimum election timeout: the rest covers the acknowledgements' travel time and clock
-drift (followers refuse votes for a whole minimum election timeout after hearing from it)."""
+"""A leader serves lease reads while a quorum acknowledged messages it *sent* within this
+fraction of the minimum election timeout: a follower that steps a message of the leader
+refuses other candidates (and does not campaign) for a minimum election timeout from
+then, which began after the send; the rest of that timeout covers clock drift and the
+tick granularity (see :func:`lease_s` and docs/DECISIONS.md)."""
+
+
+def lease_s(timing: Timing) -> float:
+    """How long after sending a message that a quorum acknowledged a leader may serve
+    lease reads: LEASE_FRACTION of the minimum election timeout, and never more than the
+    follower's promise less three ticks (a message may be stepped just before a tick, two
+    ticks may fire at once when the loop is late, and a tick may come early). 0: no
+    lease (reads take the ReadIndex path)."""
+    ticks = (timing.election_min_ticks - 3) * timing.tick_s
+    return max(0.0, min(LEASE_FRACTION * timing.election_min_s, ticks))
+
 
 SNAPSHOT_ENTRIES = 10_000
 SNAPSHOT_BYTES = 64 << 20
+DISK_FULL_RETRY_S = (0.05, 1.0)
+"""A write that found the disk full is tried again after the first delay, doubling up to
+the second, until it succeeds (or the node is stopped)."""
 KEEP_ENTRIES = 5_000
 """Entries kept after a snapshot, so that a follower a little behind catches up from the
 log (etcd keeps 5,000 too)."""
@@ -183,6 +208,16 @@ class StaleSession(RaftError):
 
 class StateMachineFailed(RaftError):
     """The state machine raised while applying or restoring: the node stops."""
+
+
+class DiskFull(RaftError):
+    """This node's disk is full: it cannot write its log, so it takes no proposal (and
+    confirms no read) until a write succeeds again. Nothing was appended: sending the
+    request again (here later, or to another node) is safe."""
+
+
+class _StoppedWhileFull(Exception):
+    """The node was stopped while it waited for space to write a Ready."""
 
 
 class NodeRemoved(StorageError):
@@ -308,15 +343,21 @@ _MSG, _PROPOSE, _READ, _TRANSFER, _STATUS, _REPORT, _WAKE, _CONF, _TICKS, _LOG, 
 like ``_MSG``, but an acknowledgement in it is no fresh promise for the lease."""
 
 
+JUMP_ROUNDS = 4
+"""Rounds of the event loop a node lets go by, after a pause, before its burst of ticks."""
 TICK_SLACK_S = 0.002
 """How early a tick may come (timers fire up to a millisecond early under uvloop)."""
 _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
 """The events of every client entry: only for subscribers that ask for them."""
 
 
-def _expire(future: asyncio.Future[Any], timeout: float) -> None:
+def _expire(
+    future: asyncio.Future[Any], timeout: float, lost: Callable[[int], None] | None
+) -> None:
     if not future.done():
         future.set_exception(RequestTimeout(f"no outcome within {timeout} s"))
+        if lost is not None:  # a proposal's: counted as failed
+            lost(1)
 
 
 class RaftNode:
@@ -351,6 +392,9 @@ class RaftNode:
         self._asks: set[asyncio.Future[Any]] = set()
         """Every future a caller is waiting on (failed if the node stops)."""
         self._deferred_hard_state: HardState | None = None
+        self.disk_full: str | None = None
+        """Why the last write failed for want of space while the node retries it; None
+        when it is writing normally."""
         self._stopping = asyncio.Event()
         self._stopped = False
         self.fatal: BaseException | None = None
@@ -378,8 +422,17 @@ class RaftNode:
         peer message waits until it is delivered or dropped by hand."""
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
-        self._acked: dict[NodeId, tuple[float, int]] = {}
-        """When each peer last acknowledged us as leader, and in which term."""
+        self._acked: dict[NodeId, tuple[int, int]] = {}
+        """Leader: for each peer, the latest send time (``sent_ns``, our monotonic clock)
+        of a message of ours it had stepped when it acknowledged, and in which term."""
+        self._lease_ns = int(lease_s(config.timing) * 1e9)
+        self._lease_void_term = -1
+        """A term in which this node, as leader, sent TimeoutNow: the transferee's
+        campaign overrides the followers' promises, so no lease for the rest of it."""
+        self._leader_stamp: tuple[NodeId, int, int] | None = None
+        """Follower: (leader, term, sent_ns) of the latest message of the leader of our
+        term that we stepped (and so restarted our election timer for): echoed in our
+        answers to it. None while no such promise holds (step mode, a clock jump)."""
         # The state machine layer.
         self.sessions = SessionTable()
         self._persistent = isinstance(state_machine, PersistentStateMachine)
@@ -394,6 +447,7 @@ class RaftNode:
         )
         self._bytes_since_snapshot = 0
         self._checkpointing = False
+        self._no_checkpoint_until = 0.0
         self._pending_compaction: tuple[Checkpoint, int] | None = None
         self._senders: dict[NodeId, SnapshotSender] = {}
         self._send_cache: Outgoing | None = None
@@ -411,6 +465,8 @@ class RaftNode:
         self._want_entry_events()
         self.snapshots_sent = 0
         self.snapshots_installed = 0
+        self.metrics = NodeMetrics()
+        """Counters and histograms for ``GET /metrics`` (see raftlog.server.metrics)."""
 
     # == public API (any task) =======================================================
 
@@ -424,6 +480,7 @@ class RaftNode:
         try:
             self._refuse_if_removed()
             await self._prepare_state_machine()
+            self.metrics.started(self.commit, self.applied)
         except (SnapshotFailed, StateMachineFailed, NodeRemoved) as exc:
             self._stopped = True
             self._note(logging.CRITICAL, f"Refusing to start: {exc}")
@@ -606,7 +663,10 @@ class RaftNode:
                 peers = [
                     p
                     for p in status.peers
-                    if p.id != self.id and p.recent_active and p.id in voters
+                    if p.id != self.id
+                    and p.recent_active
+                    and p.id in voters
+                    and self._connected(p.id)
                 ]
                 if peers:
                     target = max(peers, key=lambda p: p.match).id
@@ -615,10 +675,25 @@ class RaftNode:
                     deadline = 2 * self.config.timing.election_max_s
                     async with asyncio.timeout(deadline):
                         while self.is_leader and not self._stopped:
+                            if not self._connected(target):
+                                # It went away (stopping too, say, as a whole cluster stops):
+                                # no one to wait for.
+                                self._note(
+                                    logging.WARNING,
+                                    f"Node {target} went away: stopping without a hand-over",
+                                )
+                                break
                             await asyncio.sleep(self.config.timing.tick_s)
             except (RaftError, TimeoutError) as exc:
                 self._note(logging.WARNING, f"Leadership transfer before stopping failed: {exc}")
         self.stop()
+
+    def _connected(self, peer: NodeId) -> bool:
+        """The transport has a way to ``peer`` now (for TCP: an open connection); a peer
+        whose process exited is seen at once, its connection closed."""
+        peers = getattr(self.transport, "peers", None)  # not every transport tells
+        info = peers().get(peer) if peers is not None else None
+        return info is None or bool(info.connected)
 
     # == test-only fault injection ===================================================
 
@@ -669,6 +744,7 @@ class RaftNode:
         # Promises made before the switch are not to be trusted after it (time stood still
         # on one side or the other): the lease starts again from fresh acknowledgements.
         self._acked.clear()
+        self._leader_stamp = None
         self._note(logging.INFO, "Step mode: the clock stops" if on else "Step mode ends")
         if not on:
             self._release_held()
@@ -719,9 +795,28 @@ class RaftNode:
     def _send_wire(self, msg: WireMessage) -> bool:
         if msg.dst in self.blocked:
             return False
+        if isinstance(msg, AppendEntries | Heartbeat | AppendEntriesResponse | HeartbeatResponse):
+            msg = self._stamp(msg)
+        elif isinstance(msg, TimeoutNow):
+            self._lease_void_term = msg.term
         if self._message_subscribers:
             self._tap(msg)
+        if type(msg) is Heartbeat:
+            self.metrics.heartbeat_sent(msg.dst)
         return self.transport.send(msg)
+
+    def _stamp(
+        self, msg: AppendEntries | Heartbeat | AppendEntriesResponse | HeartbeatResponse
+    ) -> WireMessage:
+        """The lease's bookkeeping on the way out: a leader's message carries when it was
+        sent; an answer to the leader echoes the send time of the latest message of its
+        that we stepped, while our promise to it holds (see :meth:`_lease_holds`)."""
+        if isinstance(msg, AppendEntries | Heartbeat):
+            return msgspec.structs.replace(msg, sent_ns=time.monotonic_ns())
+        stamp = self._leader_stamp
+        if stamp is None or self.stepping or stamp[0] != msg.dst or stamp[1] != msg.term:
+            return msg
+        return msgspec.structs.replace(msg, echo_ns=stamp[2])
 
     def _tap(self, msg: WireMessage) -> None:
         event = feed.MessageSent(
@@ -743,6 +838,8 @@ class RaftNode:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
         if msg.src in self.blocked:
             return
+        if type(msg) is HeartbeatResponse:
+            self.metrics.heartbeat_answered(msg.src)
         if self.stepping or msg.src in self.held:
             if len(self._held_messages) < self.config.inbox_size:
                 held_id = next(self._held_ids)
@@ -805,7 +902,17 @@ class RaftNode:
             put = asyncio.ensure_future(self._inbox.put((kind, payload, future)))
         # A timer that fails the future, rather than an asyncio.timeout() context per
         # request: the same outcome at a fraction of the cost.
-        timer = None if timeout is None else loop.call_later(timeout, _expire, future, timeout)
+        timer = (
+            None
+            if timeout is None
+            else loop.call_later(
+                timeout,
+                _expire,
+                future,
+                timeout,
+                self.metrics.proposals_lost if kind == _PROPOSE else None,
+            )
+        )
         asks = self._asks
 
         def finished(future: asyncio.Future[Any]) -> None:
@@ -870,11 +977,17 @@ class RaftNode:
                 if now >= next_tick - TICK_SLACK_S:
                     missed = max(0, int((now - next_tick) / tick_s)) + 1
                     if missed > 2:
-                        # The clock jumped (a pause, SIGSTOP): read what the peers sent in
-                        # the meantime before the burst of ticks decides they are gone.
-                        await asyncio.sleep(0)
+                        # The clock jumped (a pause, SIGSTOP): read what the peers (and
+                        # clients) sent in the meantime before the burst of ticks decides
+                        # they are gone. A request reaches the inbox a few rounds of the
+                        # loop after its bytes (an HTTP handler is a task of its own).
+                        for _round in range(JUMP_ROUNDS):
+                            await asyncio.sleep(0)
                         while not inbox.empty():
                             self._handle(inbox.get_nowait())
+                        # The burst counts time from before what was just stepped: the
+                        # election timer it restarted runs out at once, so no promise.
+                        self._leader_stamp = None
                     if not self._waiting_for_pinned_campaign():
                         for _ in range(min(missed, max_catch_up)):
                             self._core.tick()
@@ -927,12 +1040,20 @@ class RaftNode:
                 log.warning("dropped a bad message from node %s: %s", payload.src, problem)
                 return
             self._last_heard[payload.src] = self._now
-            if (
-                kind == _MSG  # one that waited held: its promise may be long stale
-                and isinstance(payload, AppendEntriesResponse | HeartbeatResponse)
-                and payload.term == core.term
+            if isinstance(payload, AppendEntriesResponse | HeartbeatResponse):
+                if kind == _MSG and payload.echo_ns and payload.term == core.term:
+                    self._note_ack(payload.src, payload.echo_ns, payload.term)
+            elif (
+                isinstance(payload, AppendEntries | Heartbeat)
+                and kind == _MSG
+                and payload.sent_ns
+                and not self.stepping
             ):
-                self._acked[payload.src] = (self._now, payload.term)
+                core.step(payload)
+                if core.term == payload.term and core.leader == payload.src:
+                    # Our election timer restarted now, after the leader sent this.
+                    self._leader_stamp = (payload.src, payload.term, payload.sent_ns)
+                return
             core.step(payload)
             return
         if kind == _REPORT:
@@ -993,21 +1114,40 @@ class RaftNode:
         except RaftError as exc:  # NotLeader, ProposalDropped: every asker's answer
             for _payload, future in live:
                 future.set_exception(exc)
+            if not isinstance(exc, NotLeader):  # a follower's is forwarded, not failed
+                self.metrics.proposals_lost(len(live))
             return
         self._fail_proposals_from(placed[0][0])  # older entries there were truncated away
         proposals = self._proposals
         for (index, term), (_payload, future) in zip(placed, live, strict=True):
             proposals[index] = (term, future)
+        self.metrics.appended(placed[0][0], placed[-1][0])
+
+    def _note_ack(self, peer: NodeId, sent_ns: int, term: int) -> None:
+        """``peer`` answered us in ``term`` having stepped our message sent at
+        ``sent_ns``. A time after now is no time of ours (ignored)."""
+        if sent_ns > time.monotonic_ns():
+            return
+        known = self._acked.get(peer)
+        if known is None or known[1] != term or known[0] < sent_ns:
+            self._acked[peer] = (sent_ns, term)
 
     def _lease_holds(self) -> bool:
-        """A quorum acknowledged this leader, in this term, within the lease; and it has
-        committed (and applied) an entry of its own term."""
+        """A quorum of voters stepped messages this leader sent, in this term, within the
+        lease (:func:`lease_s`, measured now on the monotonic clock: not from the loop's
+        last look at it, which a pause leaves behind); it has committed (and applied) an
+        entry of its own term; and it has not handed leadership over in this term."""
         core = self._core
-        if self.stepping:
+        if self.stepping or self._lease_ns <= 0:
             return False  # time stands still: no promise of a follower holds
+        if core.term == self._lease_void_term:
+            return False  # a transferee's campaign overrides the followers' promises
         if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
             return False
-        horizon = self._now - LEASE_FRACTION * self.config.timing.election_min_s
+        if "endless-lease" in self.config.bugs:  # the injected bug: the lease never expires
+            horizon = 0
+        else:
+            horizon = time.monotonic_ns() - self._lease_ns
         fresh = (self.id in core.voters) + sum(  # a leader removing itself counts not
             1
             for peer, (at, term) in self._acked.items()
@@ -1043,6 +1183,8 @@ class RaftNode:
                 self._note(logging.CRITICAL, f"{what} failed, stopping the node: {exc}")
                 self._stopping.set()
                 return
+            except _StoppedWhileFull:
+                return  # the Ready was not written: it is neither sent nor advanced
             core.advance(rd)
             self._sync_conf()
         if self.fatal is None:
@@ -1059,9 +1201,7 @@ class RaftNode:
                 await asyncio.sleep(_BUGGY_WRITE_DELAY_S)
         installed = self._installing(rd.snapshot) if rd.snapshot is not None else None
         if rd.entries or rd.must_sync:  # 1-2. one durable write
-            await self.storage.save_async(
-                rd.hard_state or self._deferred_hard_state, rd.entries, installed
-            )
+            await self._persist(rd.hard_state or self._deferred_hard_state, rd.entries, installed)
             self._deferred_hard_state = None
         elif rd.hard_state is not None:
             # Only the commit index moved: it can be relearned, so it rides along with
@@ -1079,6 +1219,7 @@ class RaftNode:
         if rd.soft_state is not None:
             self.role = rd.soft_state.role
             self.leader = rd.soft_state.leader
+            self.metrics.leader_seen(self.leader, self.role)
             if self.leader != NO_NODE:
                 self._heard_leader = True
         self.term = self._core.term
@@ -1086,6 +1227,7 @@ class RaftNode:
             if entry.index > self.applied:
                 self._apply(entry)
         self.commit = self._core.log.committed
+        self.metrics.committed(self.commit)
         for read in rd.read_states:
             future = self._reads.pop(read.context, None)
             if future is not None:
@@ -1096,6 +1238,86 @@ class RaftNode:
                 future.set_exception(NotLeader(self._core.leader))
         if self._confirmed:
             self._serve_reads()
+
+    # == a full disk =================================================================
+
+    async def _persist(
+        self, hard_state: HardState | None, entries: tuple[Entry, ...], installed: Checkpoint | None
+    ) -> None:
+        """Write a Ready; while the disk is full, keep trying (nothing of the Ready is sent
+        or applied meanwhile: the core waits in this call, the contract holds)."""
+        loop = asyncio.get_running_loop()
+        delay, longest = DISK_FULL_RETRY_S
+        since = 0.0
+        while True:
+            try:
+                await self.storage.save_async(hard_state, entries, installed)
+                break
+            except StorageFull as exc:
+                if self.disk_full is None:
+                    since = loop.time()
+                    self.disk_full = str(exc)
+                    self._note(
+                        logging.ERROR,
+                        f"Disk full, the log write failed: {exc}. Refusing proposals and "
+                        "retrying until there is space",
+                    )
+                    self._unwritten(entries)
+                await self._wait_for_space(delay)
+                delay = min(2 * delay, longest)
+        if self.disk_full is not None:
+            self.disk_full = None
+            self._note(
+                logging.WARNING,
+                f"Disk space is back: the log write succeeded after {loop.time() - since:.1f} s",
+            )
+
+    def _unwritten(self, entries: tuple[Entry, ...]) -> None:
+        """Answer the proposers of entries the failed write held: they are in this node's
+        log (and may have gone to followers), so they may still commit."""
+        for entry in entries:
+            pending = self._proposals.pop(entry.index, None)
+            if pending is not None and not pending[1].done():
+                pending[1].set_exception(
+                    OutcomeUnknown(
+                        f"disk full on node {self.id}: entry {entry.index} was not written "
+                        "here and may still commit (a retry with the same client id and seq "
+                        "is applied at most once)"
+                    )
+                )
+
+    async def _wait_for_space(self, delay: float) -> None:
+        """Wait ``delay`` s before the next try, answering what arrives meanwhile:
+        status and log questions from the core (reads only), proposals, reads and
+        changes with DiskFull (or NotLeader, so that a follower's API forwards them);
+        peer messages are dropped (Raft sends again). Raises _StoppedWhileFull on stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        inbox = self._inbox
+        while not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            try:
+                async with asyncio.timeout(left):
+                    kind, payload, future = await inbox.get()
+            except TimeoutError:
+                return
+            if kind in (_STATUS, _LOG):
+                self._handle((kind, payload, future))
+            elif kind in (_MSG, _HELD):
+                self.dropped_messages += 1
+            elif kind == _REPORT:
+                peer, ok = payload
+                self._core.report_snapshot(peer, ok=ok)  # its output waits for the next Ready
+            elif future is not None and not future.done():
+                if kind == _PROPOSE and self._core.role is not Role.LEADER:
+                    future.set_exception(NotLeader(self._core.leader))
+                else:
+                    future.set_exception(
+                        DiskFull(f"node {self.id} cannot write its log: {self.disk_full}")
+                    )
+        raise _StoppedWhileFull
 
     # == membership ==================================================================
 
@@ -1157,6 +1379,7 @@ class RaftNode:
             future.set_exception(
                 LeadershipLost(f"entry {entry.index} went to another leader's entry")
             )
+            self.metrics.proposals_lost()
         elif isinstance(result, Duplicate):
             future.set_result(Committed(result.index, result.term, result.result, True))
         elif isinstance(result, Stale):
@@ -1201,6 +1424,7 @@ class RaftNode:
                 future.set_exception(
                     LeadershipLost(f"entry {lost} was replaced by another leader's entry")
                 )
+                self.metrics.proposals_lost()
 
     # == snapshots: start-up, install ================================================
 
@@ -1240,9 +1464,18 @@ class RaftNode:
                 )
             await self._restore(checkpoint, verified=False)
         else:
+            if checkpoint.file:
+                # Not needed to start, but sent to followers that fall behind: a damaged
+                # one stops the node now rather than failing every transfer later.
+                path = self.snapshot_dir / checkpoint.file
+                try:
+                    await asyncio.to_thread(snapfile.verify, path)
+                except snapfile.SnapshotFileError as exc:
+                    raise SnapshotFailed(str(exc)) from exc
             self.sessions.load(checkpoint.sessions)
             self._sm_through = held
         self.applied = max(self.applied, meta.index)
+        self._prune_files()  # files of snapshots never recorded (a crash in between)
 
     def _persisted_index(self) -> int:
         if not isinstance(self.state_machine, PersistentStateMachine):
@@ -1295,7 +1528,7 @@ class RaftNode:
 
     def _maybe_checkpoint(self) -> None:
         cfg = self.config
-        if self._checkpointing or self._stopping.is_set():
+        if self._checkpointing or self._stopping.is_set() or self._now < self._no_checkpoint_until:
             return
         since = self.applied - self.storage.snapshot().index
         if since <= 0:
@@ -1370,6 +1603,10 @@ class RaftNode:
         upto = max(0, min(upto, log_.persisted_index(), self.storage.last_index()))
         try:
             await self.storage.compact_async(checkpoint, upto)
+        except StorageFull as exc:  # nothing was changed: a later snapshot tries again
+            self._note(logging.WARNING, f"Compacting the log failed, disk full: {exc}")
+            self._no_checkpoint_until = self._now + DISK_FULL_RETRY_S[1]
+            return
         except StorageError as exc:
             self.fatal = exc
             self._note(logging.CRITICAL, f"Storage failed, stopping the node: {exc}")
@@ -1511,6 +1748,7 @@ class RaftNode:
         for _term, future in self._proposals.values():
             if not future.done():
                 future.set_exception(OutcomeUnknown("the node stopped after accepting it"))
+                self.metrics.proposals_lost()
         self._proposals.clear()
         stopped = NodeStopped("the node stopped")
         for future in [*self._reads.values(), *(f for _i, f in self._confirmed), *self._asks]:
@@ -1534,3 +1772,19 @@ class RaftNode:
 
     def _note(self, level: int, text: str) -> None:
         self.events.note(level, self.role, self.term, text)
+
+    # == metrics (read when a scrape asks, on the node's loop) =========================
+
+    def replication(self) -> Replication:
+        """This node's last log index and, on the leader, each follower's match index."""
+        core = self._core
+        if core.role is not Role.LEADER:
+            return Replication(core.log.last_index(), {})
+        status = core.status()
+        return Replication(
+            status.last_index, {p.id: p.match for p in status.peers if p.id != self.id}
+        )
+
+    def pending_proposals(self) -> int:
+        """Proposals taken and waiting for their commit."""
+        return len(self._proposals)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import sqlite3
 import struct
@@ -43,6 +44,8 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from raftlog.storage.sqlite import is_disk_full
+
 APPEND = 0x00
 TRIM = 0x01
 _TIME = struct.Struct(">Q")
@@ -53,6 +56,9 @@ FLUSH_EVERY_S = 0.02
 the records file is written in batches instead of once per entry, so its fsyncs do not
 queue in front of the Raft log's on the disk. Nothing waits for it but compaction (the
 Raft log keeps every entry the records file does not yet hold)."""
+FULL_RETRY_S = 0.5
+"""A records write that found the disk full is tried again after this long (the records
+stay in memory meanwhile, and the Raft log keeps every entry they do not hold)."""
 SCHEMA_VERSION = 1
 TAIL_RECORDS = 4096
 """Recent records kept in memory for reads (plus every record not yet on disk)."""
@@ -63,6 +69,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1),"
     " version INTEGER NOT NULL, applied INTEGER NOT NULL, first_index INTEGER NOT NULL)",
 )
+
+
+log = logging.getLogger("raftlog.server")
 
 
 class RecordsFailed(RuntimeError):
@@ -191,6 +200,8 @@ class ReplicatedLog:
         self._next_write_at = 0.0
         self._flush_timer: asyncio.TimerHandle | None = None
         self.failed: BaseException | None = None
+        self.disk_full = False
+        """The last records write found the disk full (it is retried)."""
         self._closed = False
         self.applied = 0
         self.first_index = 1
@@ -282,12 +293,12 @@ class ReplicatedLog:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: the caller waits
-            self._after_write(future, applied, epoch)
+            self._after_write(future, applied, epoch, batch, trim)
             return
 
         def done(f: concurrent.futures.Future[None]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: close() flushes
-                loop.call_soon_threadsafe(self._after_write, f, applied, epoch)
+                loop.call_soon_threadsafe(self._after_write, f, applied, epoch, batch, trim)
 
         future.add_done_callback(done)
 
@@ -297,18 +308,47 @@ class ReplicatedLog:
             self._flush()
 
     def _after_write(
-        self, future: concurrent.futures.Future[None], applied: int, epoch: int
+        self,
+        future: concurrent.futures.Future[None],
+        applied: int,
+        epoch: int,
+        batch: Sequence[LogRecord] = (),
+        trim: int = 0,
     ) -> None:
         self._writing = False
         try:
             future.result()
-        except BaseException as exc:  # recorded: the next apply raises
-            self.failed = exc
+        except BaseException as exc:
+            if is_disk_full(exc) and not self._closed:
+                self._retry_when_full(exc, epoch, batch, trim)
+                return
+            self.failed = exc  # recorded: the next apply raises
             return
+        if self.disk_full:
+            self.disk_full = False
+            log.warning("%s: disk space is back, the records are written again", self.path)
         if epoch == self._epoch:
             self._done_writing(applied)
         else:
             self._flush()
+
+    def _retry_when_full(
+        self, exc: BaseException, epoch: int, batch: Sequence[LogRecord], trim: int
+    ) -> None:
+        """The write was rolled back whole: put its records back in front of what is
+        pending and try again later (a restore meanwhile rewrote everything anyway)."""
+        if not self.disk_full:
+            self.disk_full = True
+            log.warning("%s: disk full, the records wait in memory: %s", self.path, exc)
+        if epoch == self._epoch:
+            self._pending[:0] = [r for r in batch if r.index >= self.first_index]
+            self._pending_trim = max(self._pending_trim, trim)
+        self._written_applied = self._persisted
+        self._next_write_at = time.monotonic() + FULL_RETRY_S
+        if self._flush_timer is None:
+            with contextlib.suppress(RuntimeError):  # no loop: the next apply retries
+                loop = asyncio.get_running_loop()
+                self._flush_timer = loop.call_later(FULL_RETRY_S, self._flush_later)
 
     def _done_writing(self, applied: int) -> None:
         self._persisted = max(self._persisted, applied)
@@ -526,7 +566,15 @@ class ReplicatedLog:
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         if self.failed is None and self.applied != self._written_applied:
-            self._write(self._pending, self._pending_trim, self.applied)
+            try:
+                self._write(self._pending, self._pending_trim, self.applied)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc):
+                    raise
+                # The Raft log still holds these entries: the next start applies them.
+                log.warning(
+                    "%s: disk full, records after %s left unwritten", self.path, self._persisted
+                )
         with self._read_lock:
             if self._read_conn is not self._conn:
                 self._read_conn.close()

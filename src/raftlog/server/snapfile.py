@@ -152,7 +152,20 @@ def write(
 
 def verify(path: Path) -> SnapshotHeader:
     """Check a whole snapshot file (trailer, length, checksum, header) and return its
-    header. Raises SnapshotFileError naming the file and what is wrong. Blocking."""
+    header. Raises SnapshotFileError naming the file (and the index it covers, from its
+    name) and what is wrong. Blocking."""
+    try:
+        return _verify(path)
+    except SnapshotFileError as exc:
+        parsed = parse_name(path.name)
+        if parsed is None:
+            raise
+        raise SnapshotFileError(
+            f"{exc} (the snapshot of entries up to index {parsed[0]}, term {parsed[1]})"
+        ) from exc.__cause__
+
+
+def _verify(path: Path) -> SnapshotHeader:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:

@@ -7,6 +7,7 @@ from raftlog.storage.base import Checkpoint, Storage
 from raftlog.storage.errors import (
     StorageCorrupt,
     StorageFailed,
+    StorageFull,
     StorageLocked,
     WrongCluster,
     WrongDataDir,
@@ -33,6 +34,7 @@ __all__ = [
     "Storage",
     "StorageCorrupt",
     "StorageFailed",
+    "StorageFull",
     "StorageLocked",
     "WrongCluster",
     "WrongDataDir",

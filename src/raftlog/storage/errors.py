@@ -10,9 +10,11 @@ node that catches the core's storage errors catches these too.
     │   ├── WrongCluster
     │   └── WrongNode
     ├── StorageLocked     another storage (in this or another process) has the directory open
-    └── StorageFailed     a write failed; the storage refuses every later write
+    ├── StorageFailed     a write failed; the storage refuses every later write
+    └── StorageFull       a write failed for want of space (SQLITE_FULL): it was rolled
+                          back whole, and the storage takes writes again
 
-A node stops on any of them: none is something to retry.
+A node stops on any of them but ``StorageFull``, which it retries until space returns.
 """
 
 from __future__ import annotations
@@ -44,3 +46,9 @@ class StorageFailed(StorageError):
     """A write failed (the sqlite error is the ``__cause__``). What reached the disk is
     unknown, so this storage refuses every later write: restart the node, which reloads
     and validates what is on disk."""
+
+
+class StorageFull(StorageError):
+    """A write found the disk full (SQLITE_FULL; the sqlite error is the ``__cause__``).
+    The transaction was rolled back, nothing of it is on disk, and the storage is not
+    poisoned: the same write may be made again once there is space."""

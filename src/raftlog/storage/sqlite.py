@@ -52,8 +52,11 @@ import fcntl
 import itertools
 import os
 import sqlite3
+import struct
 import threading
-from collections.abc import Sequence
+import time
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -74,22 +77,36 @@ from raftlog.storage.base import Checkpoint
 from raftlog.storage.errors import (
     StorageCorrupt,
     StorageFailed,
+    StorageFull,
     StorageLocked,
     WrongCluster,
     WrongNode,
 )
 from raftlog.storage.memory import MemoryStorage
 
-__all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "SQLiteStorage"]
+__all__ = [
+    "DB_NAME",
+    "LOCK_NAME",
+    "SCHEMA_VERSION",
+    "SQLiteStorage",
+    "checkpoint_crc",
+    "entry_crc",
+    "hard_state_crc",
+    "is_disk_full",
+]
 
-SCHEMA_VERSION = 2
-"""Version 2: meta, hard_state, checkpoint, log (version 1 had no checkpoint, and kept
-client sessions in entries of kind 3)."""
+SCHEMA_VERSION = 3
+"""Version 3: every row of ``log``, ``hard_state`` and ``checkpoint`` carries a ``crc``
+(see :func:`entry_crc`). Version 2 had no checksums: it is migrated on open (the
+checksums are computed from the rows as they are, in one transaction). Version 1 had no
+checkpoint, and kept client sessions in entries of kind 3: refused."""
+MIGRATES_FROM = frozenset({2})
 DB_NAME = "raftlog.db"
 LOCK_NAME = "raftlog.lock"
 
 _MAX_INT = 2**63 - 1  # SQLite INTEGER is a signed 64-bit integer
-_KINDS = frozenset(int(kind) for kind in EntryKind)
+_KIND_OF = {int(kind): kind for kind in EntryKind}
+_KINDS = frozenset(_KIND_OF)
 _TABLES = frozenset({"meta", "hard_state", "checkpoint", "log"})
 _SCHEMA = (
     """CREATE TABLE meta (
@@ -102,7 +119,8 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         term INTEGER NOT NULL,
         vote INTEGER NOT NULL,
-        commit_index INTEGER NOT NULL
+        commit_index INTEGER NOT NULL,
+        crc INTEGER NOT NULL
     )""",
     """CREATE TABLE checkpoint (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -112,15 +130,51 @@ _SCHEMA = (
         file TEXT NOT NULL,
         sessions BLOB NOT NULL,
         log_start_idx INTEGER NOT NULL,
-        log_start_term INTEGER NOT NULL
+        log_start_term INTEGER NOT NULL,
+        crc INTEGER NOT NULL
     )""",
     """CREATE TABLE log (
         idx INTEGER PRIMARY KEY,
         term INTEGER NOT NULL,
         kind INTEGER NOT NULL,
-        data BLOB NOT NULL
+        data BLOB NOT NULL,
+        crc INTEGER NOT NULL
     )""",
 )
+_ENTRY_HEAD = struct.Struct(">QQB")
+_HARD_STATE = struct.Struct(">QQQ")
+_CHECKPOINT_HEAD = struct.Struct(">QQQQ")
+_LENGTH = struct.Struct(">Q")
+
+
+def entry_crc(index: int, term: int, kind: int, data: bytes) -> int:
+    """The checksum stored with a log row: CRC-32 (zlib's) of the index, term and kind
+    (big-endian u64, u64, u8) followed by the data. A flipped bit in any of them, or a
+    row moved to another index, no longer matches."""
+    return zlib.crc32(data, zlib.crc32(_ENTRY_HEAD.pack(index, term, kind)))
+
+
+def hard_state_crc(term: int, vote: int, commit: int) -> int:
+    """The checksum stored with the hard-state row."""
+    return zlib.crc32(_HARD_STATE.pack(term, vote, commit))
+
+
+def checkpoint_crc(
+    idx: int,
+    term: int,
+    conf: bytes,
+    file: str,
+    sessions: bytes,
+    log_start_idx: int,
+    log_start_term: int,
+) -> int:
+    """The checksum stored with the checkpoint row (each blob length-prefixed)."""
+    crc = zlib.crc32(_CHECKPOINT_HEAD.pack(idx, term, log_start_idx, log_start_term))
+    for part in (conf, file.encode("utf-8", "surrogateescape"), sessions):
+        crc = zlib.crc32(part, zlib.crc32(_LENGTH.pack(len(part)), crc))
+    return crc
+
+
 # sqlite errors that mean "this file is not a sound raftlog database" (rather than "the
 # disk or the OS refused"): malformed pages, not a database, our fixed queries not fitting
 # the schema, a wrong type.
@@ -186,6 +240,9 @@ class SQLiteStorage:
         self._write_lock = threading.Lock()  # held from validation to mirror update
         self._failed: StorageFailed | None = None
         self._closed = False
+        self.on_commit: Callable[[float], None] | None = None
+        """Called on the writer thread with the seconds each ``COMMIT`` took (writing
+        the WAL and its fsync): the node's fsync histogram."""
 
     # -- opening -----------------------------------------------------------------------
 
@@ -309,7 +366,7 @@ class SQLiteStorage:
             future = self._executor.submit(self._write, hard_state, batch, snapshot)
             try:
                 future.result()
-            except StorageFailed:
+            except (StorageFailed, StorageFull):
                 raise
             except BaseException as exc:
                 # Interrupted while waiting (e.g. KeyboardInterrupt): the write goes on
@@ -347,8 +404,9 @@ class SQLiteStorage:
         in one transaction; blocking."""
         self._begin_compact(checkpoint, upto)
         try:
-            term = self._mirror.term(upto) if upto > self._mirror.log_start()[0] else 0
-            self._executor.submit(self._write_compact, checkpoint, upto, term).result()
+            start = self._mirror.log_start()
+            term = self._mirror.term(upto) if upto > start[0] else 0
+            self._executor.submit(self._write_compact, checkpoint, upto, term, start).result()
             self._mirror.compact(checkpoint, upto)
         finally:
             self._write_lock.release()
@@ -356,9 +414,10 @@ class SQLiteStorage:
     async def compact_async(self, checkpoint: Checkpoint, upto: int) -> None:
         """:meth:`compact` for the event loop (the transaction runs on the writer thread)."""
         self._begin_compact(checkpoint, upto)
-        term = self._mirror.term(upto) if upto > self._mirror.log_start()[0] else 0
+        start = self._mirror.log_start()
+        term = self._mirror.term(upto) if upto > start[0] else 0
         await self._run_write(
-            lambda: self._write_compact(checkpoint, upto, term),
+            lambda: self._write_compact(checkpoint, upto, term, start),
             lambda: self._mirror.compact(checkpoint, upto),
         )
 
@@ -564,17 +623,16 @@ class SQLiteStorage:
                 f"term {new_last_term}"
             )
 
-    def _write_compact(self, checkpoint: Checkpoint, upto: int, term: int) -> None:
-        """One transaction: the new checkpoint, and the log up to ``upto`` dropped."""
+    def _write_compact(
+        self, checkpoint: Checkpoint, upto: int, term: int, log_start: tuple[int, int]
+    ) -> None:
+        """One transaction: the new checkpoint, and the log up to ``upto`` dropped (if
+        ``term``; otherwise the log keeps starting after ``log_start``)."""
 
         def body(conn: sqlite3.Connection) -> None:
-            _set_checkpoint(conn, checkpoint)
             if term:
                 conn.execute("DELETE FROM log WHERE idx <= ?", (upto,))
-                conn.execute(
-                    "UPDATE checkpoint SET log_start_idx = ?, log_start_term = ? WHERE id = 1",
-                    (upto, term),
-                )
+            _set_checkpoint(conn, checkpoint, (upto, term) if term else log_start)
 
         self._transaction(body)
 
@@ -586,11 +644,7 @@ class SQLiteStorage:
         def body(conn: sqlite3.Connection) -> None:
             if snapshot is not None:
                 conn.execute("DELETE FROM log")
-                _set_checkpoint(conn, snapshot)
-                conn.execute(
-                    "UPDATE checkpoint SET log_start_idx = ?, log_start_term = ? WHERE id = 1",
-                    (snapshot.meta.index, snapshot.meta.term),
-                )
+                _set_checkpoint(conn, snapshot, (snapshot.meta.index, snapshot.meta.term))
             self._write_body(conn, hard_state, batch)
 
         self._transaction(body)
@@ -601,13 +655,24 @@ class SQLiteStorage:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 body(conn)
+                started = time.perf_counter()
                 conn.execute("COMMIT")
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - started)
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                 raise
         except Exception as exc:
+            if is_disk_full(exc) and not conn.in_transaction:
+                # SQLITE_FULL: a page could not be written (ENOSPC, or max_page_count).
+                # The transaction was rolled back, so the database is as it was before
+                # this save: nothing is poisoned, and the same save may be tried again.
+                raise StorageFull(
+                    f"{self._path}: disk full: the write was not made ({exc}); "
+                    "it can be retried once there is space"
+                ) from exc
             failure = StorageFailed(f"{self._path}: write failed: {exc}; refusing further writes")
             self._failed = failure
             raise failure from exc
@@ -618,13 +683,14 @@ class SQLiteStorage:
         if batch:
             conn.execute("DELETE FROM log WHERE idx >= ?", (batch[0].index,))
             conn.executemany(
-                "INSERT INTO log (idx, term, kind, data) VALUES (?, ?, ?, ?)",
-                [(e.index, e.term, int(e.kind), e.data) for e in batch],
+                "INSERT INTO log (idx, term, kind, data, crc) VALUES (?, ?, ?, ?, ?)",
+                [_log_row(e) for e in batch],
             )
         if hard_state is not None:
+            term, vote, commit = hard_state.term, int(hard_state.vote), hard_state.commit
             cursor = conn.execute(
-                "UPDATE hard_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1",
-                (hard_state.term, int(hard_state.vote), hard_state.commit),
+                "UPDATE hard_state SET term = ?, vote = ?, commit_index = ?, crc = ? WHERE id = 1",
+                (term, vote, commit, hard_state_crc(term, vote, commit)),
             )
             if cursor.rowcount != 1:
                 raise StorageCorrupt(f"{self._path}: the hard_state row is missing")
@@ -689,6 +755,17 @@ def _lock_directory(directory: Path) -> int:
     return fd
 
 
+def _log_row(e: Entry) -> tuple[int, int, int, bytes, int]:
+    kind = int(e.kind)
+    return (e.index, e.term, kind, e.data, entry_crc(e.index, e.term, kind, e.data))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL: the disk (or the database's page limit) is full."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL
+
+
 def _sqlite_failure(path: Path, exc: sqlite3.Error) -> StorageError:
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int) and code & 0xFF in _CORRUPT_CODES:
@@ -729,8 +806,9 @@ def _prepare(
     """Check the database is ours (before changing anything in it), switch it to WAL,
     create the schema if it is empty, then load and validate everything."""
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    version = SCHEMA_VERSION
     if "meta" in tables:
-        _check_meta(conn, path, cluster_id, node_id)
+        version = _check_meta(conn, path, cluster_id, node_id)
     if tables and tables != _TABLES:
         raise StorageCorrupt(
             f"{path}: not a raftlog database: tables {sorted(tables)}, expected {sorted(_TABLES)}"
@@ -739,6 +817,8 @@ def _prepare(
     if str(mode).lower() != "wal":
         raise StorageError(f"{path}: cannot switch the database to WAL mode (got {mode!r})")
     conn.execute("PRAGMA synchronous = FULL")
+    if version != SCHEMA_VERSION:
+        _migrate(conn, path, version)
     if not tables:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -749,12 +829,14 @@ def _prepare(
                 (SCHEMA_VERSION, cluster_id, node_id),
             )
             conn.execute(
-                "INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, 0, 0, 0)"
+                "INSERT INTO hard_state (id, term, vote, commit_index, crc) VALUES (1, 0, 0, 0, ?)",
+                (hard_state_crc(0, 0, 0),),
             )
+            conf = encode_conf(ConfState(frozenset()))
             conn.execute(
                 "INSERT INTO checkpoint (id, idx, term, conf, file, sessions, "
-                "log_start_idx, log_start_term) VALUES (1, 0, 0, ?, '', x'', 0, 0)",
-                (encode_conf(ConfState(frozenset())),),
+                "log_start_idx, log_start_term, crc) VALUES (1, 0, 0, ?, '', x'', 0, 0, ?)",
+                (conf, checkpoint_crc(0, 0, conf, "", b"", 0, 0)),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -765,12 +847,14 @@ def _prepare(
     return _load(conn, path, check_invariants)
 
 
-def _check_meta(conn: sqlite3.Connection, path: Path, cluster_id: str, node_id: int) -> None:
+def _check_meta(conn: sqlite3.Connection, path: Path, cluster_id: str, node_id: int) -> int:
+    """Check the database is this node's; return its schema version (this one's, or one
+    it migrates from)."""
     rows = conn.execute("SELECT schema_version, cluster_id, node_id FROM meta").fetchall()
     if len(rows) != 1:
         raise StorageCorrupt(f"{path}: the meta table has {len(rows)} rows, expected 1")
     version, stored_cluster, stored_node = rows[0]
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in MIGRATES_FROM:
         raise StorageCorrupt(
             f"{path}: schema version {version!r}; this raftlog reads version "
             f"{SCHEMA_VERSION} (a data directory of an older raftlog: start this node on a "
@@ -790,17 +874,70 @@ def _check_meta(conn: sqlite3.Connection, path: Path, cluster_id: str, node_id: 
             f"{path} belongs to node {stored_node} of cluster {stored_cluster!r}; refusing to "
             f"open it for node {node_id}"
         )
+    return int(version)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    """Bring a version-2 database to version 3 in one transaction: add the ``crc``
+    columns and compute them from the rows as they are (a row that was already damaged
+    stays undetected; every later change is covered)."""
+    assert version == 2
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table in ("log", "hard_state", "checkpoint"):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER NOT NULL DEFAULT 0")
+        rows = conn.execute("SELECT idx, term, kind, data FROM log").fetchall()
+        conn.executemany(
+            "UPDATE log SET crc = ? WHERE idx = ?",
+            [(entry_crc(i, t, k, bytes(d)), i) for i, t, k, d in rows],
+        )
+        for term, vote, commit in conn.execute(
+            "SELECT term, vote, commit_index FROM hard_state"
+        ).fetchall():
+            conn.execute("UPDATE hard_state SET crc = ?", (hard_state_crc(term, vote, commit),))
+        for row in conn.execute(
+            "SELECT idx, term, conf, file, sessions, log_start_idx, log_start_term FROM checkpoint"
+        ).fetchall():
+            conn.execute("UPDATE checkpoint SET crc = ?", (checkpoint_crc(*row),))
+        conn.execute("UPDATE meta SET schema_version = ?", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if isinstance(exc, struct.error | TypeError | ValueError):
+            raise StorageCorrupt(
+                f"{path}: cannot add checksums to this schema-{version} database: a row "
+                f"holds values of the wrong type or range ({exc})"
+            ) from exc
+        raise
 
 
 def _is_int(value: Any) -> bool:
     return type(value) is int and 0 <= value <= _MAX_INT
 
 
-def _set_checkpoint(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
+def _set_checkpoint(
+    conn: sqlite3.Connection, checkpoint: Checkpoint, log_start: tuple[int, int]
+) -> None:
     meta = checkpoint.meta
+    conf = encode_conf(meta.conf)
+    start_idx, start_term = log_start
+    crc = checkpoint_crc(
+        meta.index, meta.term, conf, checkpoint.file, checkpoint.sessions, start_idx, start_term
+    )
     cursor = conn.execute(
-        "UPDATE checkpoint SET idx = ?, term = ?, conf = ?, file = ?, sessions = ? WHERE id = 1",
-        (meta.index, meta.term, encode_conf(meta.conf), checkpoint.file, checkpoint.sessions),
+        "UPDATE checkpoint SET idx = ?, term = ?, conf = ?, file = ?, sessions = ?, "
+        "log_start_idx = ?, log_start_term = ?, crc = ? WHERE id = 1",
+        (
+            meta.index,
+            meta.term,
+            conf,
+            checkpoint.file,
+            checkpoint.sessions,
+            start_idx,
+            start_term,
+            crc,
+        ),
     )
     if cursor.rowcount != 1:
         raise StorageCorrupt("the checkpoint row is missing")
@@ -808,14 +945,24 @@ def _set_checkpoint(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
 
 def _load_checkpoint(conn: sqlite3.Connection, corrupt: Any) -> tuple[Checkpoint, tuple[int, int]]:
     rows = conn.execute(
-        "SELECT idx, term, conf, file, sessions, log_start_idx, log_start_term FROM checkpoint"
+        "SELECT idx, term, conf, file, sessions, log_start_idx, log_start_term, crc FROM checkpoint"
     ).fetchall()
     if len(rows) != 1:
         raise corrupt(f"the checkpoint table has {len(rows)} rows, expected 1")
-    idx, term, conf_blob, file, sessions, start_idx, start_term = rows[0]
+    idx, term, conf_blob, file, sessions, start_idx, start_term, crc = rows[0]
     if not all(_is_int(v) for v in (idx, term, start_idx, start_term)):
         raise corrupt(
             f"invalid checkpoint position {idx!r}@{term!r} / {start_idx!r}@{start_term!r}"
+        )
+    if (
+        type(conf_blob) is bytes
+        and isinstance(file, str)
+        and type(sessions) is bytes
+        and crc != checkpoint_crc(idx, term, conf_blob, file, sessions, start_idx, start_term)
+    ):
+        raise corrupt(
+            f"checksum mismatch in the checkpoint row (snapshot index {idx}, log start "
+            f"{start_idx}): it changed on disk"
         )
     try:
         if type(conf_blob) is not bytes:
@@ -839,39 +986,58 @@ def _load(conn: sqlite3.Connection, path: Path, check_invariants: bool) -> _Load
     def corrupt(what: str) -> StorageCorrupt:
         return StorageCorrupt(f"{path}: {what}")
 
-    rows = conn.execute("SELECT term, vote, commit_index FROM hard_state").fetchall()
+    rows = conn.execute("SELECT term, vote, commit_index, crc FROM hard_state").fetchall()
     if len(rows) != 1:
         raise corrupt(f"the hard_state table has {len(rows)} rows, expected 1")
-    term, vote, commit = rows[0]
+    term, vote, commit, crc = rows[0]
     if not (_is_int(term) and _is_int(vote) and _is_int(commit)):
         raise corrupt(f"invalid hard state: term={term!r} vote={vote!r} commit={commit!r}")
+    if crc != hard_state_crc(term, vote, commit):
+        raise corrupt(
+            f"checksum mismatch in the hard state (term {term}, vote {vote}, commit "
+            f"{commit}): it changed on disk"
+        )
     hard_state = HardState(term=term, vote=vote, commit=commit)
     checkpoint, log_start = _load_checkpoint(conn, corrupt)
     start_idx, start_term = log_start
 
     entries: list[Entry] = []
     last_term = start_term
-    for idx, e_term, kind, data in conn.execute(
-        "SELECT idx, term, kind, data FROM log ORDER BY idx"
-    ):
-        expected = start_idx + len(entries) + 1
-        if idx != expected:
-            if not entries:
-                raise corrupt(f"the log starts at index {idx}, expected {expected}")
-            raise corrupt(f"gap in the log: entry {expected - 1} is followed by entry {idx}")
-        if not _is_int(e_term) or e_term < 1:
-            raise corrupt(f"entry {idx} has an invalid term {e_term!r}")
-        if check_invariants and e_term < last_term:
-            raise corrupt(
-                f"the term goes backwards: entry {idx} has term {e_term} "
-                f"after term {last_term} at entry {idx - 1}"
-            )
-        if type(kind) is not int or kind not in _KINDS:
-            raise corrupt(f"entry {idx} has an unknown kind {kind!r}")
-        if type(data) is not bytes:
-            raise corrupt(f"entry {idx} has data of type {type(data).__name__}, not a BLOB")
-        entries.append(Entry(idx, e_term, EntryKind(kind), data))
-        last_term = e_term
+    # The first row of a page that cannot be read raises from the iteration: the entries
+    # read so far tell where the damage starts.
+    try:
+        for idx, e_term, kind, data, crc in conn.execute(
+            "SELECT idx, term, kind, data, crc FROM log ORDER BY idx"
+        ):
+            expected = start_idx + len(entries) + 1
+            if idx != expected:
+                if not entries:
+                    raise corrupt(f"the log starts at index {idx}, expected {expected}")
+                raise corrupt(f"gap in the log: entry {expected - 1} is followed by entry {idx}")
+            if not _is_int(e_term) or e_term < 1:
+                raise corrupt(f"entry {idx} has an invalid term {e_term!r}")
+            if check_invariants and e_term < last_term:
+                raise corrupt(
+                    f"the term goes backwards: entry {idx} has term {e_term} "
+                    f"after term {last_term} at entry {idx - 1}"
+                )
+            if type(kind) is not int or kind not in _KINDS:
+                raise corrupt(f"entry {idx} has an unknown kind {kind!r}")
+            if type(data) is not bytes:
+                raise corrupt(f"entry {idx} has data of type {type(data).__name__}, not a BLOB")
+            if crc != entry_crc(idx, e_term, kind, data):
+                raise corrupt(
+                    f"checksum mismatch at entry {idx} (term {e_term}): its term, kind or data "
+                    "changed on disk"
+                )
+            entries.append(Entry(idx, e_term, _KIND_OF[kind], data))
+            last_term = e_term
+    except sqlite3.DatabaseError as exc:
+        good = start_idx + len(entries)
+        raise corrupt(
+            f"{exc} reading the log: the first unreadable entry is at or after index "
+            f"{good + 1} (entries up to {good} read back whole)"
+        ) from exc
 
     last_index = start_idx + len(entries)
     if check_invariants:

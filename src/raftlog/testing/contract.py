@@ -22,6 +22,8 @@ the Ready, writing, syncing, sending, applying, advancing. The recorder raises
 
 from __future__ import annotations
 
+import msgspec
+
 from raftlog.core.messages import Message
 from raftlog.core.raft import Raft, Ready
 from raftlog.core.types import Entry, HardState
@@ -100,6 +102,10 @@ class ContractRecorder:
             self._synced = True
 
     def sent(self, msg: Message) -> None:
+        # The lease's send times are the server's, stamped on the way out: not the core's.
+        stamps = {f: 0 for f in ("sent_ns", "echo_ns") if getattr(msg, f, 0)}
+        if stamps:
+            msg = msgspec.structs.replace(msg, **stamps)
         rd = self._ready
         if rd is None:
             self.actions.append("send")

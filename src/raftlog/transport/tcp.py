@@ -36,6 +36,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Coroutine, Mapping
@@ -71,6 +72,9 @@ down while another joined learns the newcomer's address only from the configurat
 entries that newcomer, once leader, sends it: so it must hear a node it cannot name."""
 _MAX_REMEMBERED = 1024
 """Inbound frames handled before giving other tasks a turn, when data is all buffered."""
+PROBLEM_QUIET_S = 60.0
+"""A connection closed for the same kind of problem from the same source within this
+long of the last warning about it is logged at DEBUG only (and counted in the next)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,7 +270,9 @@ class TcpTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._errors: Counter[str] = Counter()
-        self._last_problem: dict[str, str] = {}
+        self._last_problem: dict[str, tuple[float, int]] = {}
+        """By source and kind of problem: until when it is not warned of again, and how
+        many times it was not."""
         self._started = False
         self._strangers: dict[NodeId, _Peer] = {}
         """Nodes heard from over inbound connections but not among the peers: receive
@@ -447,18 +453,28 @@ class TcpTransport:
     def _protocol_error(
         self, exc: ProtocolError, where: str, peer: _Peer | None, source: str
     ) -> None:
-        """Count and log a connection closed for ``exc``. The same reason again from the
-        same ``source`` (a peer id or a remote host: a misconfigured peer retries every
-        few seconds) is logged at DEBUG, so the log shows each new problem once."""
+        """Count and log a connection closed for ``exc``. The same kind of problem again
+        from the same ``source`` (a peer id or a remote host: a misconfigured peer retries
+        every few seconds, garbage comes in floods) within PROBLEM_QUIET_S of the last
+        warning about it is logged at DEBUG, so the log shows each problem once a minute."""
         self._errors[exc.kind] += 1
         if peer is not None:
             peer.last_error = exc.reason
-        repeat = self._last_problem.get(source) == exc.reason
+        # One warning per source and kind of problem a minute at most: a flood of garbage
+        # connections (reasons differ by a byte count) must not flood the log. The next
+        # warning says how many went unsaid.
+        key = f"{source}/{exc.kind}"
+        now = time.monotonic()
+        quiet_until, unsaid = self._last_problem.get(key, (0.0, 0))
+        if now < quiet_until:
+            self._last_problem[key] = (quiet_until, unsaid + 1)
+            log.debug("node %s: closing %s: %s", self.node_id, where, exc.reason)
+            return
         if len(self._last_problem) >= _MAX_REMEMBERED:
             self._last_problem.clear()
-        self._last_problem[source] = exc.reason
-        level = logging.DEBUG if repeat else logging.WARNING
-        log.log(level, "node %s: closing %s: %s", self.node_id, where, exc.reason)
+        self._last_problem[key] = (now + PROBLEM_QUIET_S, 0)
+        more = f" ({unsaid} more like it since the last warning)" if unsaid else ""
+        log.warning("node %s: closing %s: %s%s", self.node_id, where, exc.reason, more)
 
     def _handshake_refused(self, exc: ssl.SSLError) -> None:
         """An inbound TLS handshake failed (plaintext, no certificate, another CA...)."""
