@@ -76,7 +76,7 @@ def _cluster(args: argparse.Namespace) -> list[str]:
             raise SystemExit(f"${ENV}: {exc}") from None
     # With TLS options the endpoints are https:// (a bare host:port became http://).
     if any(getattr(args, name, None) is not None for name in ("cacert", "cert", "key")):
-        return ["https://" + e.removeprefix("http://") for e in given]
+        return [f"https://{e[7:]}" if e.startswith("http://") else e for e in given]
     return given
 
 
