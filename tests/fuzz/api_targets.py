@@ -285,7 +285,7 @@ class _FakeApi:
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
 
-    def fast_append(self, body: bytes) -> asyncio.Future[Any] | None:
+    def fast_append(self, body: bytes, authorization: bytes | None) -> asyncio.Future[Any] | None:
         try:
             http._APPEND.decode(body).payload()
         except (msgspec.DecodeError, ValueError):
@@ -554,6 +554,7 @@ class _Request:
 
     def __init__(self, body: bytes) -> None:
         self.body = body
+        self.headers: dict[str, str] = {}  # no Authorization: the node has no token
 
     async def read(self) -> bytes:
         return self.body

@@ -124,7 +124,7 @@ def test_a_reader_that_loses_a_frame_is_caught(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_handshake_that_checks_nothing_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TcpTransport, "_hello_problem", lambda self, hello, expected: None)
+    monkeypatch.setattr(TcpTransport, "_hello_problem", lambda self, hello, expected, writer: None)
     report = _run(Handshake(), 800)
     assert report.failures and "accepted" in report.failures[0].error
 
