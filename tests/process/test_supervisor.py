@@ -181,14 +181,16 @@ def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> 
         for held in (_status(nodes[i]) or {}).get("held", []):
             if held["src"] == leader:
                 _request(control + "/control/v1/drop", "POST", {"node": i, "id": held["id"]})
-    # The other live node must not have heard from the leader lately either, or it turns
-    # the candidate down (leader stickiness): tick it to just before its own deadline.
+    # The other live node must not turn the candidate down for having heard from the
+    # leader lately (leader stickiness: it counts from the *minimum* election timeout,
+    # which its own randomized deadline may equal): tick it to its deadline too, so that
+    # it stands itself (a pre-vote, which forgets the leader and changes no term).
     o = _status(nodes[other])
     assert o is not None
     code, doc = _request(
         control + "/control/v1/tick",
         "POST",
-        {"node": other, "ticks": max(1, o["election_timeout"] - o["election_elapsed"] - 1)},
+        {"node": other, "ticks": max(1, o["election_timeout"] - o["election_elapsed"])},
     )
     assert code == 200, doc
     ticks = s["election_timeout"] - s["election_elapsed"]
@@ -196,8 +198,9 @@ def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> 
         control + "/control/v1/tick", "POST", {"node": follower, "ticks": max(1, ticks)}
     )
     assert code == 200 and doc["clock"] == "step", doc
-    # Its (pre-)vote request waits at the other live node, held: deliver it by hand, and
-    # the answers, until the ticked node leads.
+    # The requests wait, held: deliver them by hand, and the answers, until the ticked
+    # node leads. The other node's pre-vote request to it is dropped, so that only one of
+    # the two wins its pre-vote (two would split the real vote, and nothing ticks again).
 
     def deliver_all() -> bool:
         for i in (follower, other):
@@ -205,7 +208,8 @@ def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> 
             for held in s.get("held", []):
                 # The dead leader's last heartbeats, delivered, would reset the clocks just
                 # ticked (and the other node would turn the candidate down): drop them.
-                action = "drop" if held["src"] == leader else "deliver"
+                drop = held["src"] == leader or (i == follower and held["type"] == "prevote")
+                action = "drop" if drop else "deliver"
                 code, doc = _request(
                     control + f"/control/v1/{action}", "POST", {"node": i, "id": held["id"]}
                 )
