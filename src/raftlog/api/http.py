@@ -593,6 +593,7 @@ class ClientApi:
             election_elapsed=s.election_elapsed,
             election_timeout=s.election_timeout,
             held=self._held_messages(),
+            lease_reads=self.node.lease_reads,
             peers=[
                 wire.PeerStatus(
                     id=int(p.id),
