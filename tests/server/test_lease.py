@@ -35,7 +35,7 @@ from raftlog.core.messages import (
 from raftlog.core.types import NodeId
 from raftlog.server.eventlog import EventLog
 from raftlog.server.lease import lease_clock_ns, max_pending_ticks, promise_left_s
-from raftlog.server.node import RaftNode, ServerConfig, lease_s
+from raftlog.server.node import _READ, RaftNode, ServerConfig, lease_s
 from raftlog.server.replicated_log import ReplicatedLog, append_command
 from raftlog.server.timing import Timing, fast_timing, lab_timing, timing_for
 from raftlog.storage.memory import MemoryStorage
@@ -231,6 +231,43 @@ def test_the_injected_lease_bugs_count_the_late_acknowledgement(
             sent = 0 if echo is None else lease_clock_ns() + int(echo * 1e9)
             await _late_acks(c, leader, sent)
             assert leader.is_leader and leader._lease_holds()
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_a_lease_read_is_served_at_the_commit_index_once_it_is_applied() -> None:
+    """An acknowledgement that commits an entry and a lease read, handled together: the
+    read point is the new commit index (not the applied index behind it), served once
+    applied, and with no round of heartbeats (none could be answered here)."""
+
+    async def main() -> None:
+        c = Cluster(timing=LONG)
+        try:
+            leader = await _steady_leader(c)
+            follower = _followers(c, leader)[0]
+            leader.hold_peers(set(c.ids) - {leader.id})  # their answers wait, unread
+            entry = leader.propose_nowait(append_command(b"y"), timeout=10)
+            index = await eventually(
+                lambda: (s := leader._core.log.last_index()) > leader.commit and s, 5, "the entry"
+            )
+            served = leader.lease_reads
+            leader._deliver(
+                AppendEntriesResponse(
+                    follower.id,
+                    leader.id,
+                    leader.term,
+                    success=True,
+                    match_index=index,
+                    echo_ns=lease_clock_ns(),
+                )
+            )
+            read = leader._submit(_READ, True, 5.0)  # drained with the acknowledgement
+            assert await read >= index
+            assert leader.lease_reads == served + 1
+            assert (await entry).index == index
+            leader.hold_peers(set())
         finally:
             await c.close()
 

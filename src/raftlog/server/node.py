@@ -1065,8 +1065,13 @@ class RaftNode:
                     future.set_result(self.applied)  # the injected bug: no confirmation
                     return
                 if core.role is Role.LEADER and payload and self._lease_holds():
+                    # No round of heartbeats: the read point is the commit index now,
+                    # served once applied (at once, unless commits wait to be applied).
                     self.lease_reads += 1
-                    future.set_result(self.applied)  # no round of heartbeats
+                    if self.applied >= core.log.committed:
+                        future.set_result(self.applied)
+                    else:
+                        self._confirmed.append((core.log.committed, future))
                     return
                 context = next(self._read_ids).to_bytes(8, "big")
                 core.read_index(context)
@@ -1152,15 +1157,16 @@ class RaftNode:
     def _lease_holds(self) -> bool:
         """A quorum of voters stepped messages this leader sent, in this term, within the
         lease (:func:`lease_s`, measured now on the lease clock: not from the loop's last
-        look at it, which a pause leaves behind); it has committed (and applied) an entry
-        of its own term; and it has not handed leadership over in this term. Never
-        without CheckQuorum (``_lease_ns`` is 0), nor in step mode."""
+        look at it, which a pause leaves behind); it has committed an entry of its own
+        term (so its commit index is the cluster's); and it has not handed leadership
+        over in this term. Never without CheckQuorum (``_lease_ns`` is 0), nor in step
+        mode."""
         core = self._core
         if self.stepping or self._lease_ns <= 0:
             return False  # time stands still, or the followers promise nothing
         if core.term == self._lease_void_term:
             return False  # a transferee's campaign overrides the followers' promises
-        if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
+        if core.log.term(core.log.committed) != core.term:
             return False
         if "endless-lease" in self.config.bugs:  # the injected bug: the lease never expires
             horizon = 0
