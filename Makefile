@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # pytest-xdist workers: the default suite is sized for a 2-core machine.
 JOBS   ?= auto
 
-.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos clean screenshots
+.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos fuzz test-tls clean screenshots
 
 help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
@@ -15,7 +15,9 @@ help:
 	@echo "make sim-long  3000 simulated runs over 3, 5 and 7 nodes with every fault"
 	@echo "make bench     raftlog vs etcd and PySyncObj side by side (bench/results/); simulator runs/s; growth; catch-up; transfer"
 	@echo "make soak      the snapshot process test with 200,000 appends"
+	@echo "make test-tls  the process tests with every cluster on TLS (both planes)"
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
+	@echo "make fuzz      1,000,000 fuzz inputs over the peer and client decoders (FUZZ_SEED=S), failures in fuzz-failures/"
 	@echo "make screenshots  the README's dashboard screenshots (docs/images/), by the browser tests"
 
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +50,10 @@ unit: venv-test system-deps
 
 # pytest exits 5 when it collects no test; make treats every non-zero exit as failure.
 test: lint typecheck unit
+
+# The process tests again, every cluster with TLS on both planes (a throwaway CA).
+test-tls: venv-test system-deps
+	RAFTLOG_TEST_TLS=1 $(PY) -m pytest -n $(JOBS) tests/process
 
 # The README's dashboard screenshots (docs/images/), taken by the browser tests.
 screenshots: venv-test system-deps
@@ -84,6 +90,13 @@ soak: venv-test
 chaos: venv
 	$(PY) -m raftlog chaos --nodes 3 --time 300 --nemesis kill,pause,partition,restart-all --clients 8 --out chaos-out/3-nodes
 	$(PY) -m raftlog chaos --nodes 5 --time 300 --nemesis kill,pause,partition,restart-all --clients 10 --out chaos-out/5-nodes
+
+# The fuzz targets of tests/fuzz at full size (the default suite runs each a few hundred
+# times): counts per target, rejections by reason, failures saved in fuzz-failures/.
+FUZZ_INPUTS ?= 1000000
+FUZZ_SEED   ?= 1
+fuzz: venv-test
+	$(PY) tests/fuzz/run_fuzz.py --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED) --out fuzz-failures
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -111,8 +111,9 @@ async def serve(args: argparse.Namespace) -> None:
         state_machine=store,
         snapshot_entries=args.snapshot_entries,
         keep_entries=args.keep_entries,
-        event_log=sys.stdout if args.verbose else None,
     )
+    if args.verbose:  # this program's logging: the node's events, as raftlog node prints them
+        raftlog.print_events(sys.stdout, node=args.id)
     node = raftlog.Node(config)
     await node.start()
 

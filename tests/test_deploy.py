@@ -63,6 +63,43 @@ def test_compose_runs_the_labs_three_nodes_and_client_on_one_network() -> None:
     assert client["command"] == [f"http://node_{n}:1234" for n in (1, 2, 3)]
 
 
+def _published(svc: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """A service's published ports as (host address, host port, container port)."""
+    out = []
+    for spec in svc.get("ports", []):
+        host, host_port, container = str(spec).split(":")
+        out.append((host, int(host_port), int(container)))
+    return out
+
+
+def test_compose_publishes_each_nodes_client_port_on_the_hosts_loopback() -> None:
+    """`raftlog status` (and append, log) run on the host reach the compose cluster with
+    no flags: the nodes' client ports are published where the CLI looks by default."""
+    from raftlog.cli.client_cmd import DEFAULT_CLUSTER  # noqa: PLC0415
+
+    services = _load("docker-compose.yml")["services"]
+    published = {name: _published(svc) for name, svc in services.items() if "node" in name}
+    for name, ports in published.items():
+        n = int(name.removeprefix("node_"))
+        args = _node_args(services[name]["command"])
+        # Only the client port, only on loopback (the API has no token by default).
+        assert ports == [("127.0.0.1", 1233 + n, args.client_port)], (name, ports)
+    host_ports = [port for ports in published.values() for _, port, _ in ports]
+    assert len(set(host_ports)) == len(host_ports)
+    founders = [
+        f"127.0.0.1:{port}"
+        for name in ("node_1", "node_2", "node_3")
+        for _, port, _ in published[name]
+    ]
+    assert DEFAULT_CLUSTER.split(",") == founders
+    assert "ports" not in services["client"]
+
+
+def test_the_published_ports_check_reads_a_port_spec() -> None:
+    assert _published({"ports": ["127.0.0.1:1235:1234"]}) == [("127.0.0.1", 1235, 1234)]
+    assert _published({}) == []
+
+
 def test_the_fast_override_switches_every_node_to_fast_timings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from raftlog.sim.harness import parse_script, render_script, run_script
+from raftlog.sim.harness import ScriptError, parse_script, render_script, run_script
 
 GOLDEN = Path(__file__).parent / "golden"
 SCRIPTS = sorted(GOLDEN.glob("*.txt"))
@@ -50,7 +50,7 @@ def test_golden(path: Path, request: pytest.FixtureRequest) -> None:
 
 
 def test_golden_parser_rejects_a_block_without_separator() -> None:
-    with pytest.raises(Exception, match="expected '----'"):
+    with pytest.raises(ScriptError, match="expected '----'"):
         parse_script("campaign 1\nstabilize\n")
 
 

@@ -93,17 +93,18 @@ LAYER_RULES = {
     "check": {"check"},
     "sim": {"core", "storage", "sim", "check"},
     "testing": {"core", "storage", "testing"},
-    "transport": {"core", "transport"},
+    "transport": {"core", "transport", "tls"},
     "statemachine": set(),
     "server": {"core", "storage", "transport", "server", "statemachine"},
     "wire": set(),  # the client API's bodies: shared by the server and its clients
-    "api": {"core", "server", "api", "wire", "dashboard"},  # the node, not its parts
+    "tls": set(),  # ssl contexts from PEM files: both planes, nodes and clients
+    "api": {"core", "server", "api", "wire", "dashboard", "tls"},  # the node, not its parts
     "dashboard": set(),  # the page's files
-    "node": {"core", "storage", "transport", "server", "api", "statemachine"},
-    "local": {"server", "local", "wire"},
+    "node": {"core", "storage", "transport", "server", "api", "statemachine", "tls"},
+    "local": {"server", "local", "wire", "tls"},
     "timeline": set(),  # a recording's typed records: the chaos report's and the dashboard's
     "chaos": {"check", "local", "chaos", "wire", "timeline"},
-    "client": {"client", "wire"},
+    "client": {"client", "wire", "tls"},
     "bench": {"bench", "local", "server"},  # measures processes from outside
 }
 

@@ -5,6 +5,10 @@ Embedding: :class:`Node` (asyncio) or :class:`BlockingNode`, built from a
 strings, :class:`ReplicatedLog`). The protocol lives in :mod:`raftlog.core` (pure,
 deterministic, no I/O); the simulator that proves it in :mod:`raftlog.sim`;
 linearizability checkers in :mod:`raftlog.check`.
+
+Logging: raftlog only emits records (``raftlog.events`` for a node's events, other
+``raftlog.*`` loggers for the rest) and configures nothing; :func:`print_events` prints
+them as the ``raftlog`` command does, for programs that want that.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -16,6 +20,7 @@ __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
     from raftlog.node import BlockingNode, Node, NodeConfig
+    from raftlog.server.eventlog import print_events, stop_printing
     from raftlog.server.node import (
         Committed,
         LeadershipLost,
@@ -37,6 +42,8 @@ _LAZY = {
     "RequestTimeout": "raftlog.server.node",
     "StaleSession": "raftlog.server.node",
     "ReplicatedLog": "raftlog.server.replicated_log",
+    "print_events": "raftlog.server.eventlog",
+    "stop_printing": "raftlog.server.eventlog",
 }
 
 
@@ -70,4 +77,6 @@ __all__ = [
     "StateMachine",
     "StorageError",
     "__version__",
+    "print_events",
+    "stop_printing",
 ]

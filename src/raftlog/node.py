@@ -32,20 +32,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import io
 import logging
+import ssl
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from raftlog.api.fastpath import ClientServer
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.messages import WireMessage
 from raftlog.core.types import Member, NodeId, Role, split_address
+from raftlog.server import metrics as node_metrics
 from raftlog.server.eventlog import EventLog, EventLogHandler
 from raftlog.server.node import (
     KEEP_ENTRIES,
@@ -62,6 +66,7 @@ from raftlog.server.timing import Timing
 from raftlog.statemachine import StateMachine
 from raftlog.storage.memory import MemoryStorage
 from raftlog.storage.sqlite import SQLiteStorage
+from raftlog.tls import PeerTls
 from raftlog.transport.tcp import TcpConfig, TcpTransport
 
 T = TypeVar("T")
@@ -128,16 +133,38 @@ class NodeConfig:
     """Serve the client API (HTTP/JSON, XML-RPC) on this port; None: no client API."""
     client_urls: Mapping[int, str] | None = None
     """Each member's client URL, for forwarding requests to the leader (default:
-    ``http://HOST:client_port`` with the members' hosts)."""
+    ``http://HOST:client_port`` with the members' hosts; ``https://`` with
+    ``client_tls``)."""
+    peer_tls: PeerTls | None = None
+    """Mutual TLS between the nodes (:func:`raftlog.tls.peer_tls`); None: plaintext."""
+    client_tls: ssl.SSLContext | None = None
+    """Serve the client API over TLS with this server context
+    (:func:`raftlog.tls.server_context`, which can require client certificates)."""
+    forward_tls: ssl.SSLContext | None = None
+    """How this node reaches the others' ``https://`` client URLs when it forwards a
+    request to the leader (:func:`raftlog.tls.client_context`: the CA, and this node's
+    certificate for nodes that want one); None: the system's CAs."""
+    token: str | None = None
+    """Writes through the client API (appends, trims, membership changes, transfers)
+    need ``Authorization: Bearer <token>``; reads stay open (``RAFTLOG_TOKEN`` or
+    ``--token-file`` for ``raftlog node``)."""
     snapshot_entries: int = SNAPSHOT_ENTRIES
     snapshot_bytes: int = SNAPSHOT_BYTES
     keep_entries: int = KEEP_ENTRIES
     event_log: TextIO | None = None
-    """Print the event log (the lab's lines) to this stream; None: do not print (the
-    events are still available from :meth:`Node.events`)."""
+    """Deprecated: print the event log to this stream, at ``log_level``, as
+    ``log_format`` (``text`` or ``json``), coloured if ``color`` (None: on a terminal
+    without ``NO_COLOR``); the node then takes over the ``raftlog`` logger, as before.
+    Instead, leave it None: the node's events are records of the ``raftlog.events``
+    logger, which your logging configuration routes (see raftlog.server.eventlog;
+    ``raftlog.print_events()`` prints them as the ``raftlog`` command does). They are
+    available from :meth:`Node.events` either way."""
     log_level: int = logging.INFO
+    """With ``event_log`` only (deprecated)."""
     log_format: str = "text"
+    """With ``event_log`` only (deprecated)."""
     color: bool | None = False
+    """With ``event_log`` only (deprecated)."""
     commit_timeout_s: float | None = None
     """How long the client API waits for a commit (default: max(5 s, two election
     timeouts))."""
@@ -160,6 +187,16 @@ class NodeConfig:
     hold_from: frozenset[int] = frozenset()
     bugs: frozenset[str] = field(default_factory=frozenset)
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.event_log is not None:
+            warnings.warn(
+                "NodeConfig.event_log is deprecated: a node's events are records of the "
+                "'raftlog.events' logger; configure logging instead (e.g. "
+                "raftlog.print_events(stream) prints them as the raftlog command does)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
     def timing(self) -> Timing:
         low, high = self.election_timeout_s
@@ -195,6 +232,8 @@ class Node:
         self._runner: ClientServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._bridge: EventLogHandler | None = None
+        self._taken_over = (logging.NOTSET, True)
+        """The raftlog logger's level and propagation before the deprecated event_log."""
         self._owned_sm: ReplicatedLog | None = None
         self.state_machine: StateMachine | None = config.state_machine
 
@@ -209,13 +248,12 @@ class Node:
         cfg = self.config
         me = self.id
         timing = cfg.timing()
-        events = EventLog(
-            me,
-            stream=cfg.event_log or io.StringIO(),
-            level=cfg.log_level if cfg.event_log is not None else logging.CRITICAL + 1,
-            fmt=cfg.log_format,
-            color=cfg.color,
-        )
+        if cfg.event_log is not None:  # deprecated: the node writes the lines itself
+            events = EventLog(
+                me, stream=cfg.event_log, level=cfg.log_level, fmt=cfg.log_format, color=cfg.color
+            )
+        else:  # records of raftlog.events: the program's logging routes them
+            events = EventLog(me)
         self.events_log = events
         data_dir = Path(cfg.data_dir) if cfg.data_dir is not None else None
         storage: SQLiteStorage | MemoryStorage
@@ -267,6 +305,7 @@ class Node:
                     # Retry a lost peer at least twice per minimum election timeout.
                     backoff_max=min(2.0, max(0.02, timing.election_min_s / 3)),
                     backoff_min=min(0.05, max(0.005, timing.election_min_s / 30)),
+                    tls=cfg.peer_tls,
                 ),
                 on_message=on_message,
             )
@@ -279,12 +318,15 @@ class Node:
             events,
             snapshot_dir=data_dir / "snapshots" if data_dir is not None else None,
         )
+        if isinstance(storage, SQLiteStorage):
+            storage.on_commit = raft.metrics.fsync_observed
         if cfg.hold_from:
             raft.hold_peers({NodeId(i) for i in cfg.hold_from})
         self._raft = raft
-        if cfg.event_log is not None:
+        if cfg.event_log is not None:  # deprecated: takes over the raftlog logger
             library_log = logging.getLogger("raftlog")
             self._bridge = EventLogHandler(events, lambda: (raft.role, raft.term))
+            self._taken_over = (library_log.level, library_log.propagate)
             library_log.addHandler(self._bridge)
             library_log.setLevel(cfg.log_level)
             library_log.propagate = False
@@ -305,11 +347,16 @@ class Node:
             Role.FOLLOWER,
             raft.term,
             (
-                f"Serving clients on {listen}:{cfg.client_port} (HTTP/JSON and XML-RPC), "
+                f"Serving clients on {listen}:{cfg.client_port} (HTTP/JSON and XML-RPC"
+                + (", TLS" if cfg.client_tls is not None else "")
+                + (", writes need the token" if cfg.token else "")
+                + "), "
                 if cfg.client_port is not None
                 else ""
             )
-            + f"peers on {listen}:{peer_port}; {timing.describe()}",
+            + f"peers on {listen}:{peer_port}"
+            + (" (mutual TLS)" if cfg.peer_tls is not None else "")
+            + f"; {timing.describe()}",
         )
         self._task = asyncio.get_running_loop().create_task(raft.run())
         # Give the node a moment to fail fast (a taken peer port, a refused snapshot).
@@ -335,12 +382,14 @@ class Node:
                 commit_timeout_s=cfg.commit_timeout_s or max(5.0, 2 * timing.election_max_s),
                 fault_injection=cfg.fault_injection,
                 admin_token=cfg.admin_token,
+                token=cfg.token,
+                forward_ssl=cfg.forward_tls,
                 cors_origins=cfg.cors_origins,
             ),
         )
         server = ClientServer(api, api.app(), api.config.max_body)
         self._runner = server
-        await server.start(listen, cfg.client_port)
+        await server.start(listen, cfg.client_port, ssl=cfg.client_tls)
 
     def _client_urls(self, members: Mapping[NodeId, tuple[str, int]]) -> dict[NodeId, str]:
         cfg = self.config
@@ -348,7 +397,8 @@ class Node:
             return {NodeId(i): u for i, u in cfg.client_urls.items()}
         if cfg.client_port is None:
             return {}
-        return {n: f"http://{h}:{cfg.client_port}" for n, (h, _p) in members.items()}
+        scheme = "https" if cfg.client_tls is not None else "http"
+        return {n: f"{scheme}://{h}:{cfg.client_port}" for n, (h, _p) in members.items()}
 
     async def stop(self, *, transfer: bool = True) -> None:
         """Stop (a leader first hands leadership over, unless ``transfer`` is False)."""
@@ -372,8 +422,11 @@ class Node:
         if self._runner is not None:
             await self._runner.close()
             self._runner = None
-        if self._bridge is not None:
-            logging.getLogger("raftlog").removeHandler(self._bridge)
+        if self._bridge is not None:  # the raftlog logger as it was before
+            library_log = logging.getLogger("raftlog")
+            library_log.removeHandler(self._bridge)
+            library_log.setLevel(self._taken_over[0])
+            library_log.propagate = self._taken_over[1]
             self._bridge = None
         if self._owned_sm is not None:
             await asyncio.to_thread(self._owned_sm.close)
@@ -514,6 +567,18 @@ class Node:
         reader loses the oldest; the stream ends when the node stops (or ``close()``)."""
         return self.raft.subscribe(maxsize)
 
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This node's own Prometheus registry (its metrics, and the process's): collect
+        it on the node's event loop, e.g. ``prometheus_client.generate_latest(...)`` in
+        a handler of yours. With ``client_port`` set the node serves it at ``GET
+        /metrics``."""
+        return node_metrics.registry(self.raft)
+
+    def metrics(self) -> bytes:
+        """The node's metrics in the Prometheus text format (call on the node's loop)."""
+        return node_metrics.exposition(self.raft)
+
 
 class BlockingNode:
     """:class:`Node` for programs without asyncio: the node runs on an event loop in a
@@ -563,6 +628,14 @@ class BlockingNode:
 
     def status(self) -> dict[str, Any]:
         return self._call(self._node.status())
+
+    def metrics(self) -> bytes:
+        """The node's metrics in the Prometheus text format (collected on its loop)."""
+
+        async def collect() -> bytes:
+            return self._node.metrics()
+
+        return self._call(collect())
 
     @property
     def is_leader(self) -> bool:

@@ -24,6 +24,7 @@ from raftlog.server.node import RaftNode, ServerConfig
 from raftlog.server.replicated_log import ReplicatedLog, append_command
 from raftlog.server.timing import Timing
 from raftlog.storage.memory import MemoryStorage
+from raftlog.testing.waiting import eventually_async
 from raftlog.transport.memory import MemoryNetwork
 
 # Loose enough that a leader keeps its place on a busy machine (three nodes share one
@@ -76,14 +77,6 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(test(), 60))
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.01)
-
-
 async def _json(client: Client, method: str, path: str, doc: Any = None) -> tuple[int, Any]:
     body = None if doc is None else json.dumps(doc)
     async with client.request(method, path, data=body, headers=AUTH) as r:
@@ -109,10 +102,12 @@ def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> N
             status, doc = await _json(c1, "POST", "/v1/admin/tick", {"ticks": timeout})
             assert status == 200, doc
 
-            async def held_at_peers() -> bool:
-                return bool(n2.held_list()) and bool(n3.held_list())
-
-            await eventually(held_at_peers, "node 1's requests held at nodes 2 and 3")
+            await eventually_async(
+                lambda: (n2.held_list(), n3.held_list()),
+                20,
+                what="node 1's requests held at nodes 2 and 3 (what each holds)",
+                until=all,
+            )
             # Deliver everything held, one message at a time, until node 1 leads.
             delivered = 0
             while n1.role is not Role.LEADER:
@@ -139,10 +134,9 @@ def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> N
             status, doc = await _json(c1, "POST", "/v1/admin/tick", tick)
             assert status == 200
 
-            async def heartbeat_held() -> bool:
-                return bool(n2.held_list())
-
-            await eventually(heartbeat_held, "the leader's heartbeat held at node 2")
+            await eventually_async(
+                n2.held_list, 20, what="the leader's heartbeat held at node 2 (what it holds)"
+            )
             first = n2.held_list()[0]["id"]
             drop = {"id": first, "action": "drop"}
             status, doc = await _json(c2, "POST", "/v1/admin/release", drop)
@@ -163,7 +157,7 @@ def test_step_mode_elects_a_leader_only_as_ticks_and_deliveries_are_given() -> N
 def test_ticks_need_step_mode_and_the_token() -> None:
     async def main() -> None:
         async with cluster(1) as [(client, node)]:
-            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            await eventually_async(lambda: node.is_leader, 20, what="a leader")
             status, doc = await _json(client, "POST", "/v1/admin/tick", {"ticks": 1})
             assert status == 400 and "step mode" in doc["error"]
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
@@ -195,11 +189,7 @@ def test_admin_endpoints_do_not_exist_without_a_token_or_fault_injection() -> No
 def test_status_gives_the_election_clock_and_only_the_clusters_pages_may_read_it() -> None:
     async def main() -> None:
         async with cluster(3) as nodes:
-
-            async def leader_known() -> bool:
-                return any(n.is_leader for _c, n in nodes)
-
-            await eventually(leader_known, "a leader")
+            await eventually_async(lambda: any(n.is_leader for _c, n in nodes), 20, what="a leader")
             for client, node in nodes:
                 async with client.get("/v1/status", headers={"Origin": OTHER}) as r:
                     # A page of another node of the cluster may read it; a stranger not.
@@ -225,11 +215,7 @@ def test_the_event_stream_counts_what_a_busy_window_would_flood() -> None:
 
     async def main() -> None:
         async with cluster(3) as nodes:
-
-            async def leader_known() -> bool:
-                return any(n.is_leader for _c, n in nodes)
-
-            await eventually(leader_known, "a leader")
+            await eventually_async(lambda: any(n.is_leader for _c, n in nodes), 20, what="a leader")
             client, leader = next((c, n) for c, n in nodes if n.is_leader)
             r = await client.get("/v1/events")
             [(kind, _status)] = await sse_events(r, 1)
@@ -274,7 +260,7 @@ def test_the_event_stream_counts_what_a_busy_window_would_flood() -> None:
 def test_a_dashboard_stream_without_entry_events_costs_no_entry_events() -> None:
     async def main() -> None:
         async with cluster(1) as [(client, node)]:
-            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            await eventually_async(lambda: node.is_leader, 20, what="a leader")
             r = await client.get("/v1/events?entries=0")
             await sse_events(r, 1)
             assert node._subscribers and not node._entry_subscribers
@@ -289,7 +275,7 @@ def test_a_dashboard_stream_without_entry_events_costs_no_entry_events() -> None
 def test_debug_log_shows_a_nodes_own_entries_with_their_terms() -> None:
     async def main() -> None:
         async with cluster(1) as [(client, node)]:
-            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            await eventually_async(lambda: node.is_leader, 20, what="a leader")
             for text in ("SET 5", "ADD 1", "x" * 100):
                 await node.propose(append_command(text.encode()), timeout=10)
             status, doc = await _json(client, "GET", "/v1/debug/log")
@@ -323,7 +309,7 @@ def test_a_node_in_step_mode_stops_when_told() -> None:
     async def main() -> None:
         async with cluster(1, stepping=True) as [(_client, node)]:
             node.stop()  # no tick will come to wake it: stopping must
-            await eventually(lambda: asyncio.sleep(0, node._stopped), "the node stopped", 5)
+            await eventually_async(lambda: node._stopped, 5, what="the node stopped")
 
     run(main)
 
@@ -331,11 +317,7 @@ def test_a_node_in_step_mode_stops_when_told() -> None:
 def test_step_mode_leaves_no_lease_no_tick_burst_and_no_message_from_a_blocked_peer() -> None:
     async def main() -> None:
         async with cluster(3) as nodes:
-
-            async def leader_known() -> bool:
-                return any(n.is_leader for _c, n in nodes)
-
-            await eventually(leader_known, "a leader")
+            await eventually_async(lambda: any(n.is_leader for _c, n in nodes), 20, what="a leader")
             leader = next(n for _c, n in nodes if n.is_leader)
             follower = next(n for _c, n in nodes if not n.is_leader)
             await leader.propose(append_command(b"x"), timeout=10)
@@ -355,10 +337,9 @@ def test_step_mode_leaves_no_lease_no_tick_burst_and_no_message_from_a_blocked_p
             # A message held from a peer that is then blocked is lost, not delivered.
             follower.set_stepping(True)
 
-            async def held() -> bool:
-                return bool(follower.held_list())
-
-            await eventually(held, "the leader's heartbeat held")
+            await eventually_async(
+                follower.held_list, 20, what="the leader's heartbeat held (what the follower holds)"
+            )
             follower.block_peers({leader.id})
             stream = follower.subscribe(100)
             follower.set_stepping(False)
@@ -381,7 +362,7 @@ def _drain(stream: Any) -> list[Any]:
 def test_an_allowed_origin_reads_appends_through_the_fast_path_too() -> None:
     async def main() -> None:
         async with cluster(1) as [(client, node)]:
-            await eventually(lambda: asyncio.sleep(0, node.is_leader), "a leader")
+            await eventually_async(lambda: node.is_leader, 20, what="a leader")
             body = json.dumps({"data": "from a page"})
             async with client.post("/v1/log", data=body, headers={"Origin": OTHER}) as r:
                 assert r.status == 200, await r.text()
@@ -416,10 +397,12 @@ def test_a_reader_gone_in_a_quiet_time_is_noticed_and_readers_are_capped(
                 assert (await second.json())["code"] == "unavailable"
             r.close()
 
-            async def unsubscribed() -> bool:
-                return not node._subscribers
-
-            await eventually(unsubscribed, "the gone reader's subscription ended", 10)
+            await eventually_async(
+                lambda: len(node._subscribers),
+                10,
+                what="the gone reader's subscription to end (subscribers)",
+                until=lambda n: n == 0,
+            )
             r = await client.get("/v1/events")  # its place is free again
             assert r.status == 200
             r.close()

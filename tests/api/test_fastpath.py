@@ -288,7 +288,7 @@ class FakeApi:
         self.proposals: list[asyncio.Future[Any]] = []
         self.answer_raises = answer_raises
 
-    def fast_append(self, body: bytes) -> asyncio.Future[Any]:
+    def fast_append(self, body: bytes, authorization: bytes | None) -> asyncio.Future[Any]:
         future = self.loop.create_future()
         self.proposals.append(future)
         return future

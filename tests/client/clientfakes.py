@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+import scaffold
 from raftlog import wire
 from raftlog.client.aio import Client
 
@@ -23,7 +24,7 @@ Answer = tuple[int, Any] | str | Callable[[web.Request], Awaitable[tuple[int, An
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return scaffold.run(coro, timeout)
 
 
 @dataclass

@@ -10,7 +10,8 @@ import sys
 
 from clientfakes import run
 
-from raftlog.local.cluster import LocalCluster, free_ports
+from raftlog.local.cluster import free_ports
+from scaffold import running_cluster
 
 
 def _raftlog(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -26,8 +27,7 @@ def _raftlog(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def test_commands_get_past_a_dead_endpoint_and_follow_the_leader() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             follower = next(i for i in cluster.nodes if i != leader)
             dead = f"127.0.0.1:{free_ports(1)[0]}"
@@ -48,6 +48,7 @@ def test_commands_get_past_a_dead_endpoint_and_follow_the_leader() -> None:
             as_json = await asyncio.to_thread(_raftlog, "log", "--json", env=env)
             doc = json.loads(as_json.stdout)
             assert doc["node"] == leader and doc["entries"][0]["data"] == "SET 7"
+            assert doc["next"] is None  # the whole log
 
             status = await asyncio.to_thread(_raftlog, "status", "--json", env=env)
             rows = json.loads(status.stdout)
@@ -56,9 +57,57 @@ def test_commands_get_past_a_dead_endpoint_and_follow_the_leader() -> None:
             table = await asyncio.to_thread(_raftlog, "status", env=env)
             assert table.returncode == 1  # the dead endpoint
             assert "unreachable" in table.stdout and "Follower" in table.stdout
+            # Why it is unreachable, without --json too.
+            assert f"http://{dead}: unreachable (Connection refused)" in table.stdout
 
-            bad = await asyncio.to_thread(_raftlog, "log", "--limit", "1000000", env=env)
-            assert bad.returncode == 1 and "read failed: HTTP 400" in bad.stderr
+            # A client error: the server's message, status and code; never a Python dict.
+            bad = await asyncio.to_thread(_raftlog, "log", "--page", "1000000", env=env)
+            assert bad.returncode == 1
+            assert bad.stderr.startswith("read failed: limit must be"), bad.stderr
+            assert bad.stderr.rstrip().endswith("(HTTP 400, bad_request)"), bad.stderr
+            assert "{" not in bad.stderr
+
+            # Paging: every entry by default, following `next` page after page.
+            for text in ("P1", "P2", "P3", "P4"):
+                await asyncio.to_thread(_raftlog, "append", text, env=env)
+            paged = await asyncio.to_thread(_raftlog, "log", "--page", "2", env=env)
+            assert paged.returncode == 0, paged.stderr
+            assert [line.split(None, 2)[2] for line in paged.stdout.splitlines()[:-1]] == [
+                "SET 7",
+                "P1",
+                "P2",
+                "P3",
+                "P4",
+            ]
+            assert paged.stdout.splitlines()[-1].startswith("(5 entries; commit ")
+            # A limit that cuts the log says so, and where to go on.
+            index = {line.split(None, 2)[2]: line.split()[0] for line in paged.stdout.splitlines()}
+            cut = await asyncio.to_thread(
+                _raftlog, "log", "--limit", "3", "--page", "2", "--from", index["P1"], env=env
+            )
+            assert cut.returncode == 0, cut.stderr
+            lines = cut.stdout.splitlines()
+            assert [line.split(None, 2)[2] for line in lines[:-1]] == ["P1", "P2", "P3"]
+            assert f"stopped at --limit 3: more from index {index['P4']}" in lines[-1], lines[-1]
+            as_json = await asyncio.to_thread(
+                _raftlog,
+                "log",
+                "--json",
+                "--limit",
+                "3",
+                "--page",
+                "2",
+                "--from",
+                index["P1"],
+                env=env,
+            )
+            doc = json.loads(as_json.stdout)
+            assert [e["data"] for e in doc["entries"]] == ["P1", "P2", "P3"]
+            assert doc["next"] == int(index["P4"])
+            # Lease reads: served by the leader, without a round trip.
+            leased = await asyncio.to_thread(_raftlog, "log", "--consistency", "lease", env=env)
+            assert leased.returncode == 0, leased.stderr
+            assert leased.stdout.splitlines()[-1].endswith(f"served by node {leader})")
 
             # Retention: keep the last two entries; older reads say where the log starts.
             for text in ("A", "B", "C"):
@@ -94,8 +143,7 @@ def test_append_to_nothing_gives_up_after_retry_for() -> None:
 
 def test_members_and_leader_commands() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             env = dict(os.environ, RAFTLOG_CLUSTER=",".join(n.url for n in cluster.nodes.values()))
             listed = await asyncio.to_thread(_raftlog, "members", "list", "--json", env=env)

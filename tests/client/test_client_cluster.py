@@ -10,13 +10,14 @@ import pytest
 from clientfakes import run
 
 from raftlog.client import AsyncClient, BadRequest, Client, NoLeader
-from raftlog.local.cluster import LocalCluster, free_ports, wait_for
+from raftlog.local.cluster import free_ports
+from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 def test_round_trip_through_a_follower_only_seed_list() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             followers = [i for i in cluster.nodes if i != leader]
             seeds = [cluster.nodes[i].url.removeprefix("http://") for i in followers]
@@ -56,11 +57,16 @@ def test_round_trip_through_a_follower_only_seed_list() -> None:
 
             async with AsyncClient([cluster.nodes[followers[0]].url]) as local_client:
 
-                async def caught_up() -> bool:
+                async def applied() -> list[bytes]:
                     page = await local_client.read(consistency="local")
-                    return len(page.entries) == 2
+                    return [e.data for e in page.entries]
 
-                await wait_for(caught_up, 10, "the follower did not apply both entries")
+                await eventually_async(
+                    applied,
+                    10,
+                    what="the follower to apply both entries",
+                    until=lambda data: len(data) == 2,
+                )
                 page = await local_client.read(consistency="local")
                 assert page.node == followers[0] and page.staleness is not None
                 assert page.staleness.leader == leader
@@ -75,8 +81,7 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
     log exactly once."""
 
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             followers = [i for i in cluster.nodes if i != leader]
             urls = [n.url for n in cluster.nodes.values()]
@@ -91,11 +96,16 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
                     await cluster.pause(i)
                 append = asyncio.create_task(client.append("ONCE"))
 
-                async def in_the_leaders_log() -> bool:
+                async def last_index() -> int | None:
                     s = await cluster.status(leader)
-                    return s is not None and s["last_index"] > before
+                    return None if s is None else int(s["last_index"])
 
-                await wait_for(in_the_leaders_log, 10, "the leader did not take the append")
+                await eventually_async(
+                    last_index,
+                    10,
+                    what=f"the leader to take the append (its last index, was {before})",
+                    until=lambda index: index is not None and index > before,
+                )
                 assert not append.done()
                 seq = client.last_seq
                 await cluster.kill(leader)
@@ -132,11 +142,16 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
                 records = await client.read_all()
                 assert [r.data for r in records].count(b"ONCE") == 2
 
-                async def survivors_applied_all() -> bool:
+                async def applied() -> list[int | None]:
                     found = [await cluster.status(i) for i in followers]
-                    return all(s is not None and s["applied"] >= plain["index"] for s in found)
+                    return [None if s is None else int(s["applied"]) for s in found]
 
-                await wait_for(survivors_applied_all, 10, "the survivors did not apply all")
+                await eventually_async(
+                    applied,
+                    10,
+                    what=f"the survivors to apply up to {plain['index']} (their applied index)",
+                    until=lambda found: all(i is not None and i >= plain["index"] for i in found),
+                )
                 for i in followers:  # once from the client, once by the plain append
                     log = await cluster.log(i)
                     assert log is not None and log.count("ONCE") == 2, (i, log)
@@ -146,8 +161,7 @@ def test_a_retried_append_after_the_leader_is_killed_is_applied_once() -> None:
 
 def test_the_blocking_client_from_threads_and_typed_errors_when_nodes_are_gone() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             down, up = (i for i in cluster.nodes if i != leader)
             await cluster.kill(down)

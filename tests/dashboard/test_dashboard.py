@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from raftlog.testing.waiting import eventually
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
@@ -94,17 +96,16 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (url_file.exists() and url_file.read_text().strip()):
+
+        def url() -> str:
             if proc.poll() is not None:
                 pytest.fail(
                     f"raftlog cluster exited with {proc.returncode}: "
                     + (tmp / "cluster.log").read_text()[-2000:]
                 )
-            if time.monotonic() > deadline:
-                pytest.fail("raftlog cluster wrote no --url-file within 60 s")
-            time.sleep(0.05)  # polling a file for a condition, with a deadline
-        yield url_file.read_text().strip()
+            return url_file.read_text().strip() if url_file.exists() else ""
+
+        yield eventually(url, 60, what="raftlog cluster's --url-file", interval=0.05)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a user stops it

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from raftlog.local.netcluster import NetCluster, NetClusterError, unavailable_reason
+from raftlog.testing.waiting import eventually
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"namespace tests skipped: {REASON}")
@@ -53,20 +54,13 @@ def _assert_nothing_left() -> None:
     assert not left, f"left behind: {left}"
 
 
-def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s: {what}")
-
-
 def _logs_equal(nc: NetCluster, expected: list[str], timeout: float = 20) -> None:
-    _wait(
-        lambda: all(nc.log_entries(i) == expected for i in (1, 2, 3)),
+    eventually(
+        lambda: [nc.log_entries(i) for i in (1, 2, 3)],
         timeout,
-        f"every node's log to be {expected}: {[nc.log_entries(i) for i in (1, 2, 3)]}",
+        what=f"every node's log to be {expected}",
+        until=lambda logs: all(log == expected for log in logs),
+        interval=0.05,
     )
 
 
@@ -128,7 +122,13 @@ def test_an_isolated_leader_is_replaced_then_steps_down_and_catches_up(nc: NetCl
     assert _lab_client(nc).returncode == 0  # the client finds the new leader by itself
     nc.heal()
     _logs_equal(nc, ["SET 5", "ADD 1"])
-    _wait(lambda: (s := nc.status(old)) is not None and s["state"] == "Follower", 10, "step down")
+    eventually(
+        lambda: nc.status(old),
+        10,
+        what=f"node {old} to step down (its status)",
+        until=lambda s: s is not None and s["state"] == "Follower",
+        interval=0.05,
+    )
 
 
 def test_a_one_link_partial_partition_causes_no_repeated_elections(tmp_path: Path) -> None:

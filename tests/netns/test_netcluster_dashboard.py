@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from raftlog.local.netcluster import unavailable_reason
+from raftlog.testing.waiting import eventually
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"namespace tests skipped: {REASON}")
@@ -71,11 +71,12 @@ def test_netcluster_dashboard_drives_the_namespaces_and_the_nodes_clocks(tmp_pat
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (url_file.exists() and url_file.read_text().strip()):
-            assert served.poll() is None, served.communicate()[0]
-            assert time.monotonic() < deadline, "no dashboard URL within 60 s"
-            time.sleep(0.05)
+
+        def url() -> str:
+            assert served.poll() is None, served.communicate()[0]  # it failed: say why
+            return url_file.read_text().strip() if url_file.exists() else ""
+
+        eventually(url, 60, what="the dashboard URL in the URL file", interval=0.05)
         parts = urllib.parse.urlsplit(url_file.read_text().strip())
         fragment = urllib.parse.parse_qs(parts.fragment)
         control, token = fragment["control"][0], fragment["token"][0]

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+
+from raftlog.testing.waiting import eventually_async
+from scaffold import run
+
+__all__ = ["CLUSTER_PORTS", "free_base", "run", "until"]
 
 CLUSTER_PORTS = (0, 1, 2, 1000, 1001, 1002)
 """The ports `raftlog cluster --nodes 3 --base-port BASE` takes, from BASE."""
 
 
-def run(coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
-    """Run a coroutine with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
 async def until(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    """Wait (polling) until ``condition()`` holds, or fail with ``message``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message}")
-        await asyncio.sleep(0.02)
+    """Kept for test files written before the shared helper: prefer
+    ``raftlog.testing.waiting.eventually_async`` (it reports the last value seen)."""
+    await eventually_async(condition, timeout, what=message)
 
 
 def free_base(offsets: Sequence[int] = CLUSTER_PORTS) -> int:

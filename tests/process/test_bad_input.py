@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 from procsupport import run
 
-from raftlog.local.cluster import LocalCluster, wait_for
+from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 async def _raw_peer_send(port: int, payload: bytes) -> bytes:
@@ -29,8 +30,7 @@ async def _raw_peer_send(port: int, payload: bytes) -> bytes:
 
 def test_garbage_on_the_peer_port_is_refused_and_the_node_serves_on() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             port = cluster.nodes[leader].peer_port
             await _raw_peer_send(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
@@ -42,19 +42,18 @@ def test_garbage_on_the_peer_port_is_refused_and_the_node_serves_on() -> None:
             assert doc["index"] > 0
             assert await cluster.status(leader) is not None
 
-            async def said_why() -> bool:  # its output is read a little after it is written
+            def said_why() -> bool:  # its output is read a little after it is written
                 out = "\n".join(cluster.nodes[leader].lines).lower()
                 return "frame" in out or "handshake" in out
 
-            await wait_for(said_why, 30, "the leader never logged the bad frames")
+            await eventually_async(said_why, 30, what="the leader to log the bad frames")
 
     run(main())
 
 
 def test_bad_http_bodies_get_4xx_json_errors_and_the_node_serves_on() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             url = cluster.nodes[leader].url
             async with aiohttp.ClientSession() as http:
@@ -109,7 +108,9 @@ def test_bad_http_bodies_get_4xx_json_errors_and_the_node_serves_on() -> None:
                     assert r.status == 413
             doc = await cluster.append(leader, "still serving")
             assert doc["index"] > 0
-            live = await wait_for(lambda: cluster.get(leader, "/livez"), 5, "livez")
+            live = await eventually_async(
+                lambda: cluster.get(leader, "/livez"), 5, what="an answer to /livez"
+            )
             assert live["live"] is True
 
     run(main())
@@ -117,8 +118,7 @@ def test_bad_http_bodies_get_4xx_json_errors_and_the_node_serves_on() -> None:
 
 def test_a_node_refuses_a_data_dir_of_another_node() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             await cluster.leader()
             await cluster.kill(2)
             # Start node 2 on node 3's data directory: it must refuse, loudly, exit code 3.

@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from procsupport import run
 
 from raftlog.local.cluster import ADMIN_TOKEN_ENV, FAULT_INJECTION_FLAG, LocalCluster
-from raftlog.local.clusterbase import wait_for
 from raftlog.local.control import ClusterControl, ClusterState, ControlError
 from raftlog.local.netns_cluster import NetnsCluster
+from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 def _cluster(n: int = 3) -> LocalCluster:
@@ -63,8 +65,9 @@ def test_a_partition_needs_the_admin_endpoint_and_says_so(tmp_path: Path) -> Non
 
 def test_with_an_admin_token_partitions_work_without_fault_injection(tmp_path: Path) -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True, data_dir=tmp_path, admin_token="s3cret") as cluster:
-            await cluster.start()
+        async with running_cluster(
+            3, fast=True, data_dir=tmp_path, admin_token="s3cret"
+        ) as cluster:
             process = cluster.nodes[1].process
             assert process is not None
             environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
@@ -103,29 +106,27 @@ def test_isolating_the_leader_elects_another_and_healing_brings_it_back() -> Non
             await cluster.heal()
             assert not any(n.isolated for n in (await cluster.state()).nodes)
 
-            async def follows() -> bool:
-                s = await cluster.status(old)
-                lead = await cluster.status(new)
-                return (
-                    s is not None
-                    and lead is not None
-                    and s["state"] == "Follower"
-                    and s["leader"] == new
-                    and s["term"] == lead["term"]
-                )
+            async def seen() -> tuple[Any, Any, Any, Any]:
+                """node ``old``'s state, leader and term, and node ``new``'s term"""
+                s = await cluster.status(old) or {}
+                lead = await cluster.status(new) or {}
+                return (s.get("state"), s.get("leader"), s.get("term"), lead.get("term"))
 
-            await wait_for(follows, 60, f"node {old} did not follow node {new} after the heal")
-            log = await wait_for(
-                lambda: _has(cluster, old, "while isolated"), 60, "the old leader did not catch up"
+            await eventually_async(
+                seen,
+                60,
+                what=f"node {old} to follow node {new} after the heal (its state, leader, "
+                f"term; node {new}'s term)",
+                until=lambda s: s[:2] == ("Follower", new) and s[2] is not None and s[2] == s[3],
             )
-            assert "while isolated" in log
+            await eventually_async(
+                lambda: cluster.log(old),
+                60,
+                what="the old leader to catch up",
+                until=lambda log: log is not None and "while isolated" in log,
+            )
 
     run(main(), timeout=240)
-
-
-async def _has(cluster: LocalCluster, i: int, text: str) -> list[str] | None:
-    log = await cluster.log(i)
-    return log if log is not None and text in log else None
 
 
 def test_a_cut_link_and_the_state_and_blocks_kept_across_pause_and_restart() -> None:

@@ -30,3 +30,8 @@ def test_lab_run(scenario: str, graceful: bool, pause: bool) -> None:
     text = "\n".join(lines)
     assert "Received 2 votes. State: Leader" in text
     assert "Leader committed 'SET 5'" in text
+    if scenario == "dead-leader":
+        assert ", failover " in verdict and " ms" in verdict, verdict
+        assert (" by hand-over" in verdict) == graceful, verdict
+    if graceful:
+        assert "demo: hand-over: node " in text

@@ -7,9 +7,11 @@ import itertools
 import time
 
 import aiohttp
-from procsupport import run, until
+from procsupport import run
 
-from raftlog.local.cluster import LocalCluster, wait_for
+from raftlog.local.cluster import LocalCluster
+from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 
 async def _log_with_indexes(cluster: LocalCluster, i: int) -> list[tuple[int, str]] | None:
@@ -20,15 +22,18 @@ async def _log_with_indexes(cluster: LocalCluster, i: int) -> list[tuple[int, st
 
 
 async def _converged(cluster: LocalCluster) -> list[tuple[int, str]]:
-    async def probe() -> list[tuple[int, str]] | None:
-        logs = [await _log_with_indexes(cluster, i) for i in cluster.nodes]
-        first = logs[0]
-        if first is not None and all(log == first for log in logs):
-            return first
-        return None
+    async def logs() -> list[list[tuple[int, str]] | None]:
+        return [await _log_with_indexes(cluster, i) for i in cluster.nodes]
 
-    result: list[tuple[int, str]] = await wait_for(probe, 60, "the nodes' logs did not converge")
-    return result
+    found = await eventually_async(
+        logs,
+        60,
+        what="the nodes' logs to converge",
+        until=lambda logs: logs[0] is not None and all(log == logs[0] for log in logs),
+    )
+    first = found[0]
+    assert first is not None
+    return first
 
 
 async def _writer(
@@ -64,21 +69,32 @@ def _assert_all_acked_present(acked: dict[str, int], log: list[tuple[int, str]])
 
 def test_kill_9_of_the_leader_under_a_stream_of_appends_loses_nothing_acknowledged() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             acked: dict[str, int] = {}
             stop = asyncio.Event()
             writers = [
                 asyncio.create_task(_writer(cluster, f"w{k}", acked, stop)) for k in range(8)
             ]
-            await until(lambda: len(acked) >= 100, 30, "no appends")
+            await eventually_async(
+                lambda: len(acked), 30, what="100 appends acknowledged", until=lambda n: n >= 100
+            )
             before_kill = len(acked)
             await cluster.kill(leader)
             new_leader = await cluster.leader(among=[i for i in cluster.nodes if i != leader])
-            await until(lambda: len(acked) >= before_kill + 100, 30, "no appends after the kill")
+            await eventually_async(
+                lambda: len(acked) - before_kill,
+                30,
+                what="100 appends acknowledged after the kill",
+                until=lambda n: n >= 100,
+            )
             await cluster.start_node(leader)
-            await until(lambda: len(acked) >= before_kill + 200, 30, "no appends after restart")
+            await eventually_async(
+                lambda: len(acked) - before_kill,
+                30,
+                what="100 more appends acknowledged after the restart",
+                until=lambda n: n >= 200,
+            )
             stop.set()
             await asyncio.gather(*writers)
             log = await _converged(cluster)
@@ -91,15 +107,16 @@ def test_kill_9_of_the_leader_under_a_stream_of_appends_loses_nothing_acknowledg
 
 def test_kill_9_of_the_whole_cluster_keeps_every_acknowledged_entry() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             await cluster.leader()
             acked: dict[str, int] = {}
             stop = asyncio.Event()
             writers = [
                 asyncio.create_task(_writer(cluster, f"w{k}", acked, stop)) for k in range(8)
             ]
-            await until(lambda: len(acked) >= 300, 30, "no appends")
+            await eventually_async(
+                lambda: len(acked), 30, what="300 appends acknowledged", until=lambda n: n >= 300
+            )
             # Everyone dies at once, mid-stream.
             await asyncio.gather(*(cluster.kill(i) for i in cluster.node_ids()))
             stop.set()
@@ -117,8 +134,7 @@ def test_kill_9_of_the_whole_cluster_keeps_every_acknowledged_entry() -> None:
 
 def test_a_follower_down_for_5000_appends_catches_up() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             follower = next(i for i in cluster.nodes if i != leader)
             await cluster.kill(follower)
@@ -138,14 +154,21 @@ def test_a_follower_down_for_5000_appends_catches_up() -> None:
             await cluster.start_node(follower)
             caught_up_from = time.monotonic()
 
-            async def caught_up() -> bool:
+            async def progress() -> tuple[int | None, int | None]:
+                """(the follower's applied index, the leader's commit index)"""
                 s_leader = await cluster.status(leader)
                 s_follower = await cluster.status(follower)
-                return bool(
-                    s_leader and s_follower and s_follower["applied"] == s_leader["commit"] >= 5000
+                return (
+                    s_follower["applied"] if s_follower else None,
+                    s_leader["commit"] if s_leader else None,
                 )
 
-            await wait_for(caught_up, 60, "the follower did not catch up")
+            await eventually_async(
+                progress,
+                60,
+                what="the follower to catch up (its applied index, the leader's commit)",
+                until=lambda seen: seen[0] is not None and seen[0] == seen[1] and seen[0] >= 5000,
+            )
             catch_up_s = time.monotonic() - caught_up_from
             log = await _converged(cluster)
             assert sorted(v for _i, v in log) == sorted(values)

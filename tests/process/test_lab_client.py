@@ -8,7 +8,7 @@ import xmlrpc.client
 import pytest
 from procsupport import run
 
-from raftlog.local.cluster import LocalCluster
+from scaffold import running_cluster
 
 
 def _lab_client(urls: list[str]) -> tuple[str, list[bool], list[bool]]:
@@ -30,8 +30,7 @@ def _lab_client(urls: list[str]) -> tuple[str, list[bool], list[bool]]:
 
 def test_the_lab_client_finds_the_leader_and_commits_both_commands() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             urls = [n.url for n in cluster.nodes.values()]
             leader_url, answers, results = await asyncio.to_thread(_lab_client, urls)
@@ -53,8 +52,7 @@ def test_the_lab_client_finds_the_leader_and_commits_both_commands() -> None:
 
 def test_a_follower_answers_false_never_a_fault_and_bad_calls_get_faults() -> None:
     async def main() -> None:
-        async with LocalCluster(3) as cluster:
-            await cluster.start()
+        async with running_cluster(3) as cluster:
             leader = await cluster.leader()
             follower = next(i for i in cluster.nodes if i != leader)
             url = cluster.nodes[follower].url

@@ -12,7 +12,9 @@ from typing import Any
 from procsupport import run
 
 from raftlog.client import AsyncClient, OutcomeUnknown
-from raftlog.local.cluster import LocalCluster, LocalNode, free_ports, wait_for
+from raftlog.local.cluster import LocalCluster, LocalNode, free_ports
+from raftlog.testing.waiting import eventually_async
+from scaffold import running_cluster
 
 APPEND_TIMEOUT = 30
 
@@ -60,12 +62,19 @@ async def _status(cluster: LocalCluster, i: int) -> dict[str, Any] | None:
 
 
 async def _until_voter(cluster: LocalCluster, node: int, timeout: float = 60) -> None:
-    async def voter() -> bool:
+    async def membership() -> tuple[Any, Any, Any]:
+        """the leader's voters, configuration index and commit index"""
         leader = await cluster.leader(timeout=timeout)
-        s = await _status(cluster, leader)
-        return s is not None and node in s["voters"] and s["conf_index"] <= s["commit"]
+        s = await _status(cluster, leader) or {}
+        return (s.get("voters"), s.get("conf_index"), s.get("commit"))
 
-    await wait_for(voter, timeout, f"node {node} never became a voter", interval=0.1)
+    await eventually_async(
+        membership,
+        timeout,
+        what=f"node {node} to be a voter (the leader's voters, conf index, commit)",
+        until=lambda m: m[0] is not None and node in m[0] and m[1] <= m[2],
+        interval=0.1,
+    )
 
 
 async def _remove(cluster: LocalCluster, node: int) -> dict[str, Any]:
@@ -89,12 +98,17 @@ async def _log(cluster: LocalCluster, i: int) -> list[str]:
 
 
 async def _converged(cluster: LocalCluster, ids: list[int], timeout: float = 60) -> list[str]:
-    async def same() -> list[str] | None:
-        logs = [await _log(cluster, i) for i in ids]
-        return logs[0] if all(log == logs[0] for log in logs) else None
+    async def logs() -> list[list[str]]:
+        return [await _log(cluster, i) for i in ids]
 
-    result: list[str] = await wait_for(same, timeout, f"nodes {ids} did not converge", 0.2)
-    return result
+    found = await eventually_async(
+        logs,
+        timeout,
+        what=f"the logs of nodes {ids} to converge",
+        until=lambda logs: all(log == logs[0] for log in logs),
+        interval=0.2,
+    )
+    return found[0]
 
 
 def _check_no_loss(log: list[str], appender: Appender) -> None:
@@ -108,8 +122,7 @@ def _check_no_loss(log: list[str], appender: Appender) -> None:
 
 def test_grow_from_three_to_five_and_shrink_back_under_appends() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             await cluster.leader()
             async with Appender(cluster) as appender:
                 for _ in range(2):
@@ -138,8 +151,7 @@ def test_grow_from_three_to_five_and_shrink_back_under_appends() -> None:
 
 def test_the_leader_removed_hands_over_stops_and_refuses_to_come_back() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             await cluster.append(leader, "before")
             await _remove(cluster, leader)
@@ -162,8 +174,7 @@ def test_the_leader_removed_hands_over_stops_and_refuses_to_come_back() -> None:
 
 def test_a_dead_node_is_replaced_by_a_fresh_one_at_a_new_address() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             for k in range(20):
                 await cluster.append(leader, f"a{k}")
@@ -186,8 +197,7 @@ def test_a_dead_node_is_replaced_by_a_fresh_one_at_a_new_address() -> None:
 
 def test_a_removed_node_that_did_not_hear_of_it_does_not_disturb() -> None:
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             victim = next(i for i in cluster.nodes if i != leader)
             await cluster.pause(victim)  # it misses its own removal
@@ -213,12 +223,13 @@ def test_one_command_line_for_every_replica_with_join_peers(tmp_path: Any) -> No
     a node listed there starts as a founding member, any other joins."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start(extra=["--join", "peers"])
+        async with running_cluster(3, fast=True, extra=["--join", "peers"]) as cluster:
             leader = await cluster.leader()
             await cluster.append(leader, "x")
             client_port, peer_port = free_ports(2)
-            cluster.nodes[4] = LocalNode(4, client_port, peer_port, tmp_path / "node-4")
+            cluster.nodes[4] = LocalNode(
+                4, client_port, peer_port, tmp_path / "node-4", scheme=cluster.nodes[1].scheme
+            )
             await cluster.start_node(
                 4, ["--join", "peers", "--advertise", "127.0.0.1", "--peer-port", str(peer_port)]
             )
@@ -233,8 +244,7 @@ def test_a_removed_joiner_restarted_with_join_on_its_data_is_not_added_back() ->
     and comes back on its old data refuses to start, and the cluster does not list it."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             node = cluster.add_node()
             await cluster.start_node(node)
             await _until_voter(cluster, node)
@@ -265,8 +275,7 @@ def test_a_join_finding_itself_already_a_learner_at_its_address_starts() -> None
     is safe to start empty, and goes on."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             node = cluster.add_node()
             me = cluster.nodes[node]
             async with AsyncClient([cluster.nodes[1].url], timeout=10, retry_for=30) as client:
@@ -284,8 +293,7 @@ def test_a_node_down_while_another_joined_follows_it_as_leader() -> None:
     address from the configuration entries it sends)."""
 
     async def main() -> None:
-        async with LocalCluster(3, fast=True) as cluster:
-            await cluster.start()
+        async with running_cluster(3, fast=True) as cluster:
             leader = await cluster.leader()
             await cluster.append(leader, "before")
             await cluster.stop(3)

@@ -17,7 +17,8 @@ import time
 import aiohttp
 from procsupport import run
 
-from raftlog.local.cluster import LocalCluster, wait_for
+from raftlog.local.cluster import LocalCluster
+from raftlog.testing.waiting import eventually_async
 
 APPENDS = int(os.environ.get("RAFTLOG_SNAPSHOT_APPENDS", "30000"))
 SNAPSHOT_ENTRIES = 2000
@@ -69,11 +70,12 @@ async def _time_to_serve(cluster: LocalCluster, node: int) -> float:
     started = time.monotonic()
     await cluster.start_node(node, wait=False)
 
-    async def ready() -> bool:
-        doc = await cluster.get(node, "/readyz", 1.0)
-        return isinstance(doc, dict) and doc.get("ready") is True
-
-    await wait_for(ready, 60, f"node {node} never became ready")
+    await eventually_async(
+        lambda: cluster.get(node, "/readyz", 1.0),
+        60,
+        what=f"node {node} to be ready (/readyz)",
+        until=lambda doc: isinstance(doc, dict) and doc.get("ready") is True,
+    )
     return time.monotonic() - started
 
 
@@ -107,20 +109,22 @@ def test_a_follower_down_for_every_append_catches_up_by_snapshot() -> None:
             await cluster.start_node(down)
             target = status["commit"]
 
-            async def caught_up() -> bool:
+            async def applied() -> int | None:
                 s = await cluster.status(down)
-                return s is not None and s["applied"] >= target
+                return None if s is None else int(s["applied"])
 
-            await wait_for(caught_up, 120, f"node {down} did not catch up to {target}")
-
-            async def installed() -> bool:  # its output is read a little after it is written
-                return any("Installed snapshot" in line for line in cluster.nodes[down].lines)
-
-            await wait_for(
-                installed,
+            await eventually_async(
+                applied,
+                120,
+                what=f"node {down} to catch up to {target} (its applied index)",
+                until=lambda index: index is not None and index >= target,
+            )
+            # Its output is read a little after it is written.
+            await eventually_async(
+                lambda: list(cluster.nodes[down].lines),
                 30,
-                f"node {down} caught up without a snapshot: "
-                + "\n".join(cluster.nodes[down].lines[-30:]),
+                what=f"node {down} to have caught up by a snapshot (its lines)",
+                until=lambda lines: any("Installed snapshot" in line for line in lines),
             )
             leader_records = await _all_records(cluster, leader)
             assert len(leader_records) == APPENDS

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 from procsupport import free_base
+
+from raftlog.testing.waiting import eventually
 
 TOKEN = "test-token-123"
 
@@ -34,19 +35,10 @@ def _request(url: str, method: str = "GET", doc: Any = None, token: str | None =
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _eventually(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what} (last: {last!r})")
+def _eventually(check: Any, what: str, timeout: float = 60, **kw: Any) -> Any:
+    """:func:`eventually` with this file's deadline, passing over requests that fail."""
+    kw.setdefault("interval", 0.05)
+    return eventually(check, timeout, what=what, ignore=(OSError, ValueError), **kw)
 
 
 @pytest.fixture
@@ -106,18 +98,20 @@ def _status(url: str) -> dict[str, Any] | None:
 def _leader(nodes: dict[int, str], among: set[int] | None = None) -> tuple[int, int]:
     """(leader id, term) once exactly one of ``among`` says it leads."""
 
-    def find() -> tuple[int, int] | None:
-        leaders = []
+    def leaders() -> list[tuple[int, int]]:
+        found = []
         for i, url in nodes.items():
             if among is not None and i not in among:
                 continue
             s = _status(url)
             if s and s["state"] == "Leader":
-                leaders.append((i, s["term"]))
-        return leaders[0] if len(leaders) == 1 else None
+                found.append((i, s["term"]))
+        return found
 
-    found: tuple[int, int] = _eventually(find, "one leader")
-    return found
+    found: list[tuple[int, int]] = _eventually(
+        leaders, "one leader (nodes that lead, with their terms)", until=lambda ls: len(ls) == 1
+    )
+    return found[0]
 
 
 def test_the_supervisor_controls_need_its_token_and_drive_real_nodes(supervised: Any) -> None:
@@ -151,8 +145,9 @@ def test_the_supervisor_controls_need_its_token_and_drive_real_nodes(supervised:
     code, doc = _request(control + "/control/v1/heal", "POST")
     assert code == 200 and not any(n["isolated"] for n in doc["nodes"])
     _eventually(
-        lambda: (s := _status(nodes[leader])) and s["state"] == "Follower" and s["leader"] == new,
-        f"node {leader} follows node {new}",
+        lambda: _status(nodes[leader]),
+        f"node {leader} to follow node {new} (its status)",
+        until=lambda s: s is not None and s["state"] == "Follower" and s["leader"] == new,
     )
     # Stop the leader (SIGTERM: it hands over), start it again: it follows.
     code, doc = _request(control + f"/control/v1/nodes/{new}/stop", "POST")
@@ -161,8 +156,9 @@ def test_the_supervisor_controls_need_its_token_and_drive_real_nodes(supervised:
     code, doc = _request(control + f"/control/v1/nodes/{new}/start", "POST")
     assert code == 200, doc
     _eventually(
-        lambda: (s := _status(nodes[new])) and s["leader"] == third and s["state"] == "Follower",
-        f"node {new} back as a follower",
+        lambda: _status(nodes[new]),
+        f"node {new} back as a follower of node {third} (its status)",
+        until=lambda s: s is not None and s["leader"] == third and s["state"] == "Follower",
     )
     assert dashboard  # (the URL the page opens with was checked by the fixture)
 
@@ -227,6 +223,7 @@ def test_step_mode_through_the_supervisor_stops_every_clock(supervised: Any) -> 
     code, doc = _request(control + "/control/v1/clock", "POST", {"mode": "real"})
     assert code == 200 and doc["clock"] == "real"
     _eventually(
-        lambda: all((_status(u) or {}).get("clock") == "real" for u in nodes.values()),
-        "every clock runs again",
+        lambda: [(_status(u) or {}).get("clock") for u in nodes.values()],
+        "every clock to run again (the nodes' clocks)",
+        until=lambda clocks: all(clock == "real" for clock in clocks),
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from raftlog.cli.main import main
-from raftlog.local.cluster import LocalCluster
-from raftlog.server.eventloop import ENV, default_choice, loop_factory, loop_name
+from raftlog.server.eventloop import loop_factory, loop_name
+from scaffold import running_cluster
 
 HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
@@ -40,12 +40,13 @@ def test_an_unknown_choice_is_an_error_naming_the_choices(
 ) -> None:
     with pytest.raises(ValueError, match="auto, asyncio, uvloop"):
         loop_factory("tokio")
-    monkeypatch.setenv(ENV, "tokio")
-    with pytest.raises(ValueError, match=ENV):
-        default_choice()
+    monkeypatch.setenv("RAFTLOG_EVENT_LOOP", "tokio")
     argv = ["node", "--id", "1", "--peers", "1=127.0.0.1:1", "--data-dir", "/nonexistent"]
-    assert main(argv) == 2
-    assert f"{ENV} must be one of auto, asyncio, uvloop, not 'tokio'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "RAFTLOG_EVENT_LOOP: invalid choice 'tokio' (choose from auto, asyncio, uvloop)" in err
 
 
 def test_uvloop_when_it_is_missing_names_the_extra(tmp_path: Path) -> None:
@@ -65,8 +66,7 @@ def test_uvloop_when_it_is_missing_names_the_extra(tmp_path: Path) -> None:
 
 def test_a_node_reports_its_event_loop_in_its_status() -> None:
     async def go() -> dict[int, str]:
-        async with LocalCluster(1, node_args=["--event-loop", "asyncio"]) as cluster:
-            await cluster.start()
+        async with running_cluster(1, node_args=["--event-loop", "asyncio"]) as cluster:
             status = await cluster.status(1)
             assert status is not None
             return {1: status["event_loop"]}

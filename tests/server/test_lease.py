@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 from aiohttp.test_utils import TestServer
-from test_node import Cluster, eventually, run
+from test_node import Cluster, run
 
 from raftlog.api.http import ApiConfig, ClientApi
 from raftlog.core.messages import (
@@ -39,6 +39,7 @@ from raftlog.server.node import _READ, RaftNode, ServerConfig, lease_s
 from raftlog.server.replicated_log import ReplicatedLog, append_command
 from raftlog.server.timing import Timing, fast_timing, lab_timing, timing_for
 from raftlog.storage.memory import MemoryStorage
+from raftlog.testing.waiting import eventually_async
 from raftlog.transport.memory import MemoryNetwork
 
 LONG = Timing(election_min_s=2.0, election_max_s=4.0, heartbeat_s=0.05, tick_s=0.01)
@@ -94,7 +95,7 @@ def test_a_suspend_of_the_leaders_machine_ends_its_lease(monkeypatch: pytest.Mon
             slept = 10 * 10**9  # the machine was suspended for 10 s
             assert not leader._lease_holds()
             # Fresh echoes (of sends on the advanced clock) renew it.
-            await eventually(leader._lease_holds, 5, "the lease from fresh echoes")
+            await eventually_async(leader._lease_holds, 5, what="the lease from fresh echoes")
         finally:
             await c.close()
 
@@ -105,7 +106,7 @@ async def _steady_leader(c: Cluster) -> RaftNode:
     await c.start_all()
     leader = await c.leader()
     await leader.propose(append_command(b"x"), timeout=10)
-    await eventually(leader._lease_holds, 10, "the lease to hold")
+    await eventually_async(leader._lease_holds, 10, what="the lease to hold")
     return leader
 
 
@@ -142,15 +143,17 @@ def test_answers_echo_the_send_time_of_the_leaders_message_and_renew_the_lease()
         try:
             leader = await _steady_leader(c)
             before = lease_clock_ns()
-            await eventually(
+            await eventually_async(
                 lambda: all(at > before for at, _t in leader._acked.values()),
                 5,
-                "acknowledgements of heartbeats sent after 'before'",
+                what="acknowledgements of heartbeats sent after 'before'",
             )
             for peer, (at, term) in leader._acked.items():
                 assert term == leader.term and at <= lease_clock_ns(), peer
             follower = _followers(c, leader)[0]
-            stamp = await eventually(lambda: follower._leader_stamp, 5, "the follower's stamp")
+            stamp = await eventually_async(
+                lambda: follower._leader_stamp, 5, what="the follower's stamp"
+            )
             assert stamp[:2] == (leader.id, leader.term)
             # A lease read is served without a round of heartbeats, and counted.
             served = leader.lease_reads
@@ -249,8 +252,10 @@ def test_a_lease_read_is_served_at_the_commit_index_once_it_is_applied() -> None
             follower = _followers(c, leader)[0]
             leader.hold_peers(set(c.ids) - {leader.id})  # their answers wait, unread
             entry = leader.propose_nowait(append_command(b"y"), timeout=10)
-            index = await eventually(
-                lambda: (s := leader._core.log.last_index()) > leader.commit and s, 5, "the entry"
+            index = await eventually_async(
+                lambda: (s := leader._core.log.last_index()) > leader.commit and s,
+                5,
+                what="the entry",
             )
             served = leader.lease_reads
             leader._deliver(
@@ -285,13 +290,13 @@ def test_without_check_quorum_there_is_no_lease() -> None:
             leader = await c.leader()
             await leader.propose(append_command(b"x"), timeout=10)
             before = lease_clock_ns()
-            await eventually(
+            await eventually_async(
                 lambda: (
                     len(leader._acked) == 2
                     and all(at > before for at, _t in leader._acked.values())
                 ),
                 5,
-                "fresh acknowledgements from both followers",
+                what="fresh acknowledgements from both followers",
             )
             assert not leader._lease_holds()
             await leader.read_barrier(timeout=5, lease=True)  # confirmed by ReadIndex
@@ -321,8 +326,10 @@ def test_answers_after_a_burst_of_more_pending_ticks_than_the_promise_allows_ech
                 follower._deliver(
                     Heartbeat(leader.id, follower.id, leader.term, 0, context, sent_ns=at)
                 )
-                time.sleep(stall_s)
-                answer = await eventually(lambda: _answer(sent, context), 5, "the answer")
+                time.sleep(stall_s)  # the whole loop stalls (not a wait): its ticks fall due
+                answer = await eventually_async(
+                    lambda: _answer(sent, context), 5, what="the answer"
+                )
                 return answer.echo_ns, at
 
             with _sends(follower) as sent:
@@ -350,12 +357,12 @@ def test_a_message_that_waited_held_is_not_echoed() -> None:
             leader = await _steady_leader(c)
             follower = _followers(c, leader)[0]
             follower.hold_peers({leader.id})
-            await eventually(
+            await eventually_async(
                 lambda: any(
                     isinstance(m, AppendEntries | Heartbeat) for _i, m in follower._held_messages
                 ),
                 5,
-                "a held message of the leader",
+                what="a held message of the leader",
             )
             held = {
                 m.sent_ns
@@ -373,7 +380,9 @@ def test_a_message_that_waited_held_is_not_echoed() -> None:
                     ]
 
                 # Answers to the held messages, then to fresh ones (echoed).
-                await eventually(lambda: any(e > max(held) for e in answers()), 5, "fresh echoes")
+                await eventually_async(
+                    lambda: any(e > max(held) for e in answers()), 5, what="fresh echoes"
+                )
             assert not held & set(answers()), "a held message's send time was echoed"
         finally:
             await c.close()
@@ -396,7 +405,9 @@ def test_a_message_stepped_in_step_mode_is_not_echoed() -> None:
                     Heartbeat(leader.id, follower.id, leader.term, 0, b"step", sent_ns=at)
                 )
                 follower.set_stepping(True)  # before the core task takes the heartbeat
-                answer = await eventually(lambda: _answer(sent, b"step"), 5, "the answer")
+                answer = await eventually_async(
+                    lambda: _answer(sent, b"step"), 5, what="the answer"
+                )
                 assert answer.echo_ns == 0
                 follower.set_stepping(False)
         finally:
@@ -420,7 +431,7 @@ def test_acknowledgements_that_waited_held_at_the_leader_are_not_counted() -> No
                     if isinstance(m, AppendEntriesResponse | HeartbeatResponse) and m.echo_ns
                 }
 
-            await eventually(lambda: len(held_acks()) == 2, 5, "acknowledgements held")
+            await eventually_async(lambda: len(held_acks()) == 2, 5, what="acknowledgements held")
             for f in followers:  # they send the leader nothing more
                 f.block_peers({leader.id})
             await leader.status()
@@ -442,7 +453,9 @@ def test_a_voter_that_leaves_takes_its_acknowledgements_along() -> None:
         try:
             leader = await _steady_leader(c)
             gone = _followers(c, leader)[0].id
-            await eventually(lambda: gone in leader._acked, 5, "an acknowledgement from it")
+            await eventually_async(
+                lambda: gone in leader._acked, 5, what="an acknowledgement from it"
+            )
             await leader.remove_member(gone, timeout=10)
             assert gone not in leader._acked
             assert gone not in leader.conf.voters and leader.is_leader
@@ -489,7 +502,7 @@ def test_a_restarted_node_ignores_vote_requests_for_an_election_timeout() -> Non
             # After a minimum election timeout the core decides: it grants (it hears from
             # no leader).
             until = node._vote_quiet_until
-            await eventually(lambda: node._now >= until, 10, "the quiet period to end")
+            await eventually_async(lambda: node._now >= until, 10, what="the quiet period to end")
             assert await ask(RequestVote(other, f, term + 1, last_index, last_term)) == (
                 term + 1,
                 int(other),
@@ -533,10 +546,12 @@ def test_a_leader_that_sent_timeout_now_serves_no_lease_read_in_that_term() -> N
             # stays; the other follower goes on acknowledging: the lease would hold.
             transferee.hold_peers({leader.id})
             leader._acked.pop(transferee.id, None)
-            await eventually(leader._lease_holds, 5, "the lease from the other follower")
+            await eventually_async(leader._lease_holds, 5, what="the lease from the other follower")
             term = leader.term
             await leader.transfer_leadership(transferee.id, timeout=5)
-            await eventually(lambda: leader._lease_void_term == term, 5, "TimeoutNow to be sent")
+            await eventually_async(
+                lambda: leader._lease_void_term == term, 5, what="TimeoutNow to be sent"
+            )
             assert leader.is_leader and leader.term == term
             assert not leader._lease_holds()
             assert other._leader_stamp is not None
@@ -567,9 +582,9 @@ def test_a_read_that_waited_through_a_pause_is_handled_before_the_burst_of_ticks
         await server.start_server()
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         try:
-            await eventually(lambda: node.is_leader, 10, "the node to lead")
+            await eventually_async(lambda: node.is_leader, 10, what="the node to lead")
             await node.propose(append_command(b"x"), timeout=10)
-            await eventually(node._lease_holds, 10, "the lease to hold")
+            await eventually_async(node._lease_holds, 10, what="the lease to hold")
 
             def get(path: str) -> bytes:
                 sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -589,10 +604,12 @@ def test_a_read_that_waited_through_a_pause_is_handled_before_the_burst_of_ticks
             # The core task was ready to run when the loop stopped (the worst case: it
             # runs first when the loop wakes, before the read's bytes are even taken).
             node._wake()
-            time.sleep(0.3)
+            time.sleep(0.3)  # the loop stands still (not a wait), as under SIGSTOP
             woke = time.monotonic()
             await asyncio.to_thread(_http_answer, sock)
-            await eventually(lambda: any(t >= woke for t, _n in ticks), 5, "a tick after")
+            await eventually_async(
+                lambda: any(t >= woke for t, _n in ticks), 5, what="a tick after"
+            )
             burst = [n for t, n in ticks if t >= woke]
             assert burst[0] == served + 1, "the burst of ticks came before the read"
             status = await asyncio.to_thread(get, "/v1/status")

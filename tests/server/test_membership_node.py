@@ -7,13 +7,14 @@ import asyncio
 import io
 import logging
 
-from test_node import STEADY, Cluster, eventually, run
+from test_node import STEADY, Cluster, run
 
 from raftlog.core.types import ConfState, Entry, EntryKind, HardState, Member, NodeId, encode_conf
 from raftlog.server.eventlog import EventLog
 from raftlog.server.node import NodeRemoved, RaftNode, ServerConfig
 from raftlog.server.replicated_log import ReplicatedLog
 from raftlog.storage.memory import MemoryStorage
+from raftlog.testing.waiting import eventually_async
 
 
 def _joiner(c: Cluster, i: NodeId, joined_at: int) -> RaftNode:
@@ -51,22 +52,30 @@ def test_an_id_added_back_on_an_empty_disk_catches_up_and_keeps_running() -> Non
         await c.start_all()
         four = NodeId(4)
         leader = await c.leader()
+        # A change waits for an entry of the leader's term to commit (one proposal's
+        # commit shows it has): asked at once, it was refused under load.
+        await leader.propose(b"first", timeout=20)
         added = await leader.add_learner(Member(four, "x:1"), timeout=5)
         first = _joiner(c, four, added.index)
-        await eventually(lambda: first.applied >= leader.applied, what="4 catches up")
+        await eventually_async(
+            lambda: (first.applied, leader.applied),
+            what="4 to catch up (its applied index, the leader's)",
+            until=lambda both: both[0] >= both[1],
+        )
         await leader.promote(four, timeout=5)
         await asyncio.gather(*(leader.propose(b"e%d" % j, timeout=20) for j in range(200)))
         await leader.remove_member(four, timeout=5)
-        await eventually(c.tasks[four].done, what="the first node 4 stops")
+        await eventually_async(c.tasks[four].done, what="the first node 4 stops")
         assert first.removed
         # Added back at once: the leader still holds the old node's progress (kept to
         # tell it of its removal); the new one must start from scratch.
         again = await leader.add_learner(Member(four, "x:1"), timeout=5)
         second = _joiner(c, four, again.index)
-        await eventually(
-            lambda: c.tasks[four].done() or second.applied >= leader.applied,
-            timeout=20,
-            what="the second node 4 catches up or stops",
+        await eventually_async(
+            lambda: (c.tasks[four].done(), second.applied, leader.applied),
+            20,
+            what="the second node 4 to catch up or stop (stopped, its applied, the leader's)",
+            until=lambda seen: seen[0] or seen[1] >= seen[2],
         )
         assert not c.tasks[four].done() and not second.removed
         await leader.promote(four, timeout=5)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,7 @@ from raftlog.storage.sqlite import (
     entry_crc,
     hard_state_crc,
 )
+from raftlog.testing.waiting import eventually_async
 
 NO_LIMIT = 1 << 62
 CLUSTER = "cluster-a"
@@ -424,15 +425,6 @@ def test_without_invariant_checks_saves_are_a_plain_store(data_dir: Path) -> Non
 # --- the async path ----------------------------------------------------------------------------
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.001)
-
-
 def test_save_async_does_not_block_the_event_loop(storage: SQLiteStorage) -> None:
     storage.save(BASE_HS, BASE_LOG)
     big = [Entry(i, 3, data=bytes([i % 256]) * 512) for i in range(6, 20_006)]
@@ -517,7 +509,12 @@ def test_cancelling_save_async_still_updates_the_mirror(storage: SQLiteStorage) 
                 await storage.save_async(None, run(6, 6, 2))
             assert storage.last_index() == 5
             blocker.execute("COMMIT")
-            await _until(lambda: storage.last_index() == 8, "the cancelled write to land")
+            await eventually_async(
+                storage.last_index,
+                what="the cancelled write to land (the last index)",
+                until=lambda last: last == 8,
+                interval=0.001,
+            )
         finally:
             blocker.close()
         await storage.save_async(None, run(9, 9, 2))  # writable again

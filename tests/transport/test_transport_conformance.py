@@ -18,7 +18,7 @@ from raftlog.core.messages import AppendEntries, Heartbeat, Message, WireMessage
 from raftlog.core.types import Entry, NodeId
 from raftlog.transport import TransportError
 
-KINDS = ["memory", "tcp"]
+KINDS = ["memory", "tcp", "tls"]
 
 
 def heartbeat(src: int, dst: int, n: int) -> Heartbeat:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
-import time
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -23,6 +24,9 @@ from raftlog.core.messages import (
     WireMessage,
 )
 from raftlog.core.types import NodeId
+from raftlog.local.certs import CertFiles, make_certs
+from raftlog.testing.waiting import eventually_async
+from raftlog.tls import PeerTls, peer_tls
 from raftlog.transport import (
     MemoryNetwork,
     PeerInfo,
@@ -51,12 +55,9 @@ def run(coro: Coroutine[Any, Any, T], deadline: float = TEST_DEADLINE) -> T:
 async def wait_until(
     condition: Callable[[], bool], what: str, timeout: float = 5.0, step: float = 0.005
 ) -> None:
-    """Return as soon as ``condition()`` holds; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(step)
+    """Return as soon as ``condition()`` holds; fail with ``what`` after ``timeout``: the
+    shared :func:`eventually_async` with this suite's deadline and polling step."""
+    await eventually_async(condition, timeout, what=what, interval=step)
 
 
 async def wait_for(awaitable: Awaitable[T], what: str, timeout: float = 5.0) -> T:
@@ -179,8 +180,25 @@ class Cluster:
             sock.close()
 
 
+_CERTS: dict[str, CertFiles] = {}
+
+
+def cert_files(name: str = "cluster") -> CertFiles:
+    """A throwaway CA ``name`` with certificates for nodes 1..9, made once per process."""
+    if name not in _CERTS:
+        _CERTS[name] = make_certs(Path(tempfile.mkdtemp(prefix=f"raftlog-{name}-")), 9)
+    return _CERTS[name]
+
+
+def tls_of(node: int, ca: str = "cluster") -> PeerTls:
+    """Node ``node``'s peer TLS with the certificates of CA ``ca``."""
+    files = cert_files(ca)
+    return peer_tls(files.node_cert(node), files.node_key(node), files.ca)
+
+
 def make_cluster(kind: str, ids: list[int], **tcp_overrides: Any) -> Cluster:
-    """Transports of ``kind`` ("memory" or "tcp") for ``ids``, not started yet."""
+    """Transports of ``kind`` ("memory", "tcp", or "tls": tcp with mutual TLS) for
+    ``ids``, not started yet."""
     cluster = Cluster(kind)
     for node in ids:
         cluster.inbox[node] = []
@@ -189,13 +207,15 @@ def make_cluster(kind: str, ids: list[int], **tcp_overrides: Any) -> Cluster:
         for node in ids:
             cluster.transports[node] = network.create(NodeId(node), cluster.inbox[node].append)
         return cluster
-    assert kind == "tcp"
+    assert kind in ("tcp", "tls")
     socks = {node: bound_socket() for node in ids}
     for sock in socks.values():
         sock.listen()  # dials before the peer's start() wait in the backlog, not fail
     cluster.sockets = list(socks.values())
     ports = {node: sock.getsockname()[1] for node, sock in socks.items()}
     for node in ids:
+        if kind == "tls":
+            tcp_overrides = {**tcp_overrides, "tls": tls_of(node)}
         config = fast_config(node, {n: p for n, p in ports.items() if n != node}, **tcp_overrides)
         cluster.transports[node] = TcpTransport(
             config, cluster.inbox[node].append, sock=socks[node]

@@ -8,11 +8,15 @@ appends on the leader (``POST /v1/log``, a Content-Length body that decodes as a
 request, this node the leader) it proposes them and writes the answer from the proposal's
 callback: no task, no request object. Anything else — another path or method, a header it
 does not handle (chunked bodies, ``Expect``, ``Connection: close``, a browser's
-``Origin``: CORS is aiohttp's), HTTP/1.0, a body that
-does not decode, a follower, a leader that lost its leadership before proposing — and the
-connection is handed, with the bytes it has not answered yet, to aiohttp's protocol, which
-serves it from then on exactly as it serves any other connection. So every answer that is
-not a committed append (errors, forwarding, every other endpoint) comes from one place.
+``Origin``: CORS is aiohttp's), HTTP/1.0, a body that does not decode, a missing or
+wrong token (the 401 is aiohttp's), a follower, a leader that lost its leadership before
+proposing — and the connection is handed, with the bytes it has not answered yet, to
+aiohttp's protocol, which serves it from then on exactly as it serves any other
+connection. So every answer that is not a committed append (errors, forwarding, every
+other endpoint) comes from one place.
+
+Over TLS nothing changes: the protocol sits above the TLS layer (``ClientServer.start``'s
+``ssl``) and hands the same TLS transport over.
 
 Requests on a connection are answered in order, one at a time (HTTP/1.1 pipelining is
 allowed, the next request waits in the buffer); reading pauses while a large unread
@@ -27,6 +31,7 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, Protocol, cast
 
 from aiohttp import web
@@ -66,9 +71,10 @@ _date = _Date()
 class FastAppendApi(Protocol):
     """What the fast path needs from the client API (:class:`ClientApi` has it)."""
 
-    def fast_append(self, body: bytes) -> asyncio.Future[Any] | None:
-        """Start the append in ``body``: the proposal's future, or None when the request
-        is not for the fast path (aiohttp serves it instead)."""
+    def fast_append(self, body: bytes, authorization: bytes | None) -> asyncio.Future[Any] | None:
+        """Start the append in ``body`` (``authorization``: the request's Authorization
+        header, if any): the proposal's future, or None when the request is not for the
+        fast path (aiohttp serves it instead: a missing or wrong token, say)."""
 
     def fast_answer(self, proposal: asyncio.Future[Any]) -> tuple[int, bytes]:
         """The status and JSON body answering a finished proposal; raises
@@ -79,13 +85,14 @@ class Handoff(Exception):
     """The request must be served by aiohttp after all (nothing was done with it)."""
 
 
-def _parse_head(head: bytes) -> int | None:
-    """The Content-Length of a request head the fast path serves; None for anything
-    else (aiohttp decides about those)."""
+def _parse_head(head: bytes) -> tuple[int, bytes | None] | None:
+    """The Content-Length and the Authorization header (None: none) of a request head
+    the fast path serves; None for anything else (aiohttp decides about those)."""
     lines = head.split(b"\r\n")
     if lines[0] != _REQUEST_LINE:
         return None
     length: int | None = None
+    authorization: bytes | None = None
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
         if not sep or not name or name != name.strip() or b" " in name:
@@ -96,11 +103,15 @@ def _parse_head(head: bytes) -> int | None:
             if length is not None or not value.isdigit():
                 return None
             length = int(value)
+        elif key == b"authorization":
+            if authorization is not None:
+                return None
+            authorization = value.strip()
         elif key in (b"transfer-encoding", b"expect", b"upgrade", b"origin") or (
             key == b"connection" and value.strip().lower() != b"keep-alive"
         ):
             return None
-    return length
+    return None if length is None else (length, authorization)
 
 
 class FastPathProtocol(asyncio.Protocol):
@@ -191,17 +202,18 @@ class FastPathProtocol(asyncio.Protocol):
             if len(buffer) > MAX_HEAD:
                 self._hand_over(b"")
             return
-        length = _parse_head(bytes(buffer[:end]))
-        if length is None or length > self.max_body:
+        head = _parse_head(bytes(buffer[:end]))
+        if head is None or head[0] > self.max_body:
             self._hand_over(b"")
             return
+        length, authorization = head
         total = end + 4 + length
         if len(buffer) < total:
             return  # the rest of the body is on its way
         request = bytes(buffer[:total])
         del buffer[:total]
         try:
-            future = self.api.fast_append(request[end + 4 :])
+            future = self.api.fast_append(request[end + 4 :], authorization)
         except Exception:  # a bug: let aiohttp serve it (and answer 500 if it fails too)
             log.exception("the append fast path failed; aiohttp serves the request")
             future = None
@@ -272,14 +284,16 @@ class ClientServer:
         self.server: asyncio.Server | None = None
         self.connections: set[FastPathProtocol] = set()
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
+        """Listen; with ``ssl``, for TLS connections only (the fast path serves them too:
+        it sits above the TLS layer, like aiohttp)."""
         await self.runner.setup()
         slow = self.runner.server
         assert slow is not None
         factory, self.connections = serve_fast(self.api, slow, self.max_body)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            factory, host, port, reuse_address=True, backlog=1024
+            factory, host, port, reuse_address=True, backlog=1024, ssl=ssl
         )
 
     async def close(self) -> None:

@@ -5,7 +5,8 @@
   a fault and never None, when this node is not the leader or the commit fails).
 - HTTP/JSON: ``POST /v1/log`` appends (a follower forwards to the leader),
   ``GET /v1/log`` reads, ``POST /v1/log/trim`` drops old entries (retention),
-  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``.
+  ``GET /v1/status``, ``GET /v1/nodes``, ``GET /livez``, ``GET /readyz``, ``GET /metrics``
+  (Prometheus).
 
 With a state machine of the program's own instead of the replicated log, ``POST /v1/log``
 carries its commands (opaque bytes in, the state machine's result out) and the log reads
@@ -16,6 +17,16 @@ answers encoded from them). Bad input gets a 4xx with a JSON body ``{"error": ..
 ...}`` (413 for oversized bodies), never a 500, and the node serves on; every error answer
 carries one of the codes :mod:`raftlog.wire` lists.
 
+Security: served over TLS when the node has a server certificate (``ClientServer.start``'s
+``ssl``; with ``--client-cert-auth`` the TLS layer refuses clients without a certificate
+of the client CA). With a token (:attr:`ApiConfig.token`), every write (append, trim,
+membership change, leader transfer, and XML-RPC ``leader_receive_log``) needs it as
+``Authorization: Bearer TOKEN``, or as the password of HTTP Basic (what ``xmlrpc.client``
+sends for ``http://USER:TOKEN@host:port``): 401 otherwise (an XML-RPC fault for the
+lab's call). Reads, status and the dashboard stay open: the token guards the log's
+integrity; who may read it is TLS's business (client certificates). The admin endpoints
+take the admin token (a supervisor's), else the token.
+
 No middleware: a handler turns its own errors into answers (the append, the hot path,
 inline; the others through ``_guarded``), and a catch-all route answers 404 and 405, so a
 request that succeeds costs no extra layer.
@@ -25,11 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import enum
 import functools
 import hmac
 import logging
+import reprlib
+import ssl
 import time
 import xmlrpc.client
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +64,7 @@ from raftlog.core.raft import PeerStatus
 from raftlog.core.types import NO_NODE, EntryKind, Member, NodeId, split_address
 from raftlog.dashboard import static_files
 from raftlog.server import feed
+from raftlog.server import metrics as node_metrics
 from raftlog.server.eventloop import loop_name
 from raftlog.server.node import (
     Committed,
@@ -74,6 +89,8 @@ log = logging.getLogger("raftlog.api")
 
 FORWARDED = "X-Raftlog-Forwarded"
 MAX_BODY = 1 << 20
+XMLRPC_MAX_BODY = 64 << 10
+"""Bytes of an XML-RPC request, at most (the lab's are a few hundred)."""
 MAX_READ_LIMIT = 10_000
 MAX_CLIENT_ID = wire.MAX_CLIENT_ID
 CONSISTENCY = ("linearizable", "lease", "local")
@@ -125,7 +142,14 @@ class ApiConfig:
     chaos`` and the tests on loopback)."""
     admin_token: str | None = None
     """Serve the ``/v1/admin/*`` endpoints (partitions, step mode) to requests that carry
-    ``Authorization: Bearer <token>`` (what a supervisor gives its nodes)."""
+    ``Authorization: Bearer <token>`` (what a supervisor gives its nodes). Where a write
+    token is set, this one is accepted for writes too."""
+    token: str | None = None
+    """Writes need ``Authorization: Bearer <token>`` (see the module docstring); None:
+    anyone may write. Also the admin endpoints' token when there is no admin token."""
+    forward_ssl: ssl.SSLContext | None = None
+    """TLS for forwarding to the other nodes' ``https://`` client URLs (with this node's
+    client certificate where they want one); None: the system's CAs, no certificate."""
     cors_origins: tuple[str, ...] = ()
     """Pages from these origins (``http://host:port``; ``*``: any) may read the answers,
     besides those of the cluster's own nodes (``RAFTLOG_CORS_ORIGINS``)."""
@@ -206,9 +230,46 @@ def _guarded(handler: Handler) -> Handler:
     return guarded
 
 
+_METRICS_HEADERS = {"Content-Type": node_metrics.CONTENT_TYPE}
 ORIGINS_REFRESH_S = 5.0
 """How often, at most, a node resolves its members' hosts again for CORS."""
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def presented_secret(authorization: bytes | None) -> bytes | None:
+    """The secret an Authorization header carries: a bearer token, or the password of
+    HTTP Basic (``xmlrpc.client`` sends a URL's ``user:password`` that way); None if
+    there is none."""
+    if not authorization:
+        return None
+    scheme, _, rest = authorization.strip().partition(b" ")
+    scheme = scheme.lower()
+    if scheme == b"bearer":
+        return rest.strip() or None
+    if scheme == b"basic":
+        try:
+            decoded = base64.b64decode(rest.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        _user, colon, password = decoded.partition(b":")
+        return password if colon else None
+    return None
+
+
+def accepts(given: bytes | None, tokens: tuple[bytes, ...]) -> bool:
+    """Is ``given`` one of ``tokens``? Compared in constant time, against each."""
+    if given is None:
+        return False
+    found = False
+    for token in tokens:
+        found = hmac.compare_digest(given, token) or found
+    return found
+
+
+def _header_bytes(request: web.Request) -> bytes | None:
+    value = request.headers.get("Authorization")
+    # aiohttp keeps undecodable header bytes as surrogates: encode them back.
+    return None if value is None else value.encode("utf-8", "surrogateescape")
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes, usage: str) -> T:
@@ -235,6 +296,46 @@ class ClientApi:
         self._readers = 0
         """``/v1/events`` readers now."""
         self._refreshing: set[asyncio.Future[None]] = set()
+        admin = config.admin_token.encode() if config.admin_token else None
+        token = config.token.encode() if config.token else None
+        self._write_tokens: tuple[bytes, ...] = (
+            tuple(t for t in (token, admin) if t is not None) if token is not None else ()
+        )
+        """Any of them lets a request write; none: anyone may."""
+        self._admin_tokens: tuple[bytes, ...] = (
+            (admin,) if admin is not None else (token,) if token is not None else ()
+        )
+
+    # -- who may write -----------------------------------------------------------------
+
+    def write_allowed(self, authorization: bytes | None) -> bool:
+        """May a request with this Authorization header write?"""
+        return not self._write_tokens or accepts(
+            presented_secret(authorization), self._write_tokens
+        )
+
+    def _refusal(self, authorization: bytes | None, what: str) -> ApiError:
+        given = presented_secret(authorization)
+        why = "no token was given" if given is None else "the token given is not this cluster's"
+        return ApiError(
+            wire.UNAUTHORIZED,
+            f"{why}: {what} needs the cluster's token, as Authorization: Bearer TOKEN",
+            headers={"WWW-Authenticate": 'Bearer realm="raftlog"'},
+        )
+
+    def _write(self, handler: Handler, what: str) -> Handler:
+        """``handler``, served only to requests that may write."""
+        if not self._write_tokens:
+            return handler
+
+        @functools.wraps(handler)
+        async def write(request: web.Request) -> web.StreamResponse:
+            authorization = _header_bytes(request)
+            if not self.write_allowed(authorization):
+                raise self._refusal(authorization, what)
+            return await handler(request)
+
+        return write
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body)
@@ -249,18 +350,25 @@ class ClientApi:
         router.add_post("/", _guarded(self.xmlrpc))
         router.add_post("/v1/log", self.append)  # the hot path answers its own errors
         router.add_get("/v1/log", _guarded(self.read))
-        router.add_post("/v1/log/trim", _guarded(self.trim))
+        router.add_post("/v1/log/trim", _guarded(self._write(self.trim, "trimming the log")))
         router.add_get("/v1/status", _guarded(self.status))
         router.add_get("/v1/events", _guarded(self.events))
         router.add_get("/v1/nodes", _guarded(self.nodes))
         router.add_get("/v1/members", _guarded(self.members))
-        router.add_post("/v1/members", _guarded(self.add_member))
-        router.add_post("/v1/members/{id}/promote", _guarded(self.promote_member))
-        router.add_delete("/v1/members/{id}", _guarded(self.remove_member))
-        router.add_post("/v1/leader/transfer", _guarded(self.transfer_leader))
+        change = "a membership change"
+        router.add_post("/v1/members", _guarded(self._write(self.add_member, change)))
+        router.add_post(
+            "/v1/members/{id}/promote", _guarded(self._write(self.promote_member, change))
+        )
+        router.add_delete("/v1/members/{id}", _guarded(self._write(self.remove_member, change)))
+        router.add_post(
+            "/v1/leader/transfer",
+            _guarded(self._write(self.transfer_leader, "a leadership transfer")),
+        )
         router.add_get("/livez", _guarded(self.livez))
         router.add_get("/readyz", _guarded(self.readyz))
-        if self.config.fault_injection or self.config.admin_token:
+        router.add_get("/metrics", _guarded(self.metrics))
+        if self.config.fault_injection or self.config.admin_token:  # served with a token
             router.add_post("/v1/admin/partition", _guarded(self._admin(self.partition)))
             router.add_post("/v1/admin/clock", _guarded(self._admin(self.clock)))
             router.add_post("/v1/admin/tick", _guarded(self._admin(self.tick)))
@@ -293,8 +401,10 @@ class ClientApi:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            forward_ssl = self.config.forward_ssl
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.commit_timeout_s + 5)
+                timeout=aiohttp.ClientTimeout(total=self.config.commit_timeout_s + 5),
+                connector=aiohttp.TCPConnector(ssl=forward_ssl) if forward_ssl else None,
             )
         return self._session
 
@@ -302,6 +412,14 @@ class ClientApi:
 
     async def xmlrpc(self, request: web.Request) -> web.Response:
         body = await request.read()
+        # Parsing runs on the node's event loop: a document far larger than any of the
+        # lab's, or one with a DTD (entity expansion), would stall the node.
+        if len(body) > XMLRPC_MAX_BODY:
+            return self._fault(
+                1, f"request of {len(body)} bytes; XML-RPC requests take {XMLRPC_MAX_BODY}"
+            )
+        if b"<!DOCTYPE" in body:
+            return self._fault(1, "malformed XML-RPC request: a DTD is not allowed")
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=True)
         except Exception as exc:  # expat, a fault document, a bad struct: the caller's mistake
@@ -311,9 +429,18 @@ class ClientApi:
         if method == "is_leader" and not params:
             return self._xml_result(self.node.is_leader)
         if method == "leader_receive_log" and len(params) == 1 and isinstance(params[0], str):
+            authorization = _header_bytes(request)
+            if not self.write_allowed(authorization):
+                refusal = self._refusal(authorization, "leader_receive_log")
+                return self._fault(
+                    4,
+                    f"unauthorized: {refusal.message} (xmlrpc.client: put it in the URL, "
+                    "http://raftlog:TOKEN@host:port)",
+                )
             return self._xml_result(await self._receive_log(params[0]))
         if method in ("is_leader", "leader_receive_log"):
-            return self._fault(2, f"bad arguments for {method}: {params!r}")
+            # reprlib: params may nest thousands deep (repr would hit the recursion limit)
+            return self._fault(2, f"bad arguments for {method}: {reprlib.repr(params)}")
         return self._fault(
             3, f"unknown method {method!r}; this node serves is_leader, leader_receive_log"
         )
@@ -353,6 +480,10 @@ class ClientApi:
 
     async def append(self, request: web.Request) -> web.Response:
         try:
+            if self._write_tokens:
+                authorization = _header_bytes(request)
+                if not self.write_allowed(authorization):
+                    raise self._refusal(authorization, "an append")
             body = await request.read()
             req = _decode(_APPEND, body, APPEND_USAGE)
             try:
@@ -412,11 +543,16 @@ class ClientApi:
 
     # -- the append fast path (see raftlog.api.fastpath) -----------------------------
 
-    def fast_append(self, body: bytes) -> asyncio.Future[Committed] | None:
+    def fast_append(
+        self, body: bytes, authorization: bytes | None
+    ) -> asyncio.Future[Committed] | None:
         """Start the append in ``body`` on this node, the leader; None when the request is
-        not for the fast path (a follower, a body that does not decode, a stopping node):
-        the aiohttp handler serves it, errors and forwarding included."""
+        not for the fast path (a follower, a body that does not decode, a stopping node,
+        a missing or wrong token): the aiohttp handler serves it, errors and forwarding
+        included."""
         if not self.node.is_leader:
+            return None
+        if self._write_tokens and not self.write_allowed(authorization):
             return None
         try:
             req = _APPEND.decode(body)
@@ -556,13 +692,21 @@ class ClientApi:
             before = records_log.index_keeping_last(req.keep_last)
         else:
             age = req.older_than_s or 0.0
-            before = records_log.index_newer_than(int((time.time() - age) * 1000))
+            # An age before 1970 keeps every record (and must not overflow: ages up to
+            # 1.7e308 s decode, and in milliseconds they are infinite).
+            cutoff_s = time.time() - age
+            cutoff_ms = int(cutoff_s * 1000) if cutoff_s > 0 else 0
+            before = records_log.index_newer_than(cutoff_ms)
         try:
             done = await self._propose(trim_command(before), None, None)
         except NotLeader:
             return await self._forward(request, body)
         first = done.result.first_index if isinstance(done.result, Trimmed) else before
         return _answer(wire.TrimAnswer(first_index=first, index=done.index, term=done.term))
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus's text format (see raftlog.server.metrics)."""
+        return web.Response(body=node_metrics.exposition(self.node), headers=_METRICS_HEADERS)
 
     async def status(self, _request: web.Request) -> web.Response:
         return _answer(await self._status())
@@ -912,22 +1056,18 @@ class ClientApi:
         )
 
     def _admin(self, handler: Handler) -> Handler:
-        """``handler``, served only to requests with the node's admin token (when it has
-        one; a node with fault injection and no token serves anyone: tests only)."""
-        token = self.config.admin_token
+        """``handler``, served only to requests with the node's admin token, else its
+        token (a node with fault injection and neither serves anyone: tests only)."""
+        tokens = self._admin_tokens
 
         @functools.wraps(handler)
         async def admin(request: web.Request) -> web.StreamResponse:
-            if token is not None:
-                given = request.headers.get("Authorization", "")
-                # aiohttp keeps undecodable header bytes as surrogates: encode them back.
-                raw = given.encode("utf-8", "surrogateescape")
-                if not hmac.compare_digest(raw, f"Bearer {token}".encode()):
-                    raise ApiError(
-                        wire.UNAUTHORIZED,
-                        "this admin endpoint needs the node's token: Authorization: Bearer TOKEN",
-                        headers={"WWW-Authenticate": "Bearer"},
-                    )
+            if tokens and not accepts(presented_secret(_header_bytes(request)), tokens):
+                raise ApiError(
+                    wire.UNAUTHORIZED,
+                    "this admin endpoint needs the node's admin token: Authorization: Bearer TOKEN",
+                    headers={"WWW-Authenticate": 'Bearer realm="raftlog"'},
+                )
             return await handler(request)
 
         return admin
@@ -1031,12 +1171,15 @@ class ClientApi:
         if request.headers.get(FORWARDED) or url is None or leader == self.node.id:
             raise ApiError(wire.NO_LEADER, "no leader", leader=self._leader_hint())
         target = url.rstrip("/") + request.path_qs
+        headers = {FORWARDED: str(self.node.id), "Content-Type": "application/json"}
+        if "Authorization" in request.headers:  # the leader checks the token too
+            headers["Authorization"] = request.headers["Authorization"]
         try:
             async with self._client().request(
                 request.method,
                 target,
                 data=body if request.method == "POST" else None,
-                headers={FORWARDED: str(self.node.id), "Content-Type": "application/json"},
+                headers=headers,
             ) as resp:
                 payload = await resp.read()
                 return web.Response(

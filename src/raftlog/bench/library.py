@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -77,7 +76,6 @@ async def _raftlog_node(args: argparse.Namespace) -> None:
         state_machine=_Count(),
         election_timeout_s=(0.3, 0.6),
         heartbeat_s=0.05,
-        log_level=logging.WARNING,  # as the HTTP benchmark's nodes: no line per entry
     )
     payload = b"x" * 100
     async with raftlog.Node(config) as node:

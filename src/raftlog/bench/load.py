@@ -14,6 +14,7 @@ import os
 import re
 import resource
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -128,7 +129,8 @@ def run_wrk(url: str, body: str, connections: int, seconds: float, pause_ms: int
 
 def _request_bytes(url: str, body: str) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    default_port = 443 if parts.scheme == "https" else 80
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
     payload = body.encode()
     head = (
         f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -138,11 +140,17 @@ def _request_bytes(url: str, body: str) -> tuple[str, int, bytes]:
 
 
 async def _connection(
-    host: str, port: int, request: bytes, until: float, latencies: list[float]
+    host: str,
+    port: int,
+    request: bytes,
+    until: float,
+    latencies: list[float],
+    tls: ssl.SSLContext | None = None,
 ) -> int:
-    """Send ``request`` again and again on one connection; returns the errors seen."""
+    """Send ``request`` again and again on one connection (over ``tls`` if given);
+    returns the errors seen."""
     errors = 0
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, ssl=tls)
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
@@ -171,11 +179,16 @@ async def _connection(
 def _worker(url: str, body: str, connections: int, seconds: float, out: str) -> None:
     host, port, request = _request_bytes(url, body)
     latencies: list[float] = []
+    tls = None
+    if url.startswith("https://"):  # a load generator checks no certificate (as wrk)
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
 
     async def main() -> int:
         until = time.perf_counter() + seconds
         counts = await asyncio.gather(
-            *(_connection(host, port, request, until, latencies) for _ in range(connections))
+            *(_connection(host, port, request, until, latencies, tls) for _ in range(connections))
         )
         return sum(counts)
 

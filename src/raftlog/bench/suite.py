@@ -25,7 +25,8 @@ from raftlog.bench.systems import EtcdSystem, RaftlogSystem, System, failover
 
 WORKLOADS = ("throughput", "latency", "failover", "catchup", "library", "dashboard")
 DEFAULT_WORKLOADS = ("throughput", "latency", "failover", "library")
-PEERS = ("etcd", "pysyncobj")
+PEERS = ("etcd", "pysyncobj", "tls")
+"""``tls``: raftlog again with TLS on both planes, beside the plaintext cluster."""
 
 
 @dataclass
@@ -393,6 +394,8 @@ async def run(options: Options, say: Callable[[str], None] = print) -> BenchRepo
     http = {"throughput", "latency", "failover", "dashboard"} & set(options.workloads)
     if http:
         systems: list[System] = [RaftlogSystem(options.event_loop)]
+        if "tls" in options.compare:
+            systems.append(RaftlogSystem(options.event_loop, tls=True))
         if "etcd" in options.compare:
             systems.append(EtcdSystem())
         await _http_workloads(systems, options, report, say)

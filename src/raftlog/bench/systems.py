@@ -91,9 +91,12 @@ class System(ABC):
 
 
 class RaftlogSystem(System):
+    """raftlog's cluster; with ``tls``, TLS on both planes (``--compare tls``: what TLS
+    costs, side by side with the plaintext cluster)."""
+
     name = "raftlog"
 
-    def __init__(self, event_loop: str | None = None) -> None:
+    def __init__(self, event_loop: str | None = None, *, tls: bool = False) -> None:
         args = [
             "--election-timeout",
             f"{ELECTION_MS[0] / 1000}-{ELECTION_MS[1] / 1000}",
@@ -104,6 +107,12 @@ class RaftlogSystem(System):
             args += ["--event-loop", event_loop]
         self.cluster = LocalCluster(3, fast=False, node_args=args, log_level="warning")
         self._loop = "?"
+        self.tls = tls
+        if tls:
+            from raftlog.local.certs import make_certs  # noqa: PLC0415
+
+            self.name = "raftlog-tls"
+            self.cluster.use_tls(make_certs(self.cluster.data_dir / "tls", 3))
 
     async def start(self) -> None:
         await self.cluster.start()
@@ -117,7 +126,8 @@ class RaftlogSystem(System):
     def version(self) -> str:
         from importlib.metadata import version  # noqa: PLC0415
 
-        return f"raftlog {version('raftlog')} (Python {sys.version.split()[0]}, {self._loop})"
+        tls = ", TLS on both planes" if self.tls else ""
+        return f"raftlog {version('raftlog')} (Python {sys.version.split()[0]}, {self._loop}{tls})"
 
     async def leader(self, timeout: float = 30.0) -> int:
         return await self.cluster.leader(timeout)

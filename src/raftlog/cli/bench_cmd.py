@@ -26,8 +26,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "drop, and how late the page's timers fired). --compare etcd "
             "runs the same HTTP workloads against a 3-member etcd cluster (Debian's "
             "etcd-server) and --compare pysyncobj the library workload against PySyncObj "
-            "(installed into a virtualenv of its own on first use), in the same run, and "
-            "prints ratios (above 1: raftlog did better) and the performance goals met. "
+            "(installed into a virtualenv of its own on first use), and --compare tls "
+            "the HTTP workloads against raftlog again with TLS on both planes (a "
+            "throwaway CA), in the same run, and prints ratios (above 1: raftlog did "
+            "better) and the performance goals met. "
             "--what growth|catchup|transfer runs the older single-purpose benchmarks. "
             "Numbers depend on the machine and its load: compare within one run."
         ),
@@ -38,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="comma-separated: throughput,latency,failover,catchup,library,dashboard "
         "(default throughput,latency,failover,library)",
     )
-    p.add_argument("--compare", default="", help="comma-separated: etcd,pysyncobj")
+    p.add_argument("--compare", default="", help="comma-separated: etcd,pysyncobj,tls")
     p.add_argument("--seconds", type=float, default=10.0, help="per load run (default 10)")
     p.add_argument(
         "--connections", default="64,256", help="throughput connections (default 64,256)"

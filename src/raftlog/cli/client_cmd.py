@@ -8,13 +8,18 @@ import base64
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from raftlog.cli.security import add_client_options, client_security
+
 if TYPE_CHECKING:
-    from raftlog.client import AsyncClient, Unavailable
+    from raftlog.client import AsyncClient, ClientError, ReadResult, Unavailable
 
 DEFAULT_CLUSTER = "127.0.0.1:1234,127.0.0.1:1235,127.0.0.1:1236"
 ENV = "RAFTLOG_CLUSTER"
+DEFAULT_PAGE = 1000
+CONSISTENCY = ("linearizable", "lease", "local")
 DEFAULT_RETRY_FOR = 20.0
 """Seconds an append or a read is retried by default: a failover with the lab's timings
 (election timeout 6-10 s) fits, and a command against a stopped cluster still ends."""
@@ -58,15 +63,21 @@ def _add_cluster_option(p: argparse.ArgumentParser, *, retries: bool = True) -> 
             f"retried with the same client id and seq, so it is applied once (default: "
             f"--timeout, at most {DEFAULT_RETRY_FOR:g})",
         )
+    add_client_options(p)
 
 
 def _cluster(args: argparse.Namespace) -> list[str]:
     if args.cluster:
-        return list(args.cluster)
-    try:
-        return _endpoints(os.environ.get(ENV, DEFAULT_CLUSTER))
-    except argparse.ArgumentTypeError as exc:
-        raise SystemExit(f"${ENV}: {exc}") from None
+        given = list(args.cluster)
+    else:
+        try:
+            given = _endpoints(os.environ.get(ENV, DEFAULT_CLUSTER))
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(f"${ENV}: {exc}") from None
+    # With TLS options the endpoints are https:// (a bare host:port became http://).
+    if any(getattr(args, name, None) is not None for name in ("cacert", "cert", "key")):
+        return [f"https://{e[7:]}" if e.startswith("http://") else e for e in given]
+    return given
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,7 +91,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             'the last attempts may or may not have happened, it says "outcome unknown".'
         ),
     )
-    p.add_argument("text")
+    p.add_argument("text", help="the entry (e.g. 'SET 5')")
     _add_cluster_option(p)
     p.set_defaults(handler=run_append)
 
@@ -88,14 +99,50 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "log",
         help="print the cluster's committed log",
         description=(
-            "Print the committed log (index, term, entry). Linearizable by default: served by "
-            "the leader after confirming leadership."
+            "Print the committed log (index, term, entry), page after page, from --from (or "
+            "the first entry kept) to the end, or --limit entries. Linearizable by default: "
+            "each page is served by the leader after it confirms its leadership."
         ),
     )
-    p.add_argument("--from", dest="start", type=int, default=None, help="first index")
-    p.add_argument("--limit", type=int, default=1000)
-    p.add_argument("--consistency", choices=("linearizable", "local"), default="linearizable")
-    p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=int,
+        default=None,
+        metavar="INDEX",
+        help="first index (default: the first entry the log keeps)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="print at most N entries, and say where to go on if more remain (default: "
+        "every entry)",
+    )
+    p.add_argument(
+        "--page",
+        type=int,
+        default=DEFAULT_PAGE,
+        metavar="N",
+        help=f"entries asked for per request, following the server's `next` from page to "
+        f"page (default {DEFAULT_PAGE}; a server answers at most 10,000)",
+    )
+    p.add_argument(
+        "--consistency",
+        choices=CONSISTENCY,
+        default="linearizable",
+        help="linearizable: the leader confirms it still leads (a round trip to a majority) "
+        "before each page; lease: the leader trusts its lease, no round trip (relies on "
+        "bounded clock drift); local: whichever node answers first, from what it has "
+        "applied (may be stale)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document: the last page's answer with every entry read; "
+        "`next` is where to go on (null: the end of the log)",
+    )
     _add_cluster_option(p)
     p.set_defaults(handler=run_log)
     log_sub = p.add_subparsers(dest="log_command", metavar="{trim}")
@@ -126,7 +173,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="a table of every node's state",
         description=("Ask every endpoint for its status and print one row per node."),
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print every endpoint's status document (or its error) as JSON",
+    )
     _add_cluster_option(p, retries=False)
     p.set_defaults(handler=run_status)
 
@@ -146,7 +197,7 @@ def _duration(text: str) -> float:
 
 
 def run_trim(args: argparse.Namespace) -> int:
-    from raftlog.client import BadRequest, ClientError  # noqa: PLC0415
+    from raftlog.client import ClientError  # noqa: PLC0415
 
     for name in ("before", "keep_last"):
         value = getattr(args, name)
@@ -162,11 +213,8 @@ def run_trim(args: argparse.Namespace) -> int:
 
     try:
         first = asyncio.run(trim())
-    except BadRequest as exc:
-        print(f"trim failed: HTTP {exc.status}: {exc.message}", file=sys.stderr)
-        return 1
     except ClientError as exc:
-        print(f"trim failed: {exc}", file=sys.stderr)
+        print(f"trim failed: {error_text(exc)}", file=sys.stderr)
         return 1
     print(f"the log now starts at index {first}")
     return 0
@@ -179,7 +227,26 @@ def _client(args: argparse.Namespace, *, retry_for: float | None = None) -> Asyn
         retry_for = args.retry_for
         if retry_for is None:
             retry_for = min(args.timeout, DEFAULT_RETRY_FOR)
-    return AsyncClient(_cluster(args), timeout=args.timeout, retry_for=retry_for)
+    try:
+        context, token = client_security(args)
+    except ValueError as exc:
+        raise SystemExit(f"raftlog: {exc}") from None
+    return AsyncClient(
+        _cluster(args), timeout=args.timeout, retry_for=retry_for, ssl=context, token=token
+    )
+
+
+def error_text(exc: ClientError) -> str:
+    """How every client command says why the cluster refused or failed it: the server's
+    message, then the HTTP status and the error code programs match on (``exc.doc`` is
+    the whole JSON answer, never printed as a Python dict)."""
+    from raftlog.client import BadRequest, StaleRequest  # noqa: PLC0415
+
+    if isinstance(exc, (BadRequest, StaleRequest)):
+        doc = exc.doc if isinstance(exc.doc, dict) else {}
+        code = doc.get("code")
+        return f"{exc.message} (HTTP {exc.status}{f', {code}' if code else ''})"
+    return str(exc)
 
 
 def _no_answer(exc: Unavailable) -> SystemExit:
@@ -213,7 +280,7 @@ def run_append(args: argparse.Namespace) -> int:
     except NoLeader as exc:
         raise _no_answer(exc) from None
     except (BadRequest, StaleRequest) as exc:
-        print(f"append failed: HTTP {exc.status}: {exc.doc}", file=sys.stderr)
+        print(f"append failed: {error_text(exc)}", file=sys.stderr)
         return 1
     print(f"committed at index {result.index}, term {result.term}")
     return 0
@@ -228,18 +295,23 @@ def _render(data: bytes) -> str:
 
 
 def run_log(args: argparse.Namespace) -> int:
-    from raftlog.client import BadRequest, EntriesTrimmed, ReadResult, Unavailable  # noqa: PLC0415
+    from raftlog.client import ClientError, EntriesTrimmed, Unavailable  # noqa: PLC0415
 
-    async def read() -> ReadResult:
-        async with _client(args) as client:
-            if args.start is None:  # from the first entry the log keeps
-                return await client.read(limit=args.limit, consistency=args.consistency)
-            return await client.read(
-                start=args.start, limit=args.limit, consistency=args.consistency
-            )
+    for name, least in (("limit", 0), ("page", 1)):
+        value = getattr(args, name)
+        if value is not None and value < least:
+            print(f"raftlog log: --{name} must be at least {least}", file=sys.stderr)
+            return 2
+    pages: list[ReadResult] = []
+
+    def show(page: ReadResult) -> None:
+        pages.append(page)
+        if not args.json:
+            for entry in page.entries:
+                print(f"{entry.index:>6}  t{entry.term:<4} {_render(entry.data)}")
 
     try:
-        result = asyncio.run(read())
+        more = asyncio.run(_read_pages(args, show))
     except EntriesTrimmed as exc:
         print(
             f"entries before {exc.first_index} were trimmed (retention): use --from "
@@ -247,22 +319,52 @@ def run_log(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except BadRequest as exc:
-        print(f"read failed: HTTP {exc.status}: {exc.doc}", file=sys.stderr)
-        return 1
     except Unavailable as exc:
         raise _no_answer(exc) from None
+    except ClientError as exc:
+        print(f"read failed: {error_text(exc)}", file=sys.stderr)
+        return 1
+    last = pages[-1]
+    count = sum(len(page.entries) for page in pages)
     if args.json:
-        print(json.dumps(result.raw, indent=2))
+        doc = dict(last.raw)
+        doc["entries"] = [e for page in pages for e in page.raw.get("entries", [])]
+        doc["next"] = more
+        print(json.dumps(doc, indent=2))
         return 0
-    for entry in result.entries:
-        print(f"{entry.index:>6}  t{entry.term:<4} {_render(entry.data)}")
-    print(f"({len(result.entries)} entries; commit {result.commit}, served by node {result.node})")
+    cut = f", stopped at --limit {args.limit}: more from index {more} (--from {more})"
+    print(
+        f"({count} entries{cut if more is not None else ''}; commit {last.commit}, served by "
+        f"node {last.node})"
+    )
     return 0
 
 
+async def _read_pages(args: argparse.Namespace, show: Callable[[ReadResult], None]) -> int | None:
+    """Read page after page (following ``next``) until the end of the log or ``--limit``
+    entries; hand each page to ``show``. Returns where the log goes on when the limit cut
+    it short, else None."""
+    from raftlog.client import ClientError  # noqa: PLC0415
+
+    start: int | None = args.start
+    shown = 0
+    async with _client(args) as client:
+        while True:
+            want = args.page if args.limit is None else min(args.page, args.limit - shown)
+            page = await client.read(start=start, limit=want, consistency=args.consistency)
+            show(page)
+            shown += len(page.entries)
+            if page.next is None:
+                return None
+            if args.limit is not None and shown >= args.limit:
+                return page.next
+            if not page.entries or (start is not None and page.next <= start):
+                raise ClientError(f"the server's next ({page.next}) does not move on")
+            start = page.next
+
+
 def run_status(args: argparse.Namespace) -> int:
-    from raftlog.client import BadRequest, ClientError  # noqa: PLC0415
+    from raftlog.client import ClientError  # noqa: PLC0415
 
     async def ask_all() -> list[dict[str, Any]]:
         async with _client(args, retry_for=0.0) as client:
@@ -270,10 +372,8 @@ def run_status(args: argparse.Namespace) -> int:
             async def ask(base: str) -> dict[str, Any]:
                 try:
                     status = await client.status(base)
-                except BadRequest as exc:
-                    return {"endpoint": base, "error": exc.doc}
                 except ClientError as exc:
-                    return {"endpoint": base, "error": str(exc)}
+                    return {"endpoint": base, "error": error_text(exc)}
                 return {"endpoint": base, **status.raw}
 
             return list(await asyncio.gather(*(ask(base) for base in _cluster(args))))
@@ -308,4 +408,8 @@ def run_status(args: argparse.Namespace) -> int:
         if n == 0:
             print(line)
     print(line)
+    for r in rows:  # why each unreachable node did not answer
+        if "error" in r:
+            why = str(r["error"])
+            print(why if why.startswith(r["endpoint"]) else f"{r['endpoint']}: {why}")
     return 0 if all("error" not in r for r in rows) else 1

@@ -40,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     how.add_argument(
         "--graceful",
         action="store_true",
-        help="stop the node with SIGTERM, then SIGKILL after a grace period",
+        help="stop the node with SIGTERM, then SIGKILL after a grace period (a leader "
+        "hands over first: dead-leader checks that it did)",
     )
     how.add_argument("--pause", action="store_true", help="freeze the node with SIGSTOP instead")
     p.add_argument("--seed", type=int, default=1, help="simulated: seed of the election timeouts")
@@ -52,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
         return run_simulated(args)
     from raftlog.local.control import ControlError  # noqa: PLC0415
     from raftlog.local.demos import DemoFailed, DemoOptions, run_demo  # noqa: PLC0415
+    from raftlog.server.eventlog import want_color  # noqa: PLC0415
 
     options = DemoOptions(
         scenario=args.scenario,
         fast=args.fast,
         graceful=args.graceful,
         pause=args.pause,
-        color=sys.stdout.isatty(),
+        color=want_color(sys.stdout),
         echo=lambda line: print(line, flush=True),
     )
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from raftlog import __version__
 from raftlog.check import cli as check_cli
@@ -12,6 +13,7 @@ from raftlog.cli import (
     bench_cmd,
     chaos_cmd,
     client_cmd,
+    config,
     demo_cmd,
     members_cmd,
     netcluster_cmd,
@@ -21,9 +23,12 @@ from raftlog.cli import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="raftlog", description=__doc__)
+    parser = config.ConfigArgumentParser(prog="raftlog", description=__doc__)
     parser.add_argument("--version", action="version", version=f"raftlog {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     node_cmd.add_parsers(sub)
     client_cmd.add_parsers(sub)
     members_cmd.add_parsers(sub)
@@ -33,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     netcluster_cmd.add_parser(sub)
     chaos_cmd.add_parser(sub)
     check_cli.add_parser(sub)
+    config.add_parser(sub)
+    config.install(parser)  # last: every command's flags are defined by now
     return parser
 
 

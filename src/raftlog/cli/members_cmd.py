@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from raftlog.cli.client_cmd import _add_cluster_option, _client, _no_answer
+from raftlog.cli.client_cmd import _add_cluster_option, _client, _no_answer, error_text
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,20 +31,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     members = p.add_subparsers(dest="members_command", metavar="{list,add,promote,remove}")
     listing = members.add_parser("list", help="a table of the members")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print the JSON, not a table")
     _add_cluster_option(listing)
     listing.set_defaults(handler=run_list)
     add = members.add_parser("add", help="add a node as a learner")
     add.add_argument("id", type=int, help="the new member's node id")
     add.add_argument("--peer", required=True, metavar="HOST:PORT", help="its peer address")
     add.add_argument("--client", default="", metavar="URL", help="its client URL")
-    add.add_argument("--json", action="store_true")
+    add.add_argument("--json", action="store_true", help="print the new membership as JSON")
     _add_cluster_option(add)
     add.set_defaults(handler=run_add)
     for name, help_text in (("promote", "make a learner a voter"), ("remove", "remove a member")):
         c = members.add_parser(name, help=help_text)
         c.add_argument("id", type=int, help="the member's node id")
-        c.add_argument("--json", action="store_true")
+        c.add_argument("--json", action="store_true", help="print the new membership as JSON")
         _add_cluster_option(c)
         c.set_defaults(handler=run_promote if name == "promote" else run_remove)
     p.set_defaults(handler=run_list, json=False, cluster=None, timeout=40.0, retry_for=None)
@@ -67,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="N",
         help="the voter to hand over to (default: the most up-to-date one)",
     )
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print the JSON answer")
     _add_cluster_option(t)
     t.set_defaults(handler=run_transfer)
     p.set_defaults(handler=_leader_usage)
@@ -95,7 +95,7 @@ def _run(
         print(exc.message, file=sys.stderr)
         return 1
     except BadRequest as exc:
-        print(f"failed: HTTP {exc.status}: {exc.message}", file=sys.stderr)
+        print(f"failed: {error_text(exc)}", file=sys.stderr)
         return 1
     except Unavailable as exc:
         raise _no_answer(exc) from None

@@ -36,9 +36,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="create the namespaces and start the nodes")
-    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--nodes", type=int, default=3, help="nodes node_1..node_N (default 3)")
     up.add_argument("--fast", action="store_true", help="150-300 ms election timeouts")
-    up.add_argument("--subnet", default="10.77.0.0/24")
+    up.add_argument(
+        "--subnet",
+        default="10.77.0.0/24",
+        help="the bridge's network: the host is its first address, node_N the (10+N)th "
+        "(default 10.77.0.0/24)",
+    )
     up.add_argument("--no-wait", action="store_true", help="do not wait for a leader")
     for name, text in (
         ("stop", "SIGTERM, then SIGKILL after --grace seconds (docker container stop)"),
@@ -52,10 +57,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         a = actions.add_parser(name, help=text)
         a.add_argument("node", help="N or node_N")
         if name == "stop":
-            a.add_argument("--grace", type=float, default=10.0)
+            a.add_argument(
+                "--grace",
+                type=float,
+                default=10.0,
+                help="seconds between SIGTERM and SIGKILL (default 10)",
+            )
     cut = actions.add_parser("cut", help="cut the link between two nodes (both directions)")
-    cut.add_argument("a")
-    cut.add_argument("b")
+    cut.add_argument("a", help="one node: N or node_N")
+    cut.add_argument("b", help="the other node")
     actions.add_parser("heal", help="undo every isolate and cut")
     actions.add_parser("status", help="a line per node")
     ex = actions.add_parser("exec", help="run a command inside a namespace")

@@ -13,9 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from raftlog.cli.security import (
+    TOKEN_ENV,
+    add_certs_parser,
+    add_node_options,
+    node_security,
+    read_token,
+)
 from raftlog.core.config import KNOWN_BUGS
-from raftlog.server.eventlog import LEVELS
-from raftlog.server.eventloop import CHOICES, ENV, default_choice, loop_factory
+from raftlog.server.eventlog import LEVELS, want_color
+from raftlog.server.eventloop import CHOICES, loop_factory
 from raftlog.server.node import KEEP_ENTRIES, SERVER_BUGS, SNAPSHOT_BYTES, SNAPSHOT_ENTRIES
 from raftlog.server.timing import timing_for
 
@@ -40,16 +47,11 @@ directory refused, storage failed or join refused, 4 a port could not be bound, 
 from the cluster, 130 interrupted."""
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fast",
         action="store_true",
-        default=_env_flag("RAFTLOG_FAST"),
-        help="150-300 ms election timeout, 50 ms heartbeat (also RAFTLOG_FAST=1)",
+        help="150-300 ms election timeout, 50 ms heartbeat",
     )
     p.add_argument(
         "--election-timeout", metavar="MIN-MAX", help="election timeout in seconds, e.g. 0.15-0.3"
@@ -60,7 +62,14 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
         choices=CHOICES,
         default=None,
         help="asyncio event loop: uvloop is faster (pip install 'raftlog[fast]'); auto takes "
-        f"it when installed (default auto, or {ENV})",
+        "it when installed (default auto)",
+    )
+    p.add_argument(
+        "--cors-origins",
+        action="append",
+        metavar="ORIGIN[,ORIGIN...]",
+        help="web pages from these origins may read the nodes' answers (CORS), besides the "
+        "cluster's own nodes' pages; * for any",
     )
 
 
@@ -135,8 +144,18 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="info",
         help="info hides heartbeats; debug shows them",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the event log: lines for people (default) or one JSON object per line",
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the node's lines (auto: on a terminal, unless NO_COLOR is set)",
+    )
     p.add_argument(
         "--first-election-at",
         type=float,
@@ -151,6 +170,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=sorted(ALL_BUGS),
         help=argparse.SUPPRESS,
     )
+    add_node_options(p)
     p.add_argument("--stop-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     p.add_argument("--enable-fault-injection", action="store_true", help=argparse.SUPPRESS)
     # Test-only, with --enable-fault-injection: hold messages from these peers from the
@@ -174,12 +194,32 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             "choose the token."
         ),
     )
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--base-port", type=int, default=1234)
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--keep-data", action="store_true")
+    p.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=1234,
+        metavar="BASE",
+        help="client ports BASE, BASE+1, ...; peer ports BASE+1000, ... (default 1234)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the nodes' data here, in node-N subdirectories (kept at exit; default: "
+        "a temporary directory)",
+    )
+    p.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="do not remove the temporary data directory at exit",
+    )
     _timing_args(p)
-    p.add_argument("--log-level", choices=sorted(LEVELS), default="info")
+    p.add_argument(
+        "--log-level",
+        choices=sorted(LEVELS),
+        default="info",
+        help="the nodes' event logs: info hides heartbeats; debug shows them",
+    )
     p.add_argument(
         "--lab-client",
         action="store_true",
@@ -205,7 +245,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="write the dashboard's URL (with the control token) to FILE once the nodes are up",
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS on both planes: make a throwaway CA and node certificates (raftlog certs) "
+        "in DATA_DIR/tls; clients then need --cacert DATA_DIR/tls/ca.pem",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help=f"writes need this token (default ${TOKEN_ENV}; none: anyone may write)",
+    )
     p.set_defaults(handler=run_cluster_command)
+    add_certs_parser(sub)
 
 
 def id_from_ordinal(hostname: str) -> int:
@@ -217,7 +270,7 @@ def id_from_ordinal(hostname: str) -> int:
 
 
 def run_node_command(args: argparse.Namespace) -> int:
-    from raftlog.cli.serve import run_node  # noqa: PLC0415
+    from raftlog.cli.serve import Printing, run_node  # noqa: PLC0415
     from raftlog.node import NodeConfig, parse_peers  # noqa: PLC0415
 
     if args.join == "peers":
@@ -235,7 +288,8 @@ def run_node_command(args: argparse.Namespace) -> int:
         if args.id in founding:
             args.join = None
         else:
-            args.join = ",".join(f"http://{a.host}:{a.client_port}" for a in founding.values())
+            scheme = "https" if args.cert_file is not None else "http"
+            args.join = ",".join(f"{scheme}://{a.host}:{a.client_port}" for a in founding.values())
             args.peers = None
     if bool(args.peers) == bool(args.join):
         print(
@@ -250,6 +304,7 @@ def run_node_command(args: argparse.Namespace) -> int:
             fast=args.fast, election=args.election_timeout, heartbeat=args.heartbeat
         )
         hold_from = frozenset(int(n) for n in args.hold_from.split(",") if n.strip())
+        security = node_security(args)
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
@@ -269,7 +324,7 @@ def run_node_command(args: argparse.Namespace) -> int:
     try:
         joined_at = 0
         if args.join:
-            addresses, urls, joined_at = _join(args)
+            addresses, urls, joined_at = _join(args, security)
         else:
             peers = parse_peers(args.peers, args.client_port)
             if args.id not in peers:
@@ -281,7 +336,8 @@ def run_node_command(args: argparse.Namespace) -> int:
                 print(f"raftlog node: ports must be 1-65535, not {bad[0]}", file=sys.stderr)
                 return 2
             addresses = {n: f"{a.host}:{a.peer_port}" for n, a in peers.items()}
-            urls = {n: f"http://{a.host}:{a.client_port}" for n, a in peers.items()}
+            scheme = "https" if args.cert_file is not None else "http"
+            urls = {n: f"{scheme}://{a.host}:{a.client_port}" for n, a in peers.items()}
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
@@ -305,31 +361,34 @@ def run_node_command(args: argparse.Namespace) -> int:
         snapshot_entries=args.snapshot_entries,
         snapshot_bytes=args.snapshot_bytes,
         keep_entries=args.keep_entries,
-        event_log=sys.stdout,
-        log_level=LEVELS[args.log_level],
-        log_format=args.log_format,
-        color={"auto": None, "always": True, "never": False}[args.color],
         first_campaign_at=args.first_election_at,
         fault_injection=args.enable_fault_injection,
         admin_token=os.environ.get("RAFTLOG_ADMIN_TOKEN") or None,
-        cors_origins=tuple(
-            o.strip() for o in os.environ.get("RAFTLOG_CORS_ORIGINS", "").split(",") if o.strip()
-        ),
+        cors_origins=_origins(args.cors_origins),
         hold_from=hold_from,
         bugs=frozenset(args.inject_bug),
+        **security,  # type: ignore[arg-type]
     )
     promote = None
     if args.join and not args.learner:
         promote = [u.strip() for u in args.join.split(",") if u.strip()]
     try:
-        event_loop = args.event_loop or default_choice()
+        event_loop = args.event_loop or "auto"
         loop_factory(event_loop)
     except ValueError as exc:
         print(f"raftlog node: {exc}", file=sys.stderr)
         return 2
     return run_node(
-        config, stop_with_parent=args.stop_with_parent, promote_via=promote, event_loop=event_loop
+        config,
+        stop_with_parent=args.stop_with_parent,
+        promote_via=promote,
+        event_loop=event_loop,
+        printing=Printing(LEVELS[args.log_level], args.log_format, args.color),
     )
+
+
+def _origins(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(o.strip() for v in values or () for o in v.split(",") if o.strip())
 
 
 class JoinRefused(Exception):
@@ -340,7 +399,9 @@ JOINED_AT = "joined-at"
 """In a joined node's data directory: the index of the configuration that added it."""
 
 
-def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int]:
+def _join(
+    args: argparse.Namespace, security: dict[str, Any]
+) -> tuple[dict[int, str], dict[int, str], int]:
     """Ask the cluster to add this node as a learner, on a fresh data directory only: a
     node that has data joined before, and starts on what it holds (or refuses to, if it
     was removed since). Returns every member's peer address and client URL, as far as the
@@ -356,7 +417,8 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int
     advertise = args.advertise or socket.gethostname()
     peer_port = args.peer_port or 4321
     me_peer = f"{advertise}:{peer_port}"
-    me_client = f"http://{advertise}:{args.client_port}"
+    scheme = "https" if args.cert_file is not None else "http"
+    me_client = f"{scheme}://{advertise}:{args.client_port}"
     fresh = not (args.data_dir / "raftlog.db").exists()
     seeds = [u.strip() for u in args.join.split(",") if u.strip()]
     marker = args.data_dir / JOINED_AT
@@ -365,7 +427,13 @@ def _join(args: argparse.Namespace) -> tuple[dict[int, str], dict[int, str], int
         return next((m for m in doc.get("members", []) if m["id"] == args.id), None)
 
     async def ask() -> dict[str, Any]:
-        async with AsyncClient(seeds, timeout=10, retry_for=60 if fresh else 10) as client:
+        async with AsyncClient(
+            seeds,
+            timeout=10,
+            retry_for=60 if fresh else 10,
+            ssl=security.get("forward_tls"),
+            token=security.get("token"),
+        ) as client:
             doc = await client.membership()
             if not fresh:  # never ask again: a removed node must not be added back unseen
                 return doc
@@ -459,8 +527,15 @@ async def _cluster(args: argparse.Namespace) -> int:
         extra += ["--heartbeat", str(args.heartbeat)]
     if args.event_loop:
         extra += ["--event-loop", args.event_loop]
-    color = sys.stdout.isatty()
+    for origin in _origins(args.cors_origins):
+        extra += ["--cors-origins", origin]
+    color = want_color(sys.stdout)
     token = os.environ.get("RAFTLOG_CONTROL_TOKEN") or new_token()
+    try:
+        write_token = read_token(args.token_file)
+    except ValueError as exc:
+        print(f"raftlog cluster: {exc}", file=sys.stderr)
+        return 2
     cluster = LocalCluster(
         args.nodes,
         fast=args.fast,
@@ -472,7 +547,25 @@ async def _cluster(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         color=color,
         admin_token=token,
+        token=write_token,
     )
+    if args.tls:
+        from raftlog.local.certs import CertFiles, CertsError, make_certs  # noqa: PLC0415
+
+        tls_dir = cluster.data_dir / "tls"
+        try:
+            if (tls_dir / "ca.pem").exists():  # a kept data directory, started again
+                certs = CertFiles(tls_dir)
+                missing = [n for n in cluster.nodes if not certs.node_cert(n).exists()]
+                if missing:
+                    raise CertsError(f"{tls_dir} has no certificate for nodes {missing}")
+            else:
+                certs = make_certs(tls_dir, args.nodes)
+        except CertsError as exc:
+            print(f"raftlog cluster: {exc}", file=sys.stderr)
+            await cluster.close()
+            return 2
+        cluster.use_tls(certs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -480,7 +573,17 @@ async def _cluster(args: argparse.Namespace) -> int:
     endpoints = ",".join(f"127.0.0.1:{n.client_port}" for n in cluster.nodes.values())
     print(f"raftlog cluster: {args.nodes} nodes, data in {cluster.data_dir}", flush=True)
     print(f"  clients: {endpoints}   (export RAFTLOG_CLUSTER={endpoints})", flush=True)
-    print("  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)", flush=True)
+    if cluster.tls is not None:
+        ca = cluster.tls.ca
+        print(f"  TLS on both planes: clients need --cacert {ca} (https://)", flush=True)
+        print(f"  try: raftlog append --cacert {ca} 'SET 5'   (Ctrl-C stops)", flush=True)
+    else:
+        print(
+            "  try: raftlog append 'SET 5'; raftlog log; raftlog status   (Ctrl-C stops)",
+            flush=True,
+        )
+    if write_token:
+        print("  writes need the token (RAFTLOG_TOKEN or --token-file)", flush=True)
     code = 0
     supervisor: Supervisor | None = None
     try:

@@ -15,10 +15,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from typing import NamedTuple
 
-from raftlog.core.errors import StorageError
+from raftlog.core.errors import StorageError, UsageError
 from raftlog.core.types import Role
 from raftlog.node import Node, NodeConfig
+from raftlog.server.eventlog import EventLog, EventPrinter, print_events, stop_printing
 from raftlog.server.eventloop import loop_factory
 from raftlog.server.node import NodeRemoved, NodeStartError, SnapshotFailed, StateMachineFailed
 
@@ -26,13 +29,54 @@ EXIT_OK, EXIT_CRASH, EXIT_USAGE, EXIT_STORAGE, EXIT_BIND, EXIT_REMOVED = 0, 1, 2
 PROMOTE_EVERY_S = 0.5
 
 
+class Printing(NamedTuple):
+    """How the process prints the node's records (the event log) on standard output."""
+
+    level: int = logging.INFO
+    fmt: str = "text"
+    color: str = "auto"
+
+
+def _print_node_events(node: Node, printing: Printing) -> EventPrinter:
+    """This program's logging: raftlog's records printed as the event log's lines, the
+    library's own (transport, storage...) told in the node's current state."""
+
+    def state() -> tuple[Role, int]:
+        try:
+            raft = node.raft
+        except UsageError:  # not started yet
+            return Role.FOLLOWER, 0
+        return raft.role, raft.term
+
+    return print_events(
+        sys.stdout,
+        level=printing.level,
+        fmt=printing.fmt,
+        color=printing.color,
+        node=int(node.id),
+        state=state,
+    )
+
+
 async def serve(
     config: NodeConfig,
     *,
     stop_with_parent: int | None = None,
     promote_via: list[str] | None = None,
+    printing: Printing | None = None,
 ) -> int:
     node = Node(config)
+    printer = _print_node_events(node, printing) if printing is not None else None
+    try:
+        return await _serve(node, config, stop_with_parent, promote_via)
+    finally:
+        if printer is not None:
+            stop_printing(printer)
+
+
+async def _serve(
+    node: Node, config: NodeConfig, stop_with_parent: int | None, promote_via: list[str] | None
+) -> int:
     try:
         await node.start()
     except StorageError as exc:
@@ -45,23 +89,29 @@ async def serve(
     raft = node.raft
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
+    """The graceful stop under way (a leader hands over first), once a signal came or the
+    parent went away: a further signal means "stop at once"."""
+    helpers: list[asyncio.Task[None]] = []
+    """Tasks that run beside the node (watching the parent, asking to be promoted): not
+    stops, so a signal while they run is still the first one."""
 
-    def on_signal(signum: int) -> None:
+    def stop_gracefully(why: str) -> None:
         if stopping:
             raft.stop()  # a second signal: stop at once
             return
-        raft.events.note(
-            logging.INFO, raft.role, raft.term, f"Got {signal.Signals(signum).name}, stopping"
-        )
+        raft.events.note(logging.INFO, raft.role, raft.term, f"{why}, stopping")
         stopping.append(loop.create_task(raft.shutdown(transfer=True)))
+
+    def on_signal(signum: int) -> None:
+        stop_gracefully(f"Got {signal.Signals(signum).name}")
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, on_signal, signum)
     if stop_with_parent is not None:
-        stopping.append(loop.create_task(_stop_with_parent(node, stop_with_parent)))
+        helpers.append(loop.create_task(_stop_with_parent(stop_with_parent, stop_gracefully)))
     if promote_via:
-        stopping.append(loop.create_task(_promote_when_caught_up(node, promote_via)))
+        helpers.append(loop.create_task(_promote_when_caught_up(node, promote_via)))
     code = EXIT_OK
     try:
         await node.wait()
@@ -78,7 +128,7 @@ async def serve(
         logging.getLogger("raftlog.server").exception("node crashed")
         code = EXIT_CRASH
     finally:
-        for task in stopping:
+        for task in (*stopping, *helpers):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -100,7 +150,10 @@ async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
     raft = node.raft
     urls = list(dict.fromkeys([*seeds, *(m.client for m in raft.members.values() if m.client)]))
     said = ""
-    async with AsyncClient(urls, timeout=10, retry_for=10) as client:
+    cfg = node.config  # the promotion is a membership change: TLS and the token as ours
+    async with AsyncClient(
+        urls, timeout=10, retry_for=10, ssl=cfg.forward_tls, token=cfg.token
+    ) as client:
         while not raft.removed:
             await asyncio.sleep(PROMOTE_EVERY_S)
             if raft.id in raft.conf.voters:
@@ -131,19 +184,20 @@ async def _promote_when_caught_up(node: Node, seeds: list[str]) -> None:
 
 def _say(node: Node, config: NodeConfig, text: str) -> None:
     """A line in the event log's format before the node's own log exists."""
-    from raftlog.server.eventlog import EventLog  # noqa: PLC0415
-
-    events = getattr(node, "events_log", None) or EventLog(
-        node.id, stream=config.event_log or sys.stdout, fmt=config.log_format, color=config.color
+    events = getattr(node, "events_log", None) or (
+        EventLog(node.id, stream=config.event_log, fmt=config.log_format, color=config.color)
+        if config.event_log is not None
+        else EventLog(node.id)
     )
     events.note(logging.ERROR, Role.FOLLOWER, 0, text)
 
 
-async def _stop_with_parent(node: Node, parent: int) -> None:
-    """Stop (gracefully) once the parent is gone: this process was re-parented."""
+async def _stop_with_parent(parent: int, stop: Callable[[str], None]) -> None:
+    """Stop (gracefully, as on a first SIGTERM) once the parent is gone: this process was
+    re-parented."""
     while os.getppid() == parent:
         await asyncio.sleep(0.5)
-    await node.raft.shutdown(transfer=True)
+    stop(f"Parent process {parent} is gone")
 
 
 def run_node(
@@ -152,11 +206,18 @@ def run_node(
     stop_with_parent: int | None = None,
     promote_via: list[str] | None = None,
     event_loop: str = "auto",
+    printing: Printing | None = None,
 ) -> int:
+    """Run a node until it stops; ``printing``: print its records on standard output."""
     try:
         with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
             return runner.run(
-                serve(config, stop_with_parent=stop_with_parent, promote_via=promote_via)
+                serve(
+                    config,
+                    stop_with_parent=stop_with_parent,
+                    promote_via=promote_via,
+                    printing=printing,
+                )
             )
     except KeyboardInterrupt:
         return 130

@@ -42,6 +42,7 @@ import asyncio
 import json
 import os
 import random
+import ssl
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -164,13 +165,14 @@ class MemberStatus:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def normalize_endpoint(endpoint: str) -> str:
-    """``"host:port"`` or ``"http://host:port"`` → ``"http://host:port"`` (no trailing /)."""
+def normalize_endpoint(endpoint: str, scheme: str = "http") -> str:
+    """``"host:port"`` or ``"http://host:port"`` → ``"http://host:port"`` (no trailing /);
+    ``scheme`` is the one a bare ``host:port`` gets."""
     text = endpoint.strip().rstrip("/")
     if not text:
         raise ValueError("empty endpoint")
     if "://" not in text:
-        text = "http://" + text
+        text = f"{scheme}://{text}"
     try:
         url = yarl.URL(text)
     except ValueError as exc:
@@ -332,7 +334,11 @@ class Client:
     reused id are refused as stale until seq passes the old one, see ``append(seq=)``).
     ``timeout``: seconds per HTTP request. ``retry_for``: seconds to keep retrying a call.
     ``session``: an aiohttp session to use (not closed by ``close()``); by default the
-    client makes its own.
+    client makes its own. ``ssl``: the TLS context for ``https://`` endpoints
+    (:func:`raftlog.tls.client_context`: the cluster's CA, and a client certificate for
+    nodes with ``--client-cert-auth``); given, bare ``host:port`` seeds are ``https://``.
+    ``token``: sent as ``Authorization: Bearer`` with every request (a node with a token
+    refuses writes without it: :class:`BadRequest` 401).
 
     A timeout shorter than the server's commit timeout (``max(5, 2 × the election
     timeout)``: 5 s with fast timings, 20 s with the lab's) is safe, since a retry carries
@@ -348,10 +354,13 @@ class Client:
         timeout: float = 10.0,
         retry_for: float = 30.0,
         session: aiohttp.ClientSession | None = None,
+        ssl: ssl.SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [p for p in endpoints.split(",") if p.strip()]
-        seeds = list(dict.fromkeys(normalize_endpoint(e) for e in endpoints))
+        scheme = "https" if ssl is not None else "http"
+        seeds = list(dict.fromkeys(normalize_endpoint(e, scheme) for e in endpoints))
         if not seeds:
             raise ValueError("no endpoints")
         if client_id is None:
@@ -368,6 +377,8 @@ class Client:
         self.retry_for = float(retry_for)
         self._session = session
         self._own_session = session is None
+        self._ssl = ssl
+        self._auth: dict[str, str] = {"Authorization": f"Bearer {token}"} if token else {}
         self._closed = False
         self._members: dict[int, str] = {}
         self._leader: int | None = None
@@ -552,7 +563,7 @@ class Client:
                 raise ClientError(f"no member {endpoint} known (members: {self._members})")
             url = self._members[endpoint]
         else:
-            url = normalize_endpoint(endpoint)
+            url = normalize_endpoint(endpoint, "https" if self._ssl is not None else "http")
         try:
             status, raw = await self._http("GET", url + "/v1/status", None, self.timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -601,7 +612,8 @@ class Client:
         if self._closed:
             raise RuntimeError("the raftlog client is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def _http(
@@ -613,7 +625,7 @@ class Client:
             method,
             url,
             data=None if body is None else _request_body(body),
-            headers=None if body is None else _JSON_BODY,
+            headers=self._auth if body is None else {**_JSON_BODY, **self._auth},
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,
         ) as resp:
@@ -621,6 +633,12 @@ class Client:
 
     @staticmethod
     def _reason(exc: BaseException, timeout: float) -> str:
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            cause = exc.certificate_error
+            detail = getattr(cause, "verify_message", None) or str(cause)
+            return f"TLS: the node's certificate is not trusted ({detail}): give its CA"
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return f"TLS: {exc}"
         if isinstance(exc, aiohttp.ClientConnectorError):
             err = exc.os_error
             if err.errno and err.errno > 0:  # "Connection refused", not asyncio's wording

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -49,9 +50,16 @@ class Client:
         client_id: str | None = None,
         timeout: float = 10.0,
         retry_for: float = 30.0,
+        ssl: SSLContext | None = None,
+        token: str | None = None,
     ) -> None:
         self._client = AsyncClient(
-            endpoints, client_id=client_id, timeout=timeout, retry_for=retry_for
+            endpoints,
+            client_id=client_id,
+            timeout=timeout,
+            retry_for=retry_for,
+            ssl=ssl,
+            token=token,
         )
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import msgspec
 
-from raftlog.core.types import Entry, NodeId, SnapshotMeta
+from raftlog.core.types import (
+    MAX_INT,
+    ConfState,
+    Entry,
+    EntryKind,
+    NodeId,
+    SnapshotMeta,
+    decode_conf,
+    split_address,
+)
 
 
 class RequestVote(msgspec.Struct, frozen=True, tag="vote"):
@@ -279,57 +288,114 @@ WireMessage = Message | TransferMessage
 """Everything a peer connection carries: Raft messages and snapshot data."""
 
 
+def conf_problem(conf: ConfState) -> str | None:
+    """Why ``conf`` cannot be a configuration a correct leader made, or None."""
+    if not conf.voters:
+        return "no voters"
+    if any(not 0 < n <= MAX_INT for n in conf.voters | conf.learners):
+        return "a member id out of range"
+    if conf.voters & conf.learners:
+        return "a node is both voter and learner"
+    for member in conf.members:
+        if not 0 < member.id <= MAX_INT:
+            return "a member id out of range"
+        if member.peer:
+            try:
+                split_address(member.peer)
+            except ValueError:
+                return f"member {member.id} has a bad peer address {member.peer!r}"
+    return None
+
+
+def _entry_conf_problem(entry: Entry) -> str | None:
+    try:
+        conf = decode_conf(entry.data)
+    except msgspec.DecodeError as exc:
+        return f"configuration entry {entry.index} is undecodable: {exc}"
+    problem = conf_problem(conf)
+    return None if problem is None else f"configuration entry {entry.index}: {problem}"
+
+
 def message_problem(msg: WireMessage) -> str | None:
     """Why ``msg`` cannot be a message of a correct peer, or None if it can be.
 
     Structural checks only (the types are already enforced by decoding): what a garbled or
-    hostile frame could get wrong that would otherwise reach deep into the core.
+    hostile frame could get wrong that would otherwise reach deep into the core. Every
+    index, term and id is at most ``MAX_INT`` (what storage holds), every entry's term at
+    least 1, and a configuration (in an entry or a snapshot) must be one the core can
+    take: decodable, with voters, ids in range, no node both voter and learner, and peer
+    addresses that parse.
     """
-    if msg.src <= 0 or msg.dst <= 0 or msg.term < 0:
+    if not (0 < msg.src <= MAX_INT and 0 < msg.dst <= MAX_INT and 0 <= msg.term <= MAX_INT):
         return f"bad header: src={msg.src} dst={msg.dst} term={msg.term}"
     match msg:
         case AppendEntries():
             if min(msg.prev_log_index, msg.prev_log_term, msg.commit, msg.sent_ns) < 0:
                 return "negative index, term, commit or send time"
+            if (
+                msg.prev_log_index + len(msg.entries) > MAX_INT
+                or msg.commit > MAX_INT
+                or msg.sent_ns > MAX_INT
+            ):
+                return "index out of range"
             if msg.prev_log_term > msg.term:
                 return f"prev_log_term {msg.prev_log_term} above the message term {msg.term}"
             expected = msg.prev_log_index + 1
-            previous_term = msg.prev_log_term
+            previous_term = max(msg.prev_log_term, 1)
             for entry in msg.entries:
                 if entry.index != expected:
                     return f"entry index {entry.index} where {expected} was expected"
                 if not previous_term <= entry.term <= msg.term:
                     return f"entry {entry.index} has term {entry.term} out of order"
+                if entry.kind is EntryKind.CONF_CHANGE and (problem := _entry_conf_problem(entry)):
+                    return problem
                 expected += 1
                 previous_term = entry.term
         case RequestVote() | PreVote():
-            if msg.last_log_index < 0 or msg.last_log_term < 0 or msg.last_log_term > msg.term:
+            if (
+                msg.last_log_index < 0
+                or msg.last_log_index > MAX_INT
+                or msg.last_log_term < 0
+                or msg.last_log_term > msg.term
+            ):
                 return "bad last log position"
         case AppendEntriesResponse():
-            if min(msg.match_index, msg.reject_index, msg.hint_index, msg.hint_term) < 0:
+            fields = (msg.match_index, msg.reject_index, msg.hint_index, msg.hint_term)
+            if min(fields) < 0:
                 return "negative index in a response"
-            if msg.echo_ns < 0:
-                return "negative send time"
+            if max(fields) > MAX_INT:
+                return "index out of range in a response"
+            if not 0 <= msg.echo_ns <= MAX_INT:
+                return "send time out of range"
         case Heartbeat():
             if msg.commit < 0 or msg.sent_ns < 0:
                 return "negative commit or send time"
+            if msg.commit > MAX_INT:
+                return "commit out of range"
+            if msg.sent_ns > MAX_INT:
+                return "send time out of range"
         case HeartbeatResponse():
-            if msg.echo_ns < 0:
-                return "negative send time"
+            if not 0 <= msg.echo_ns <= MAX_INT:
+                return "send time out of range"
         case InstallSnapshot():
             meta = msg.snapshot
-            if meta.index < 1 or meta.term < 1 or meta.term > msg.term:
+            if not 1 <= meta.index <= MAX_INT or meta.term < 1 or meta.term > msg.term:
                 return f"bad snapshot position {meta.index}@{meta.term}"
-            if not meta.conf.voters or any(v <= 0 for v in meta.conf.voters | meta.conf.learners):
-                return "bad snapshot membership"
+            problem = conf_problem(meta.conf)
+            if problem is not None:
+                return f"bad snapshot membership: {problem}"
         case SnapshotChunk():
             if min(msg.index, msg.snap_term, msg.size) < 1 or msg.offset < 0:
                 return "bad snapshot chunk position"
+            if max(msg.index, msg.snap_term, msg.size) > MAX_INT:
+                return "snapshot chunk position out of range"
             if msg.offset + len(msg.data) > msg.size:
                 return f"chunk ends at {msg.offset + len(msg.data)}, past the size {msg.size}"
         case SnapshotAck():
             if min(msg.index, msg.snap_term) < 1 or msg.received < 0:
                 return "bad snapshot ack"
+            if max(msg.index, msg.snap_term, msg.received) > MAX_INT:
+                return "snapshot ack position out of range"
         case _:
             pass
     return None

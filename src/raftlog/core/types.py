@@ -16,6 +16,9 @@ NodeId = NewType("NodeId", int)
 
 NO_NODE = NodeId(0)
 
+MAX_INT = (1 << 63) - 1
+"""The largest index, term or node id: what storage holds (a signed 64-bit integer)."""
+
 
 class Role(enum.Enum):
     """The role a node plays; the names are the lab's."""
@@ -96,10 +99,12 @@ class Member(msgspec.Struct, frozen=True, array_like=True):
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` (a :attr:`Member.peer`) -> (host, port); raises ValueError."""
+    """``"host:port"`` (a :attr:`Member.peer`) -> (host, port); raises ValueError unless
+    the port is decimal digits from 0 to 65535 (what a socket takes: a port out of range
+    would fail later, and elsewhere, as an OverflowError)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, not {address!r}")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, not {address!r}")
     return host, int(port)
 
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -26,11 +27,15 @@ from pathlib import Path
 
 import aiohttp
 
+from raftlog import wire
+from raftlog.local.certs import CertFiles
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.control import ClusterState, ControlError, NodeState
+from raftlog.local.nodeenv import node_environment
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ADMIN_TOKEN_ENV = "RAFTLOG_ADMIN_TOKEN"
+TOKEN_ENV = "RAFTLOG_TOKEN"
 FAULT_INJECTION_FLAG = "--enable-fault-injection"
 _PARTITION = "/v1/admin/partition"
 
@@ -67,11 +72,13 @@ class LocalNode:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held by every action on this node (start, stop, kill, pause, resume, telling it its
     partition): actions on one node happen one at a time, on different nodes at once."""
+    scheme: str = "http"
+    """``https`` when the cluster runs with TLS."""
     _reader: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def running(self) -> bool:
@@ -85,6 +92,12 @@ class LocalCluster(ClusterBase):
     ``/v1/admin/*`` endpoints) and every admin request made here carries it as
     ``Authorization: Bearer``. Without it, partitions need the nodes started with
     ``--enable-fault-injection`` (in ``node_args``).
+
+    ``tls``: certificates from :func:`raftlog.local.certs.make_certs` (for nodes 1..n):
+    every node runs mutual TLS with its peers and serves its clients over TLS, and the
+    requests made here trust the CA (and present its client certificate). ``token``:
+    every node gets it as RAFTLOG_TOKEN (writes need it), and the writes made here
+    carry it.
     """
 
     kind = "local"
@@ -102,6 +115,8 @@ class LocalCluster(ClusterBase):
         log_level: str = "info",
         color: bool = False,
         admin_token: str | None = None,
+        tls: CertFiles | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__()
         if base_port is None:
@@ -119,8 +134,17 @@ class LocalCluster(ClusterBase):
         self.log_level = log_level
         self.color = color
         self.admin_token = admin_token
+        self.tls = tls
+        self.token = token
+        self._ssl: ssl.SSLContext | None = None
         self.nodes = {
-            i: LocalNode(i, client_ports[i - 1], peer_ports[i - 1], self.data_dir / f"node-{i}")
+            i: LocalNode(
+                i,
+                client_ports[i - 1],
+                peer_ports[i - 1],
+                self.data_dir / f"node-{i}",
+                scheme="https" if tls is not None else "http",
+            )
             for i in range(1, n + 1)
         }
         self.peers = ",".join(
@@ -132,6 +156,15 @@ class LocalCluster(ClusterBase):
 
     async def __aenter__(self) -> LocalCluster:
         return self
+
+    def use_tls(self, certs: CertFiles) -> None:
+        """Run with TLS from now on (before :meth:`start`: see ``tls``)."""
+        if any(node.running for node in self.nodes.values()):
+            raise ControlError("TLS must be chosen before the nodes start")
+        self.tls = certs
+        self._ssl = None
+        for node in self.nodes.values():
+            node.scheme = "https"
 
     # -- processes -------------------------------------------------------------------
 
@@ -172,6 +205,11 @@ class LocalCluster(ClusterBase):
         ]
         if self.fast:
             args.append("--fast")
+        if self.tls is not None:
+            cert, key = str(self.tls.node_cert(i)), str(self.tls.node_key(i))
+            args += ["--peer-cert-file", cert, "--peer-key-file", key]
+            args += ["--peer-trusted-ca-file", str(self.tls.ca)]
+            args += ["--cert-file", cert, "--key-file", key]
         return args + self.node_args + list(extra)
 
     def add_node(self, i: int | None = None) -> int:
@@ -182,7 +220,12 @@ class LocalCluster(ClusterBase):
             raise ControlError(f"node {i} exists")
         client_port, peer_port = free_ports(2)
         self.nodes[i] = LocalNode(
-            i, client_port, peer_port, self.data_dir / f"node-{i}-{client_port}", joins=True
+            i,
+            client_port,
+            peer_port,
+            self.data_dir / f"node-{i}-{client_port}",
+            joins=True,
+            scheme="https" if self.tls is not None else "http",
         )
         return i
 
@@ -227,10 +270,9 @@ class LocalCluster(ClusterBase):
             if node.running:
                 raise ControlError(f"node {i} is already running")
             node.data_dir.mkdir(parents=True, exist_ok=True)
-            env = dict(os.environ, PYTHONUNBUFFERED="1")
-            env.pop(ADMIN_TOKEN_ENV, None)
-            if self.admin_token is not None:
-                env[ADMIN_TOKEN_ENV] = self.admin_token
+            env = node_environment(self.admin_token)
+            if self.token is not None:
+                env[TOKEN_ENV] = self.token
             node.process = await asyncio.create_subprocess_exec(
                 *self.command(i, extra),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -326,9 +368,17 @@ class LocalCluster(ClusterBase):
         return code
 
     async def close(self) -> None:
-        """Stop every node (SIGTERM, then SIGKILL) and remove temporary data."""
+        """Stop every node (SIGTERM, then SIGKILL) and remove temporary data. The leader
+        goes first, so that it hands leadership over to a follower still running (as an
+        operator stopping nodes one by one would see); then the others together."""
         running = [i for i, n in self.nodes.items() if n.running]
-        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in running))
+        found = await asyncio.gather(
+            *(self.get_as(i, "/v1/status", wire.Status, timeout=1.0) for i in running)
+        )
+        leaders = [i for i, s in zip(running, found, strict=True) if s and s.state == "Leader"]
+        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in leaders))
+        rest = [i for i in running if i not in leaders and self.nodes[i].running]
+        await asyncio.gather(*(self.stop(i, grace_s=5.0) for i in rest))
         await self._close_client()
         if self._own_dir and not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -427,7 +477,26 @@ class LocalCluster(ClusterBase):
     def _headers(self, path: str) -> dict[str, str]:
         if self.admin_token is not None and path.startswith("/v1/admin/"):
             return {"Authorization": f"Bearer {self.admin_token}"}
+        if self.token is not None:
+            return {"Authorization": f"Bearer {self.token}"}
         return {}
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        if self._ssl is None:
+            from raftlog.tls import client_context  # noqa: PLC0415
+
+            files = self.tls
+            self._ssl = client_context(files.ca, files.client_cert, files.client_key)
+        return self._ssl
+
+    def xmlrpc_url(self, i: int) -> str:
+        url = self.url(i)
+        if self.token is None:
+            return url
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://raftlog:{self.token}@{rest}"
 
     def echo_line(self, text: str) -> None:
         if self.echo is not None:

@@ -10,6 +10,7 @@ answers (status, leader, log) through :meth:`url`, the same for both.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import xmlrpc.client
 from abc import ABC, abstractmethod
@@ -102,8 +103,20 @@ class ClusterBase(ABC):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+            context = self.client_ssl()
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=5),
+                connector=aiohttp.TCPConnector(ssl=context) if context is not None else None,
+            )
         return self._session
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """The TLS context for the nodes' client ports (None: plaintext)."""
+        return None
+
+    def xmlrpc_url(self, i: int) -> str:
+        """Node ``i``'s URL for an XML-RPC client (with credentials, if it needs any)."""
+        return self.url(i)
 
     async def _close_client(self) -> None:
         if self._session is not None:
@@ -207,7 +220,7 @@ class ClusterBase(ABC):
 
     def xmlrpc(self, i: int) -> xmlrpc.client.ServerProxy:
         """A lab-style client proxy (blocking: call it from a thread)."""
-        return xmlrpc.client.ServerProxy(self.url(i))
+        return xmlrpc.client.ServerProxy(self.xmlrpc_url(i), context=self.client_ssl())
 
     async def call_xmlrpc(self, i: int, method: str, *args: Any) -> Any:
         def call() -> Any:

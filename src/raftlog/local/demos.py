@@ -14,13 +14,18 @@
 - dead-leader: the leader dies (SIGKILL by default; SIGTERM then SIGKILL with
   ``graceful``, as ``docker container stop``; SIGSTOP with ``pause``, as
   ``docker pause``), a new leader is elected, appends go on, the old node comes back on
-  its data and catches up as a follower;
+  its data and catches up as a follower. The verdict gives the failover time (from the
+  signal to the new leader's election, by the nodes' own log stamps); with ``graceful`` it
+  also checks the hand-over: the leader logs SIGTERM and names its successor, which stands
+  by leadership transfer (TimeoutNow) rather than after an election timeout, and the old
+  leader exits with status 0;
 - dead-follower: the same for a follower; the leader stays leader in its term.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +95,78 @@ class DemoOptions:
 
 def _election_max_s(fast: bool) -> float:
     return 0.3 if fast else 10.0
+
+
+def _election_min_s(fast: bool) -> float:
+    return 0.15 if fast else 6.0
+
+
+_HEAD = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) node \d+ \[(\w+) t(\d+)\] ")
+
+
+def line_time(line: str) -> float | None:
+    """The wall-clock time (seconds since the epoch) an event log line was written at,
+    from its first field; None for a line of another shape."""
+    found = _HEAD.match(line)
+    if found is None:
+        return None
+    stamp, millis = found.group(1).split(".")
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+
+
+def _became_leader(line: str, term: int) -> bool:
+    found = _HEAD.match(line)
+    return (
+        found is not None
+        and found.group(2) == "Leader"
+        and int(found.group(3)) == term
+        and "State: Leader" in line
+    )
+
+
+async def _elected_at(cluster: LocalCluster, i: int, term: int, timeout: float) -> float:
+    """When node ``i`` logged that it became leader in ``term`` (its line may still be on
+    its way through the pipe when its status already says so)."""
+
+    async def found() -> float | None:
+        for line in cluster.lines(i):
+            if _became_leader(line, term):
+                return line_time(line)
+        return None
+
+    try:
+        at: float = await wait_for(found, timeout, "")
+    except TimeoutError:
+        raise DemoFailed(
+            f"node {i} leads term {term} but logged no 'State: Leader' line in that term "
+            f"(last lines: {cluster.lines(i)[-6:]})"
+        ) from None
+    return at
+
+
+def _check_hand_over(
+    cluster: LocalCluster, old: int, new: int, term: int, exit_code: int | None
+) -> None:
+    """A leader stopped with SIGTERM hands leadership over before it exits: it says so,
+    the node it named stands in the next term because it was told to (TimeoutNow, not an
+    election timeout), and the old leader exits cleanly within the grace period."""
+    problems = []
+    old_lines, new_lines = cluster.lines(old), cluster.lines(new)
+    if not any("Got SIGTERM, stopping" in line for line in old_lines):
+        problems.append(f"node {old} did not log that SIGTERM started a graceful stop")
+    if not any(f"handing leadership to node {new}" in line for line in old_lines):
+        named = [line for line in old_lines if "handing leadership to node" in line]
+        problems.append(
+            f"node {old} did not hand leadership to node {new}"
+            + (f" ({named[-1]})" if named else "")
+        )
+    stood = f"New election term {term}. State: Candidate (leadership transfer)"
+    if not any(stood in line for line in new_lines):
+        problems.append(f"node {new} did not stand in term {term} by leadership transfer")
+    if exit_code != 0:
+        problems.append(f"node {old} exited with status {exit_code}, not 0")
+    if problems:
+        raise DemoFailed("the hand-over did not happen: " + "; ".join(problems))
 
 
 async def run_demo(opt: DemoOptions) -> str:
@@ -231,16 +308,35 @@ async def run_demo(opt: DemoOptions) -> str:
             )
         )
         say(f"demo: stopping node {victim} with {how}")
+        stopped_at = time.time()
+        exit_code: int | None = None
         if opt.pause:
             await cluster.pause(victim)
         elif opt.graceful:
-            await cluster.stop(victim, grace_s=10.0)
+            exit_code = await cluster.stop(victim, grace_s=10.0)
         else:
             await cluster.kill(victim)
         others = [i for i in cluster.node_ids() if i != victim]
         new_leader = await cluster.leader(timeout=patience, among=others)
         status = await cluster.status(new_leader)
         assert status is not None
+        failover = ""
+        if opt.scenario == "dead-leader":
+            elected = await _elected_at(cluster, new_leader, status["term"], patience)
+            if opt.graceful:
+                _check_hand_over(cluster, victim, new_leader, status["term"], exit_code)
+                say(
+                    f"demo: hand-over: node {victim} got SIGTERM, handed leadership to node "
+                    f"{new_leader} (TimeoutNow), which was elected in term {status['term']} "
+                    "without waiting for an election timeout"
+                )
+            millis = max(0.0, (elected - stopped_at) * 1000)
+            failover = f", failover {millis:.0f} ms"
+            say(
+                f"demo: failover: {millis:.0f} ms from the signal to node {new_leader} "
+                f"elected (election timeout {_election_min_s(opt.fast) * 1000:.0f}-"
+                f"{election_max * 1000:.0f} ms)"
+            )
         if opt.scenario == "dead-follower" and (new_leader != leader or status["term"] != term):
             raise DemoFailed(
                 f"the leader changed: {leader} (term {term}) -> "
@@ -258,9 +354,10 @@ async def run_demo(opt: DemoOptions) -> str:
         if back is None or back["state"] != "Follower":
             raise DemoFailed(f"node {victim} did not come back as a follower: {back}")
         if opt.scenario == "dead-leader":
+            handed = " by hand-over" if opt.graceful else ""
             return (
-                f"dead-leader: ok, leader {leader} -> {new_leader}, node {victim} back as a "
-                f"follower, all 3 logs equal ({len(logs[0])} entries)"
+                f"dead-leader: ok, leader {leader} -> {new_leader}{handed}{failover}, node "
+                f"{victim} back as a follower, all 3 logs equal ({len(logs[0])} entries)"
             )
         final_status = await cluster.status(final)
         if final != leader or final_status is None or final_status["term"] != term:

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from raftlog import wire
+from raftlog.local.nodeenv import node_environment
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -368,11 +369,7 @@ class NetCluster:
         self._save()
 
     def _node_env(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop(ADMIN_TOKEN_ENV, None)
-        if self.state.admin_token:
-            env[ADMIN_TOKEN_ENV] = self.state.admin_token
-        return env
+        return node_environment(self.state.admin_token or None)
 
     def _pid(self, i: int) -> int:
         proc = self.state.procs.get(node_name(self._check_node(i)))

@@ -200,9 +200,13 @@ class Supervisor:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            # The nodes' TLS, if they have it (a cluster of ClusterBase's says).
+            client_ssl = getattr(self.cluster, "client_ssl", None)
+            context = client_ssl() if client_ssl is not None else None
             self._session = aiohttp.ClientSession(
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=aiohttp.ClientTimeout(total=5),
+                connector=aiohttp.TCPConnector(ssl=context) if context is not None else None,
             )
         return self._session
 

@@ -9,19 +9,10 @@ when it is installed and the standard loop otherwise.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 
 CHOICES = ("auto", "asyncio", "uvloop")
-ENV = "RAFTLOG_EVENT_LOOP"
-"""The default of ``--event-loop`` (``raftlog cluster`` passes its choice to its nodes)."""
-
-
-def default_choice() -> str:
-    value = os.environ.get(ENV, "auto") or "auto"
-    if value not in CHOICES:
-        raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, not {value!r}")
-    return value
+"""``--event-loop`` (or ``RAFTLOG_EVENT_LOOP``: see ``cli/config.py``)."""
 
 
 def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:

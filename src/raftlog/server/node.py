@@ -91,6 +91,7 @@ from raftlog.server.lease import (
     lease_s,
     max_pending_ticks,
 )
+from raftlog.server.metrics import NodeMetrics, Replication
 from raftlog.server.sessions import (
     Command,
     Duplicate,
@@ -347,9 +348,13 @@ _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
 """The events of every client entry: only for subscribers that ask for them."""
 
 
-def _expire(future: asyncio.Future[Any], timeout: float) -> None:
+def _expire(
+    future: asyncio.Future[Any], timeout: float, lost: Callable[[int], None] | None
+) -> None:
     if not future.done():
         future.set_exception(RequestTimeout(f"no outcome within {timeout} s"))
+        if lost is not None:  # a proposal's: counted as failed
+            lost(1)
 
 
 class RaftNode:
@@ -475,6 +480,8 @@ class RaftNode:
         self._want_entry_events()
         self.snapshots_sent = 0
         self.snapshots_installed = 0
+        self.metrics = NodeMetrics()
+        """Counters and histograms for ``GET /metrics`` (see raftlog.server.metrics)."""
 
     # == public API (any task) =======================================================
 
@@ -488,6 +495,7 @@ class RaftNode:
         try:
             self._refuse_if_removed()
             await self._prepare_state_machine()
+            self.metrics.started(self.commit, self.applied)
         except (SnapshotFailed, StateMachineFailed, NodeRemoved) as exc:
             self._stopped = True
             self._note(logging.CRITICAL, f"Refusing to start: {exc}")
@@ -670,7 +678,10 @@ class RaftNode:
                 peers = [
                     p
                     for p in status.peers
-                    if p.id != self.id and p.recent_active and p.id in voters
+                    if p.id != self.id
+                    and p.recent_active
+                    and p.id in voters
+                    and self._connected(p.id)
                 ]
                 if peers:
                     target = max(peers, key=lambda p: p.match).id
@@ -679,10 +690,25 @@ class RaftNode:
                     deadline = 2 * self.config.timing.election_max_s
                     async with asyncio.timeout(deadline):
                         while self.is_leader and not self._stopped:
+                            if not self._connected(target):
+                                # It went away (stopping too, say, as a whole cluster stops):
+                                # no one to wait for.
+                                self._note(
+                                    logging.WARNING,
+                                    f"Node {target} went away: stopping without a hand-over",
+                                )
+                                break
                             await asyncio.sleep(self.config.timing.tick_s)
             except (RaftError, TimeoutError) as exc:
                 self._note(logging.WARNING, f"Leadership transfer before stopping failed: {exc}")
         self.stop()
+
+    def _connected(self, peer: NodeId) -> bool:
+        """The transport has a way to ``peer`` now (for TCP: an open connection); a peer
+        whose process exited is seen at once, its connection closed."""
+        peers = getattr(self.transport, "peers", None)  # not every transport tells
+        info = peers().get(peer) if peers is not None else None
+        return info is None or bool(info.connected)
 
     # == test-only fault injection ===================================================
 
@@ -790,6 +816,8 @@ class RaftNode:
             self._lease_void_term = msg.term
         if self._message_subscribers:
             self._tap(msg)
+        if type(msg) is Heartbeat:
+            self.metrics.heartbeat_sent(msg.dst)
         return self.transport.send(msg)
 
     def _stamp(
@@ -826,6 +854,8 @@ class RaftNode:
         """Transport callback: never blocks; drops when the inbox is full (Raft retries)."""
         if msg.src in self.blocked:
             return
+        if type(msg) is HeartbeatResponse:
+            self.metrics.heartbeat_answered(msg.src)
         if self.stepping or msg.src in self.held:
             if len(self._held_messages) < self.config.inbox_size:
                 held_id = next(self._held_ids)
@@ -888,7 +918,17 @@ class RaftNode:
             put = asyncio.ensure_future(self._inbox.put((kind, payload, future)))
         # A timer that fails the future, rather than an asyncio.timeout() context per
         # request: the same outcome at a fraction of the cost.
-        timer = None if timeout is None else loop.call_later(timeout, _expire, future, timeout)
+        timer = (
+            None
+            if timeout is None
+            else loop.call_later(
+                timeout,
+                _expire,
+                future,
+                timeout,
+                self.metrics.proposals_lost if kind == _PROPOSE else None,
+            )
+        )
         asks = self._asks
 
         def finished(future: asyncio.Future[Any]) -> None:
@@ -1108,11 +1148,14 @@ class RaftNode:
         except RaftError as exc:  # NotLeader, ProposalDropped: every asker's answer
             for _payload, future in live:
                 future.set_exception(exc)
+            if not isinstance(exc, NotLeader):  # a follower's is forwarded, not failed
+                self.metrics.proposals_lost(len(live))
             return
         self._fail_proposals_from(placed[0][0])  # older entries there were truncated away
         proposals = self._proposals
         for (index, term), (_payload, future) in zip(placed, live, strict=True):
             proposals[index] = (term, future)
+        self.metrics.appended(placed[0][0], placed[-1][0])
 
     def _quiet_after_restart(self, msg: RequestVote | PreVote) -> bool:
         """Drop ``msg``? A node that restarted (it started with a term from storage)
@@ -1243,6 +1286,7 @@ class RaftNode:
         if rd.soft_state is not None:
             self.role = rd.soft_state.role
             self.leader = rd.soft_state.leader
+            self.metrics.leader_seen(self.leader, self.role)
             if self.leader != NO_NODE:
                 self._heard_leader = True
         self.term = self._core.term
@@ -1250,6 +1294,7 @@ class RaftNode:
             if entry.index > self.applied:
                 self._apply(entry)
         self.commit = self._core.log.committed
+        self.metrics.committed(self.commit)
         for read in rd.read_states:
             future = self._reads.pop(read.context, None)
             if future is not None:
@@ -1402,6 +1447,7 @@ class RaftNode:
             future.set_exception(
                 LeadershipLost(f"entry {entry.index} went to another leader's entry")
             )
+            self.metrics.proposals_lost()
         elif isinstance(result, Duplicate):
             future.set_result(Committed(result.index, result.term, result.result, True))
         elif isinstance(result, Stale):
@@ -1446,6 +1492,7 @@ class RaftNode:
                 future.set_exception(
                     LeadershipLost(f"entry {lost} was replaced by another leader's entry")
                 )
+                self.metrics.proposals_lost()
 
     # == snapshots: start-up, install ================================================
 
@@ -1769,6 +1816,7 @@ class RaftNode:
         for _term, future in self._proposals.values():
             if not future.done():
                 future.set_exception(OutcomeUnknown("the node stopped after accepting it"))
+                self.metrics.proposals_lost()
         self._proposals.clear()
         stopped = NodeStopped("the node stopped")
         for future in [*self._reads.values(), *(f for _i, f in self._confirmed), *self._asks]:
@@ -1792,3 +1840,19 @@ class RaftNode:
 
     def _note(self, level: int, text: str) -> None:
         self.events.note(level, self.role, self.term, text)
+
+    # == metrics (read when a scrape asks, on the node's loop) =========================
+
+    def replication(self) -> Replication:
+        """This node's last log index and, on the leader, each follower's match index."""
+        core = self._core
+        if core.role is not Role.LEADER:
+            return Replication(core.log.last_index(), {})
+        status = core.status()
+        return Replication(
+            status.last_index, {p.id: p.match for p in status.peers if p.id != self.id}
+        )
+
+    def pending_proposals(self) -> int:
+        """Proposals taken and waiting for their commit."""
+        return len(self._proposals)

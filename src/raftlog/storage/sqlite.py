@@ -54,8 +54,9 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -239,6 +240,9 @@ class SQLiteStorage:
         self._write_lock = threading.Lock()  # held from validation to mirror update
         self._failed: StorageFailed | None = None
         self._closed = False
+        self.on_commit: Callable[[float], None] | None = None
+        """Called on the writer thread with the seconds each ``COMMIT`` took (writing
+        the WAL and its fsync): the node's fsync histogram."""
 
     # -- opening -----------------------------------------------------------------------
 
@@ -651,7 +655,10 @@ class SQLiteStorage:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 body(conn)
+                started = time.perf_counter()
                 conn.execute("COMMIT")
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - started)
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:

@@ -21,7 +21,12 @@ connection that fails any check is closed, with the reason logged on the
 connections and the listener carry on. A new inbound connection from a peer replaces the
 previous one (the peer reconnected).
 
-Not in scope: authentication and encryption (run peers on a private network).
+With :attr:`TcpConfig.tls` (see :mod:`raftlog.tls`), every connection is mutual TLS:
+the acceptor runs the TLS handshake before it reads a single byte of the protocol (a
+plaintext dialer, or one without a certificate the cluster's CA signed, is refused and
+counted as ``tls``), and both ends check that the node id the other's certificate names
+is the one its Hello claims (``wrong_identity``). Without it, peers talk plaintext, with
+no authentication: run them on a private network then.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
+import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +47,7 @@ import msgspec
 
 from raftlog.core.messages import WireMessage
 from raftlog.core.types import NodeId, split_address
+from raftlog.tls import PEER_NAME, PeerTls, certified_node, tls_reason
 from raftlog.transport.base import MessageHandler, PeerInfo, TransportError
 from raftlog.transport.wire import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -63,6 +72,9 @@ down while another joined learns the newcomer's address only from the configurat
 entries that newcomer, once leader, sends it: so it must hear a node it cannot name."""
 _MAX_REMEMBERED = 1024
 """Inbound frames handled before giving other tasks a turn, when data is all buffered."""
+PROBLEM_QUIET_S = 60.0
+"""A connection closed for the same kind of problem from the same source within this
+long of the last warning about it is logged at DEBUG only (and counted in the next)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +112,8 @@ class TcpConfig:
     to half, and a successful connection resets it."""
     max_batch_bytes: int = 256 * 1024
     """Queued messages are coalesced into one write of up to about this many bytes."""
+    tls: PeerTls | None = None
+    """Mutual TLS for every connection (:func:`raftlog.tls.peer_tls`); None: plaintext."""
 
     def __post_init__(self) -> None:
         if self.node_id <= 0:
@@ -147,6 +161,32 @@ class _Outbox:
                 await self.waiter
             finally:
                 self.waiter = None
+
+
+_WATCHERS: weakref.WeakKeyDictionary[ssl.SSLContext, weakref.WeakSet[TcpTransport]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The transports accepting with each server context, told of its failed handshakes."""
+
+
+class _WatchedHandshakes(ssl.SSLObject):
+    """An SSLObject that tells the transports accepting with its context why a handshake
+    failed (the event loop's TLS layer says nothing: the connection just closes)."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            for transport in list(_WATCHERS.get(self.context, ())):
+                transport._handshake_refused(exc)
+            raise
+
+
+def _watch_handshakes(context: ssl.SSLContext, transport: TcpTransport) -> None:
+    context.sslobject_class = _WatchedHandshakes
+    _WATCHERS.setdefault(context, weakref.WeakSet()).add(transport)
 
 
 class _Peer:
@@ -230,7 +270,9 @@ class TcpTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._errors: Counter[str] = Counter()
-        self._last_problem: dict[str, str] = {}
+        self._last_problem: dict[str, tuple[float, int]] = {}
+        """By source and kind of problem: until when it is not warned of again, and how
+        many times it was not."""
         self._started = False
         self._strangers: dict[NodeId, _Peer] = {}
         """Nodes heard from over inbound connections but not among the peers: receive
@@ -263,13 +305,20 @@ class TcpTransport:
         if self._started:
             raise TransportError("transport already started")
         self._started = True
+        # With TLS the event loop runs the handshake first: _on_connect sees only
+        # connections whose peer presented a certificate the cluster's CA signed.
+        tls: dict[str, Any] = {}
+        if self.config.tls is not None:
+            context = self.config.tls.server
+            _watch_handshakes(context, self)
+            tls = {"ssl": context, "ssl_handshake_timeout": self.config.handshake_timeout}
         if self._sock is not None:
             server = await asyncio.start_server(
-                self._on_connect, sock=self._sock, limit=_READ_BUFFER
+                self._on_connect, sock=self._sock, limit=_READ_BUFFER, **tls
             )
         else:
             server = await asyncio.start_server(
-                self._on_connect, self.config.host, self.config.port, limit=_READ_BUFFER
+                self._on_connect, self.config.host, self.config.port, limit=_READ_BUFFER, **tls
             )
         self._server = server
         host, port = server.sockets[0].getsockname()[:2]
@@ -368,8 +417,9 @@ class TcpTransport:
         }
 
     def errors(self) -> dict[str, int]:
-        """Connections closed for breaking the protocol, by kind (``wrong_cluster``,
-        ``wrong_version``, ``unknown_node``, ``wrong_node``, ``refused``,
+        """Connections closed for breaking the protocol, by kind (``tls``,
+        ``wrong_identity``, ``wrong_cluster``, ``wrong_version``, ``unknown_node``,
+        ``wrong_node``, ``refused``,
         ``bad_handshake``, ``handshake_timeout``, ``frame_too_large``, ``truncated``,
         ``bad_frame``, ``bad_message``, ``unexpected_data``, ``internal``), both
         directions together."""
@@ -403,23 +453,61 @@ class TcpTransport:
     def _protocol_error(
         self, exc: ProtocolError, where: str, peer: _Peer | None, source: str
     ) -> None:
-        """Count and log a connection closed for ``exc``. The same reason again from the
-        same ``source`` (a peer id or a remote host: a misconfigured peer retries every
-        few seconds) is logged at DEBUG, so the log shows each new problem once."""
+        """Count and log a connection closed for ``exc``. The same kind of problem again
+        from the same ``source`` (a peer id or a remote host: a misconfigured peer retries
+        every few seconds, garbage comes in floods) within PROBLEM_QUIET_S of the last
+        warning about it is logged at DEBUG, so the log shows each problem once a minute."""
         self._errors[exc.kind] += 1
         if peer is not None:
             peer.last_error = exc.reason
-        repeat = self._last_problem.get(source) == exc.reason
+        # One warning per source and kind of problem a minute at most: a flood of garbage
+        # connections (reasons differ by a byte count) must not flood the log. The next
+        # warning says how many went unsaid.
+        key = f"{source}/{exc.kind}"
+        now = time.monotonic()
+        quiet_until, unsaid = self._last_problem.get(key, (0.0, 0))
+        if now < quiet_until:
+            self._last_problem[key] = (quiet_until, unsaid + 1)
+            log.debug("node %s: closing %s: %s", self.node_id, where, exc.reason)
+            return
         if len(self._last_problem) >= _MAX_REMEMBERED:
             self._last_problem.clear()
-        self._last_problem[source] = exc.reason
-        level = logging.DEBUG if repeat else logging.WARNING
-        log.log(level, "node %s: closing %s: %s", self.node_id, where, exc.reason)
+        self._last_problem[key] = (now + PROBLEM_QUIET_S, 0)
+        more = f" ({unsaid} more like it since the last warning)" if unsaid else ""
+        log.warning("node %s: closing %s: %s%s", self.node_id, where, exc.reason, more)
 
-    def _hello_problem(self, hello: Hello, expected: NodeId | None) -> ProtocolError | None:
+    def _handshake_refused(self, exc: ssl.SSLError) -> None:
+        """An inbound TLS handshake failed (plaintext, no certificate, another CA...)."""
+        if self._closing:
+            return
+        self._protocol_error(
+            ProtocolError("tls", f"TLS handshake failed: {tls_reason(exc)}"),
+            "an inbound connection",
+            None,
+            "tls",
+        )
+
+    def _hello_problem(
+        self, hello: Hello, expected: NodeId | None, writer: asyncio.StreamWriter
+    ) -> ProtocolError | None:
         """Why a peer's Hello is not acceptable. ``expected`` is the node a dialer meant to
-        reach; None on the accepting side (any known peer may dial)."""
+        reach; None on the accepting side (any known peer may dial). With TLS, the node id
+        the peer's certificate names must be the one its Hello claims."""
         config = self.config
+        if config.tls is not None:
+            ssl_object = writer.get_extra_info("ssl_object")
+            named = certified_node(ssl_object.getpeercert() if ssl_object is not None else None)
+            if named is None:
+                return ProtocolError(
+                    "wrong_identity",
+                    f"the certificate of node {hello.node_id} names no raftlog node "
+                    f"(CN or DNS name {PEER_NAME.format(hello.node_id)})",
+                )
+            if named != hello.node_id:
+                return ProtocolError(
+                    "wrong_identity",
+                    f"node {hello.node_id} presented the certificate of node {named}",
+                )
         if hello.cluster_id != config.cluster_id:
             return ProtocolError(
                 "wrong_cluster",
@@ -539,7 +627,7 @@ class TcpTransport:
             raise ProtocolError("bad_handshake", f"undecodable handshake: {exc}") from None
         if not isinstance(hello, Hello):
             raise ProtocolError("bad_handshake", "expected a Hello")
-        problem = self._hello_problem(hello, None)
+        problem = self._hello_problem(hello, None, writer)
         if problem is not None:
             refusal = Refused(f"node {self.node_id} refused node {hello.node_id}: {problem}")
             writer.write(encode_frame(self._encoder.encode(refusal)))
@@ -707,8 +795,25 @@ class TcpTransport:
         """A connection to the peer, handshake done. Raises OSError, TimeoutError (connect),
         ProtocolError (handshake)."""
         config = self.config
-        async with asyncio.timeout(config.connect_timeout):
-            reader, writer = await asyncio.open_connection(peer.host, peer.port, limit=_READ_BUFFER)
+        tls = config.tls
+        if tls is None:
+            async with asyncio.timeout(config.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    peer.host, peer.port, limit=_READ_BUFFER
+                )
+        else:
+            try:
+                async with asyncio.timeout(config.connect_timeout + config.handshake_timeout):
+                    reader, writer = await asyncio.open_connection(
+                        peer.host,
+                        peer.port,
+                        limit=_READ_BUFFER,
+                        ssl=tls.client,
+                        server_hostname=peer.host,
+                        ssl_handshake_timeout=config.handshake_timeout,
+                    )
+            except ssl.SSLError as exc:
+                raise ProtocolError("tls", f"TLS handshake failed: {tls_reason(exc)}") from None
         self._writers.add(writer)
         try:
             sock = writer.get_extra_info("socket")
@@ -724,6 +829,8 @@ class TcpTransport:
                     "handshake_timeout",
                     f"no handshake answer within {config.handshake_timeout:g} s",
                 ) from None
+            except ssl.SSLError as exc:  # TLS 1.3: the peer refused our certificate
+                raise ProtocolError("tls", f"refused by the peer: {tls_reason(exc)}") from None
             if payload is None:
                 raise EOFError("closed during the handshake")
             try:
@@ -732,7 +839,7 @@ class TcpTransport:
                 raise ProtocolError("bad_handshake", f"undecodable handshake: {exc}") from None
             if isinstance(answer, Refused):
                 raise ProtocolError("refused", f"refused: {answer.reason}")
-            problem = self._hello_problem(answer, peer.node_id)
+            problem = self._hello_problem(answer, peer.node_id, writer)
             if problem is not None:
                 raise problem
         except BaseException:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import Annotated
 
 import msgspec
+
+from raftlog.core.types import MAX_INT
 
 PROTOCOL_VERSION = 2
 """Bumped when the frames or the messages change incompatibly (2: snapshots)."""
@@ -30,7 +33,8 @@ class Hello(msgspec.Struct, frozen=True, tag="hello", omit_defaults=True):
     """The first frame each way: who is speaking, in which cluster, in which protocol."""
 
     cluster_id: str
-    node_id: int
+    node_id: Annotated[int, msgspec.Meta(gt=0, le=MAX_INT)]
+    """Decoding refuses an id out of range (``bad_handshake``)."""
     version: int
     address: str = ""
     """Where the speaker listens for peers (``host:port``), so that a node that does not
