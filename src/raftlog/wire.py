@@ -358,7 +358,9 @@ class Status(msgspec.Struct):
     ``real``, or ``step`` when the node ticks only when told (the dashboard's step mode);
     ``election_elapsed``/``election_timeout``: ticks since its election clock was reset
     and the tick count at which it fires (both 0 on a leader), ``tick_s`` seconds a tick;
-    ``held``: the peer messages it holds, oldest first."""
+    ``held``: the peer messages it holds, oldest first; ``lease_reads``: the reads it
+    served from its leader lease (``consistency=lease`` answered without a round of
+    heartbeats) since it started."""
 
     id: int
     state: str
@@ -383,6 +385,7 @@ class Status(msgspec.Struct):
     election_elapsed: int = 0
     election_timeout: int = 0
     held: list[HeldMessage] = msgspec.field(default_factory=list)
+    lease_reads: int = 0
 
 
 class NodeInfo(msgspec.Struct):

@@ -344,3 +344,27 @@ def test_the_event_stream_starts_with_the_status_then_shows_what_happens() -> No
             assert not node._subscribers
 
     run(main)
+
+
+def test_a_read_holds_no_record_above_the_applied_index_it_reports() -> None:
+    """The records of a page are those through the applied index the answer reports (as
+    after a restart, when the records file may hold more than the node has replayed)."""
+
+    async def main() -> None:
+        async with one_node() as (client, node):
+            for text in (b"a", b"b", b"c"):
+                await node.propose(append_command(text), timeout=5)
+            last = node.applied
+            node.applied = last - 1  # the records file is one record ahead of the node
+            try:
+                doc = await (await client.get("/v1/log?from=1&consistency=local")).json()
+            finally:
+                node.applied = last
+            assert doc["applied"] == last - 1 and doc["staleness"]["applied"] == last - 1
+            assert [e["data"] for e in doc["entries"]] == ["a", "b"]
+            assert doc["next"] == last  # the record above is for the next page
+            doc = await (await client.get("/v1/log?from=1&consistency=local")).json()
+            assert [e["data"] for e in doc["entries"]] == ["a", "b", "c"]
+            assert doc["applied"] == last and doc["next"] is None
+
+    run(main)

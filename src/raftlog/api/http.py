@@ -635,19 +635,20 @@ class ClientApi:
                 f"entries before {first} were trimmed (retention); read from {first}",
                 first_index=first,
             )
+        # The answer holds every record through this index from ``start`` (up to the
+        # limit), and none after it: a page read from disk may also hold records applied
+        # while it was being read, which are left for the next page.
+        applied = self.node.applied
         page = await records_log.read(max(start, first), limit)
         entries: list[wire.Entry] = []
         size = 0
+        following = page.next_index
         for r in page.records:  # cap the answer: one huge read must not stall the node
-            if entries and size + len(r.data) > MAX_READ_BYTES:
+            if r.index > applied or (entries and size + len(r.data) > MAX_READ_BYTES):
+                following = r.index
                 break
             entries.append(wire.Entry.of(r.index, r.term, r.data))
             size += len(r.data)
-        following = (
-            page.next_index
-            if len(entries) == len(page.records)
-            else page.records[len(entries)].index
-        )
         staleness = None
         if consistency == "local":
             # How stale this answer may be: what this node has applied, and how long ago
@@ -655,7 +656,7 @@ class ClientApi:
             leader = self.node.leader
             staleness = wire.Staleness(
                 leader=int(leader) or None,
-                applied=self.node.applied,
+                applied=applied,
                 commit=self.node.commit,
                 last_leader_contact_s=(
                     0.0 if leader == self.node.id else self.node.last_contact(leader)
@@ -668,7 +669,7 @@ class ClientApi:
                 node=int(self.node.id),
                 consistency=consistency,
                 commit=self.node.commit,
-                applied=self.node.applied,
+                applied=applied,
                 first_index=page.first_index,
                 entries=entries,
                 next=following,
@@ -737,6 +738,7 @@ class ClientApi:
             election_elapsed=s.election_elapsed,
             election_timeout=s.election_timeout,
             held=self._held_messages(),
+            lease_reads=self.node.lease_reads,
             peers=[
                 wire.PeerStatus(
                     id=int(p.id),

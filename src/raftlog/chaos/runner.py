@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import itertools
 import json
 import random
@@ -48,8 +47,18 @@ from raftlog.local.cluster import FAULT_INJECTION_FLAG, LocalCluster
 from raftlog.local.clusterbase import ClusterBase, wait_for
 from raftlog.local.netns_cluster import NetnsCluster
 
-NEMESES = ("kill", "pause", "pause-leader", "partition", "restart-all", "membership")
+NEMESES = (
+    "kill",
+    "pause",
+    "pause-leader",
+    "pause-leader-acks",
+    "partition",
+    "restart-all",
+    "membership",
+)
 READ_LEVELS = ("linearizable", "lease", "local")
+READ_LIMIT = 200
+"""Records a client read asks for (from 20 below the last applied index it saw)."""
 MIN_VOTERS, MAX_VOTERS = 3, 5
 PARTITION_SHAPES = ("halves", "isolate-leader", "one-link", "bridge")
 RECOVERY_S = 10.0
@@ -91,6 +100,12 @@ class ChaosOptions:
     request_timeout_s: float = 1.0
     reads: str = "linearizable"
     """The clients' read level, one of READ_LEVELS."""
+    min_staged: int = 0
+    """The nemesis goes on past ``time_s`` until this many faults staged the read they are
+    for (pause-leader, pause-leader-acks; ``staged`` in their records), up to
+    ``max_time_s``: a loaded machine makes each fault slower, not the test weaker."""
+    max_time_s: float = 0.0
+    """With ``min_staged``: how long the nemesis may go on in all (at least ``time_s``)."""
 
 
 @dataclass
@@ -98,6 +113,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    problems: list[str] = field(default_factory=list)
+    """Every problem found (the detail names the first few); not in :meth:`as_dict`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
@@ -159,6 +176,11 @@ class Chaos:
         self.http: aiohttp.ClientSession | None = None
         self._probe: _Probe | None = None
         """The read in flight to a stopped leader (pause-leader), until the fault ends."""
+        self._probe_seq = 0
+        """The last sequence number of the appends the nemesis makes (client ``clients``)."""
+        self._lease_reads: dict[int, tuple[int, int]] = {}
+        """Per node: the last ``lease_reads`` its status showed, and the total seen (a
+        restart starts its count again)."""
 
     # -- the run ---------------------------------------------------------------------
 
@@ -193,6 +215,7 @@ class Chaos:
                     recovered = await self._recover(clients)
                     self.stop_clients.set()
                     await asyncio.gather(*clients)
+                    self._tally_lease_reads(await self.cluster.statuses())
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
                     final = await self._final_logs()
@@ -301,13 +324,15 @@ class Chaos:
         op["status"] = "info" if maybe else "fail"
         return op, target
 
-    def _read_op(self, k: int, target: int) -> dict[str, Any]:
+    def _read_op(self, k: int, target: int, start: int) -> dict[str, Any]:
         return {
             "type": "op",
             "id": self.rec.next_id(),
             "client": k,
             "kind": "read",
             "level": self.opt.reads,
+            "from": start,
+            "limit": READ_LIMIT,
             "value": None,
             "call": self.rec.now(),
             "ret": None,
@@ -318,9 +343,8 @@ class Chaos:
             "error": None,
         }
 
-    def _read_path(self, last_applied: int) -> str:
-        start = max(1, last_applied - 20)
-        return f"/v1/log?from={start}&limit=200&consistency={self.opt.reads}"
+    def _read_path(self, start: int) -> str:
+        return f"/v1/log?from={start}&limit={READ_LIMIT}&consistency={self.opt.reads}"
 
     @staticmethod
     def _read_done(op: dict[str, Any], page: wire.ReadAnswer) -> None:
@@ -330,6 +354,7 @@ class Chaos:
             applied=page.applied,
             commit=page.commit,
             window=[[e.index, e.data] for e in page.entries],
+            next=page.next,
         )
         if page.staleness is not None:
             op["contact_s"] = page.staleness.last_leader_contact_s
@@ -338,10 +363,11 @@ class Chaos:
         self, k: int, target: int, last_applied: int, rng: random.Random
     ) -> tuple[dict[str, Any], int, int]:
         assert self.http is not None
-        op = self._read_op(k, target)
+        start = max(1, last_applied - 20)
+        op = self._read_op(k, target, start)
         try:
             async with self.http.get(
-                self._url(target) + self._read_path(last_applied),
+                self._url(target) + self._read_path(start),
                 timeout=aiohttp.ClientTimeout(total=self.opt.request_timeout_s),
             ) as resp:
                 raw = await resp.read()
@@ -363,18 +389,27 @@ class Chaos:
 
     async def _nemesis(self, duration: float) -> None:
         opt = self.opt
-        end = time.monotonic() + duration
+        start = time.monotonic()
+        longest = start + max(duration, opt.max_time_s)
+
+        def end() -> float:
+            """``time_s``, or longer while too few faults staged their read."""
+            return start + duration if self._staged() >= opt.min_staged else longest
+
         await asyncio.sleep(min(1.0, duration / 10))
-        while time.monotonic() < end and opt.nemesis:
+        while time.monotonic() < end() and opt.nemesis:
             kind = self._next_kind()
             length = self._schedule_rng.uniform(*opt.fault_length_s)
             fault = await self._inject(kind)
             self.echo(f"chaos: {self.rec.now():7.2f}s {fault['kind']} {fault['target']}")
-            await asyncio.sleep(min(length, max(0.0, end - time.monotonic())))
+            await asyncio.sleep(min(length, max(0.0, end() - time.monotonic())))
             await self._repair(fault)
             fault["end"] = self.rec.now()
             gap = self._schedule_rng.uniform(*opt.fault_every_s)
-            await asyncio.sleep(min(gap, max(0.0, end - time.monotonic())))
+            await asyncio.sleep(min(gap, max(0.0, end() - time.monotonic())))
+
+    def _staged(self) -> int:
+        return sum(1 for f in self.rec.faults if f.get("staged"))
 
     def _next_kind(self) -> str:
         """Kinds come from a shuffled bag: every kind once in each len(nemesis) faults,
@@ -416,8 +451,8 @@ class Chaos:
             victim = await self._victim()
             await self.cluster.pause(victim)
             fault.update(target=f"node {victim}", detail="SIGSTOP, then SIGCONT", nodes=[victim])
-        elif kind == "pause-leader":
-            await self._pause_leader(fault)
+        elif kind in ("pause-leader", "pause-leader-acks"):
+            await self._pause_leader(fault, late_acks=kind == "pause-leader-acks")
         elif kind == "restart-all":
             await asyncio.gather(*(self.cluster.kill(i) for i in ids))  # all at once
             fault.update(target="all nodes", detail="SIGKILL of every node", nodes=ids)
@@ -432,16 +467,24 @@ class Chaos:
         self.rec.faults.append(fault)
         return fault
 
-    async def _pause_leader(self, fault: dict[str, Any]) -> None:
-        """SIGSTOP the leader, long enough for the others to elect a new one: it is cut off
-        first (so that, woken, it hears nothing of the new term until the fault ends, as
-        a leader whose network failed during a GC pause); once another node leads and a
-        client append has been acknowledged since, a read at the run's level is sent to
-        the stopped leader over a connection opened before, so that it is in flight when
-        the leader wakes. Its answer is recorded like a client's (client ``clients``).
+    async def _pause_leader(self, fault: dict[str, Any], *, late_acks: bool) -> None:
+        """SIGSTOP the leader, long enough for the others to elect a new one, cut off (so
+        that, woken, it hears nothing of the new term until the fault ends, as a leader
+        whose network failed during a GC pause); once another node leads and a client
+        append has been acknowledged since, a read at the run's level is sent to the
+        stopped leader over a connection opened before, so that it is in flight when the
+        leader wakes. Its answer is recorded like a client's (client ``clients``); the
+        fault is ``staged`` once that read is sent (and, with ``late_acks``, the
+        acknowledgements waited as planned).
 
-        Without the cut the woken leader reads the new leader's messages (which waited
-        in its sockets before the read did) first and steps down: no lease bug can show."""
+        ``pause-leader`` cuts the leader off first (it drops what its peers send from
+        then on), then stops it. Without any cut the woken leader reads the new leader's
+        messages (which waited in its sockets before the read did) first and steps down:
+        no lease bug could show. ``pause-leader-acks`` (``late_acks``) stops the leader
+        with a follower's acknowledgements of its messages waiting in its socket, and then
+        has the peers cut it off on their side (:meth:`_stop_with_acks_waiting`): a leader
+        that counted an acknowledgement from when it handles it (``ack-at-handling``)
+        wakes with a quorum that looks fresh."""
         leader = await self._leader_guess()
         if leader is None:
             fault.update(target="no leader", detail="no leader to pause")
@@ -454,8 +497,14 @@ class Chaos:
             fault.update(target=f"node {leader}", detail=f"could not reach it: {exc}"[:200])
             return
         fault.update(target=f"node {leader} (leader)", nodes=[leader])
-        await self.cluster.isolate(leader)
-        await self.cluster.pause(leader)
+        unstaged: str | None = None
+        if late_acks:
+            unstaged = await self._stop_with_acks_waiting(leader, others)
+            how = "SIGSTOP with acknowledgements waiting, then cut off by its peers"
+        else:
+            await self.cluster.isolate(leader)
+            await self.cluster.pause(leader)
+            how = "cut off and SIGSTOP"
 
         async def successor() -> int | None:
             found = await asyncio.gather(
@@ -466,26 +515,85 @@ class Chaos:
         try:
             new = await wait_for(successor, 10, "")
         except TimeoutError:
-            fault["detail"] = "SIGSTOP and cut off; no other leader within 10 s"
+            fault["detail"] = f"{how}; no other leader within 10 s"
             probe.close()
             return
         since = self.rec.now()
+        # An append the stopped leader cannot hold, acknowledged before the read goes: a
+        # read that misses it is stale (the run's own client, recorded like the others).
+        self._probe_seq += 1
+        append, _target = await self._append(self.opt.clients, self._probe_seq, new, self.rng)
+        self.rec.ops.append(append)
+        if append["status"] != "ok" and unstaged is None:
+            unstaged = f"the append through node {new} failed: {append['error']}"
+        while append["ret"] is not None and self.rec.now() <= append["ret"]:
+            await asyncio.sleep(0.001)  # the read begins after it ended, on the record's clock
+        fault["detail"] = (
+            f"{how}; node {new} led at {since:.2f} s and acknowledged an append; a read in "
+            "flight to the stopped leader; SIGCONT, then the cut heals"
+            + (f" (not staged: {unstaged})" if unstaged else "")
+        )
+        await probe.send(self, self.opt.clients, leader, 1)
+        self._probe = probe
+        assert probe.op is not None
+        fault["read"] = probe.op["id"]  # the staged read's operation
+        fault["staged"] = unstaged is None
 
-        async def acknowledged() -> bool:
-            return any(
-                op["kind"] == "append" and op["status"] == "ok" and op["ret"] > since
-                for op in self.rec.ops[-200:]
+    async def _stop_with_acks_waiting(self, leader: int, others: list[int]) -> str | None:
+        """Stop ``leader`` (SIGSTOP) with a follower's acknowledgements of its messages
+        waiting in its socket, then cut it off on its peers' side; None if that went as
+        planned, else what did not (the leader is stopped and cut off all the same).
+
+        Staged, not hoped for: a follower holds the leader's messages (the test-only
+        partition endpoint) until it holds a heartbeat; the leader is stopped; the
+        follower gets them (stepped now, long after they were sent) and answers; two
+        status calls in a row show that it answered in the leader's term (the second is
+        handled after the answers went to the transport); only then do the peers cut the
+        leader off (``cluster.cut``: they drop what it sends and send it nothing)."""
+        status = await self.cluster.get_as(leader, "/v1/status", wire.Status, timeout=2)
+        term = status.term if status is not None else -1
+        follower = self.rng.choice(others)
+        why: str | None = None
+        await self._hold(follower, [leader])
+
+        async def holds_heartbeat() -> bool:
+            s = await self.cluster.get_as(follower, "/v1/status", wire.Status, timeout=1)
+            return s is not None and any(
+                h.src == leader and h.type == "heartbeat" and h.term == term for h in s.held
             )
 
-        # Without one the read goes all the same (the checker may then have less to catch).
-        with contextlib.suppress(TimeoutError):
-            await wait_for(acknowledged, 5, "")
-        fault["detail"] = (
-            f"cut off and SIGSTOP; node {new} led at {since:.2f} s; a read in flight "
-            "to the stopped leader; SIGCONT, then the cut heals"
-        )
-        await probe.send(self, self.opt.clients, leader, self._read_path(0))
-        self._probe = probe
+        try:
+            await wait_for(holds_heartbeat, 5, "", interval=0.01)
+        except TimeoutError:
+            why = f"node {follower} held no heartbeat of node {leader} (term {term})"
+        await self.cluster.pause(leader)
+        await self._hold(follower, [])
+        answered = None
+        for _call in range(2):
+            answered = await self.cluster.get_as(follower, "/v1/status", wire.Status, timeout=2)
+        if why is None and (answered is None or answered.term != term or answered.leader != leader):
+            seen = "no status" if answered is None else f"term {answered.term}"
+            why = f"node {follower} did not answer in term {term} ({seen})"
+        await self._blocked_by_peers(leader, others)
+        return why
+
+    async def _blocked_by_peers(self, leader: int, peers: list[int]) -> None:
+        """``peers`` drop what ``leader`` sends them and send it nothing (none: they stop).
+        Told to the peers alone, through the test-only partition endpoint: what already
+        waits in the leader's sockets stays there for it to read when it wakes (a cut the
+        cluster makes is also told to the leader as it resumes, which would then drop it
+        as it reads it, as no network does)."""
+        body = {"blocked": [leader] if peers else []}
+        for peer in peers or [i for i in self.cluster.node_ids() if i != leader]:
+            code, doc = await self.cluster.post(peer, "/v1/admin/partition", body)
+            if code != 200:
+                raise RuntimeError(f"node {peer} refused the partition {body}: HTTP {code} {doc}")
+
+    async def _hold(self, node: int, peers: list[int]) -> None:
+        """``node`` keeps (or, with none, delivers) what ``peers`` send it."""
+        code, doc = await self.cluster.post(node, "/v1/admin/partition", {"held": peers})
+        if code != 200:
+            raise RuntimeError(f"node {node} refused to hold {peers}: HTTP {code} {doc}")
 
     async def _change_membership(self, fault: dict[str, Any]) -> None:
         """A fresh node joins (``raftlog node --join``; it is promoted once caught up), or
@@ -605,12 +713,15 @@ class Chaos:
             for i in fault["nodes"]:
                 if i in self.cluster.node_ids():
                     await self.cluster.resume(i)
-        elif kind == "pause-leader":
+        elif kind in ("pause-leader", "pause-leader-acks"):
             for i in fault["nodes"]:
                 await self.cluster.resume(i)
             probe, self._probe = self._probe, None
             if probe is not None:
                 self.rec.ops.append(await probe.finish(self, 5.0))
+            if kind == "pause-leader-acks":
+                for i in fault["nodes"]:
+                    await self._blocked_by_peers(i, [])
             await self.cluster.heal()
         elif kind == "partition":
             await self.cluster.heal()
@@ -666,7 +777,16 @@ class Chaos:
                         "leader": s["leader"] if s else None,
                     }
                 )
+            self._tally_lease_reads(statuses)
             await asyncio.sleep(0.25)
+
+    def _tally_lease_reads(self, statuses: dict[int, dict[str, Any] | None]) -> None:
+        for i, s in statuses.items():
+            if not s:
+                continue
+            now = int(s.get("lease_reads", 0))
+            last, total = self._lease_reads.get(i, (0, 0))
+            self._lease_reads[i] = (now, total + (now - last if now >= last else now))
 
     async def _final_logs(self) -> dict[int, list[tuple[int, str]]]:
         async def full_log(i: int) -> list[tuple[int, str]] | None:
@@ -786,12 +906,15 @@ class Chaos:
                 invoked[value] = min(invoked.get(value, float("inf")), float(op["call"]))
         verdict = check_local_reads(self.rec.ops, final, invoked)
         detail = (
-            f"{verdict.checked} local reads: each a gap-free prefix of the committed log, "
-            "nothing past its reported applied index, nothing from the future"
+            f"{verdict.checked} local reads: each the committed log's records from where it "
+            "asked through its reported applied index (no gap, nothing past it), nothing "
+            "from the future"
             if verdict.ok
             else f"{len(verdict.problems)} problems, first: " + "; ".join(verdict.problems[:4])
         )
-        return Check("local reads match the staleness they report", verdict.ok, detail)
+        return Check(
+            "local reads match the staleness they report", verdict.ok, detail, verdict.problems
+        )
 
     def _check_linearizable(self, final: list[tuple[int, str]]) -> Check:
         client_values = [(i, v) for i, v in final if _CLIENT_VALUE.fullmatch(v)]
@@ -834,7 +957,7 @@ class Chaos:
                         op["id"], op["client"], "read", call, ret, "ok", result=tuple(values[:seen])
                     )
                 )
-        verdict = check_log_history(history, values)
+        verdict = check_log_history(history, values, max_problems=1_000_000)
         problems = bad_windows[:5] + list(verdict.problems)
         ok = verdict.ok and not bad_windows
         reads = sum(
@@ -849,7 +972,7 @@ class Chaos:
             else f"{len(problems)} problems ({involving_reads} involving reads), first: "
             + "; ".join(problems[:4])
         )
-        return Check("history is linearizable", ok, detail)
+        return Check("history is linearizable", ok, detail, problems)
 
     # -- output ----------------------------------------------------------------------
 
@@ -868,6 +991,8 @@ class Chaos:
             "ops_fail": counts["fail"],
             "ops_info": counts["info"],
             "faults": sum(1 for f in self.rec.faults if f["kind"] != "heal"),
+            "staged_faults": self._staged(),
+            "lease_reads": sum(total for _last, total in self._lease_reads.values()),
             "final_log_entries": max((len(v) for v in logs.values()), default=0),
             "injected_bugs": ",".join(self.opt.inject_bugs) or "none",
         }
@@ -947,9 +1072,9 @@ class _Probe:
         )
         return status, await self.reader.readexactly(size)
 
-    async def send(self, chaos: Chaos, client: int, node: int, path: str) -> None:
-        self.op = chaos._read_op(client, node)
-        await self._request(path)
+    async def send(self, chaos: Chaos, client: int, node: int, start: int) -> None:
+        self.op = chaos._read_op(client, node, start)
+        await self._request(chaos._read_path(start))
 
     async def finish(self, chaos: Chaos, timeout: float) -> dict[str, Any]:
         """The read's outcome, as a recorded operation."""
@@ -965,7 +1090,8 @@ class _Probe:
             self.close()
         op["ret"] = chaos.rec.now()
         if page is None:
-            op["error"] = f"HTTP {status}"
+            error = _error_of(body)
+            op["error"] = f"HTTP {status}" + (f": {error.error}"[:200] if error else "")
         else:
             chaos._read_done(op, page)
         return op

@@ -83,10 +83,10 @@ class AppendEntries(msgspec.Struct, frozen=True, tag="append"):
 
     Invariant: ``entries[i].index == prev_log_index + 1 + i``.
 
-    ``sent_ns`` is not the core's: the sending server stamps it (its monotonic clock, in
+    ``sent_ns`` is not the core's: the sending server stamps it (its lease clock, in
     nanoseconds, when it handed the message to its transport) and the recipient's server
     echoes it in its answers (``echo_ns``), so that the leader measures its read lease
-    from when the acknowledged message left (see ``raftlog.server.node``). 0: not stamped.
+    from when the acknowledged message left (see ``raftlog.server.lease``). 0: not stamped.
     """
 
     src: NodeId

@@ -62,6 +62,8 @@ from raftlog.core.messages import (
     HeartbeatResponse,
     InstallSnapshot,
     Message,
+    PreVote,
+    RequestVote,
     SnapshotAck,
     SnapshotChunk,
     TimeoutNow,
@@ -84,6 +86,11 @@ from raftlog.core.types import (
 )
 from raftlog.server import feed, snapfile
 from raftlog.server.eventlog import EventLog
+from raftlog.server.lease import (
+    lease_clock_ns,
+    lease_s,
+    max_pending_ticks,
+)
 from raftlog.server.metrics import NodeMetrics, Replication
 from raftlog.server.sessions import (
     Command,
@@ -94,7 +101,7 @@ from raftlog.server.sessions import (
     decode_command,
     encode_command,
 )
-from raftlog.server.timing import Timing
+from raftlog.server.timing import TICK_SLACK_S, Timing
 from raftlog.server.transfer import CHUNK_BYTES, Outgoing, SnapshotReceiver, SnapshotSender
 from raftlog.statemachine import PersistentStateMachine, StateMachine
 from raftlog.storage.base import Checkpoint
@@ -142,29 +149,15 @@ SERVER_BUGS: frozenset[str] = frozenset(
         # long ago: the lease never runs out (as for a leader whose clock stood still while
         # it was paused, and which then trusts promises that expired meanwhile).
         "endless-lease",
+        # Count an acknowledgement for the lease from when the leader *handles* it, not
+        # from when the message it answers was sent (the lease before issue 13's fix): one
+        # that waited in a socket while the leader was stopped renews the lease on waking.
+        "ack-at-handling",
     }
 )
 """Known bugs of the node (test-only), on top of the core's KNOWN_BUGS."""
 
 _BUGGY_WRITE_DELAY_S = 0.05
-
-LEASE_FRACTION = 0.5
-"""A leader serves lease reads while a quorum acknowledged messages it *sent* within this
-fraction of the minimum election timeout: a follower that steps a message of the leader
-refuses other candidates (and does not campaign) for a minimum election timeout from
-then, which began after the send; the rest of that timeout covers clock drift and the
-tick granularity (see :func:`lease_s` and docs/DECISIONS.md)."""
-
-
-def lease_s(timing: Timing) -> float:
-    """How long after sending a message that a quorum acknowledged a leader may serve
-    lease reads: LEASE_FRACTION of the minimum election timeout, and never more than the
-    follower's promise less three ticks (a message may be stepped just before a tick, two
-    ticks may fire at once when the loop is late, and a tick may come early). 0: no
-    lease (reads take the ReadIndex path)."""
-    ticks = (timing.election_min_ticks - 3) * timing.tick_s
-    return max(0.0, min(LEASE_FRACTION * timing.election_min_s, ticks))
-
 
 SNAPSHOT_ENTRIES = 10_000
 SNAPSHOT_BYTES = 64 << 20
@@ -344,9 +337,13 @@ like ``_MSG``, but an acknowledgement in it is no fresh promise for the lease.""
 
 
 JUMP_ROUNDS = 4
-"""Rounds of the event loop a node lets go by, after a pause, before its burst of ticks."""
-TICK_SLACK_S = 0.002
-"""How early a tick may come (timers fire up to a millisecond early under uvloop)."""
+"""Rounds of the event loop a node lets go by, after a pause, before its burst of ticks.
+Measured: when the core task is the first to run on waking, an HTTP read that waited in
+an open connection reaches the inbox in the third round on asyncio's loop (the protocol
+takes the bytes, the handler's task starts, our handler queues the read), sooner on
+uvloop; one round is left to spare. No public signal says that every request that arrived
+has reached the inbox, so it is a count, and a test pins it
+(``test_a_read_that_waited_through_a_pause_is_handled_before_the_burst_of_ticks``)."""
 _ENTRY_EVENTS = (ev.ProposalReceived, ev.EntryCommitted, ev.EntriesAppended)
 """The events of every client entry: only for subscribers that ask for them."""
 
@@ -423,16 +420,34 @@ class RaftNode:
         self._now = 0.0
         self._last_heard: dict[NodeId, float] = {}
         self._acked: dict[NodeId, tuple[int, int]] = {}
-        """Leader: for each peer, the latest send time (``sent_ns``, our monotonic clock)
-        of a message of ours it had stepped when it acknowledged, and in which term."""
-        self._lease_ns = int(lease_s(config.timing) * 1e9)
+        """Leader: for each voter, the latest send time (``sent_ns``, our lease clock) of a
+        message of ours it had stepped when it acknowledged, and in which term. Forgotten
+        for a peer that leaves the voters, and all of it on a switch of step mode."""
+        # No lease without CheckQuorum: the followers' promise (refusing higher-term
+        # votes while they hear from a leader) is the core's half of CheckQuorum.
+        self._lease_ns = int(lease_s(config.timing) * 1e9) if config.check_quorum else 0
         self._lease_void_term = -1
         """A term in which this node, as leader, sent TimeoutNow: the transferee's
         campaign overrides the followers' promises, so no lease for the rest of it."""
+        self.lease_reads = 0
+        """Reads this node served from its lease (no round of heartbeats) since it started."""
         self._leader_stamp: tuple[NodeId, int, int] | None = None
         """Follower: (leader, term, sent_ns) of the latest message of the leader of our
-        term that we stepped (and so restarted our election timer for): echoed in our
-        answers to it. None while no such promise holds (step mode, a clock jump)."""
+        term that we stepped as it came from the network (not one that waited held, not
+        in step mode) with at most ``max_pending_ticks`` ticks due at that moment, so that
+        the election timer it restarted runs for the lease at least: echoed in our answers
+        to that leader in that term. None before the first, in step mode (cleared at each
+        switch), and after we stepped messages with more ticks due (a late loop, a pause
+        of ours). It is not cleared when our promise runs out, and need not be: the leader
+        counts an echo only for ``lease_s`` after its send, which the promise covers."""
+        self._max_pending = max_pending_ticks(config.timing)
+        self._vote_quiet_until: float | None = None
+        """Loop time until which vote requests of other nodes are dropped after a restart
+        (see :meth:`_quiet_after_restart`); None: no quiet period."""
+        self._restarted = self._core.term > 0 and self._lease_ns > 0
+        """This node starts with a term from storage: in its earlier life it may have
+        promised a leader (which counts on that for its lease) to grant no vote for a
+        while. Only where there are leases (CheckQuorum on, a lease longer than 0)."""
         # The state machine layer.
         self.sessions = SessionTable()
         self._persistent = isinstance(state_machine, PersistentStateMachine)
@@ -552,7 +567,7 @@ class RaftNode:
 
         With ``lease``, a leader whose lease holds answers at once, without a round of
         heartbeats (faster; correct only while clocks drift less than the lease margin,
-        see LEASE_FRACTION); otherwise it falls back to ReadIndex."""
+        see :mod:`raftlog.server.lease`); otherwise it falls back to ReadIndex."""
         index: int = await self._ask(_READ, lease, timeout)
         return index
 
@@ -809,12 +824,13 @@ class RaftNode:
         self, msg: AppendEntries | Heartbeat | AppendEntriesResponse | HeartbeatResponse
     ) -> WireMessage:
         """The lease's bookkeeping on the way out: a leader's message carries when it was
-        sent; an answer to the leader echoes the send time of the latest message of its
-        that we stepped, while our promise to it holds (see :meth:`_lease_holds`)."""
+        sent (:func:`lease_clock_ns`); an answer to the leader of that term echoes our
+        stamp of it (``_leader_stamp``: the send time of the latest message of its that we
+        stepped with a promise worth the lease; see :meth:`_lease_holds`)."""
         if isinstance(msg, AppendEntries | Heartbeat):
-            return msgspec.structs.replace(msg, sent_ns=time.monotonic_ns())
+            return msgspec.structs.replace(msg, sent_ns=lease_clock_ns())
         stamp = self._leader_stamp
-        if stamp is None or self.stepping or stamp[0] != msg.dst or stamp[1] != msg.term:
+        if stamp is None or stamp[0] != msg.dst or stamp[1] != msg.term:
             return msg
         return msgspec.structs.replace(msg, echo_ns=stamp[2])
 
@@ -933,6 +949,8 @@ class RaftNode:
         tick_s = timing.tick_s
         max_catch_up = 2 * timing.election_max_ticks
         self._now = loop.time()
+        if self._restarted:
+            self._vote_quiet_until = self._now + timing.election_min_s
         next_tick = self._now + tick_s
         inbox = self._inbox
         # The clock: one timer per tick puts an empty item in the inbox, so the task waits
@@ -985,8 +1003,11 @@ class RaftNode:
                             await asyncio.sleep(0)
                         while not inbox.empty():
                             self._handle(inbox.get_nowait())
+                        now = self._now = loop.time()  # the ticks due when those were stepped
+                        missed = max(0, int((now - next_tick) / tick_s)) + 1
+                    if missed > self._max_pending:
                         # The burst counts time from before what was just stepped: the
-                        # election timer it restarted runs out at once, so no promise.
+                        # election timer it restarted has less than the lease left.
                         self._leader_stamp = None
                     if not self._waiting_for_pinned_campaign():
                         for _ in range(min(missed, max_catch_up)):
@@ -1041,8 +1062,14 @@ class RaftNode:
                 return
             self._last_heard[payload.src] = self._now
             if isinstance(payload, AppendEntriesResponse | HeartbeatResponse):
-                if kind == _MSG and payload.echo_ns and payload.term == core.term:
-                    self._note_ack(payload.src, payload.echo_ns, payload.term)
+                # One that waited held is no fresh promise: not counted.
+                if kind == _MSG and payload.term == core.term:
+                    if "ack-at-handling" in self.config.bugs:  # the injected bug
+                        self._note_ack(payload.src, lease_clock_ns(), payload.term)
+                    elif payload.echo_ns:
+                        self._note_ack(payload.src, payload.echo_ns, payload.term)
+            elif isinstance(payload, RequestVote | PreVote) and self._quiet_after_restart(payload):
+                return
             elif (
                 isinstance(payload, AppendEntries | Heartbeat)
                 and kind == _MSG
@@ -1074,10 +1101,17 @@ class RaftNode:
             if kind == _PROPOSE:
                 self._propose_batch([item])
             elif kind == _READ:
-                if core.role is Role.LEADER and (
-                    "stale-read" in self.config.bugs or (payload and self._lease_holds())
-                ):
-                    future.set_result(self.applied)  # no round of heartbeats
+                if core.role is Role.LEADER and "stale-read" in self.config.bugs:
+                    future.set_result(self.applied)  # the injected bug: no confirmation
+                    return
+                if core.role is Role.LEADER and payload and self._lease_holds():
+                    # No round of heartbeats: the read point is the commit index now,
+                    # served once applied (at once, unless commits wait to be applied).
+                    self.lease_reads += 1
+                    if self.applied >= core.log.committed:
+                        future.set_result(self.applied)
+                    else:
+                        self._confirmed.append((core.log.committed, future))
                     return
                 context = next(self._read_ids).to_bytes(8, "big")
                 core.read_index(context)
@@ -1123,10 +1157,41 @@ class RaftNode:
             proposals[index] = (term, future)
         self.metrics.appended(placed[0][0], placed[-1][0])
 
+    def _quiet_after_restart(self, msg: RequestVote | PreVote) -> bool:
+        """Drop ``msg``? A node that restarted (it started with a term from storage)
+        drops other nodes' vote requests of a higher term, transfers excepted, for a
+        minimum election timeout from its start: its earlier life may have promised a
+        leader, which counts that promise for its lease, to grant none while it heard from
+        it, and the core, which forgot that leader, would grant them. Nothing is
+        answered, as the core answers nothing when it refuses for that reason."""
+        until = self._vote_quiet_until
+        if until is None or msg.term <= self._core.term:
+            return False
+        if isinstance(msg, RequestVote) and msg.transfer:
+            return False
+        if self._now >= until:
+            self._vote_quiet_until = None  # for good
+            return False
+        what = "pre-vote" if isinstance(msg, PreVote) else "vote"
+        left = until - self._now
+        self._note(
+            logging.INFO,
+            f"Ignored a {what} request from {msg.src} (term {msg.term}): restarted less than "
+            f"an election timeout ago ({left:.2f} s to go), a promise made before may hold",
+        )
+        return True
+
+    def _forget_acks_of_non_voters(self, voters: frozenset[NodeId]) -> None:
+        """A peer that leaves the voters takes its acknowledgements along: added back
+        (on a fresh disk, in the same term) it has promised nothing yet."""
+        for peer in [p for p in self._acked if p not in voters]:
+            del self._acked[peer]
+
     def _note_ack(self, peer: NodeId, sent_ns: int, term: int) -> None:
         """``peer`` answered us in ``term`` having stepped our message sent at
-        ``sent_ns``. A time after now is no time of ours (ignored)."""
-        if sent_ns > time.monotonic_ns():
+        ``sent_ns``. A time after now is no time of ours, and a peer that is no voter
+        promises nothing that counts (both ignored)."""
+        if sent_ns > lease_clock_ns() or peer not in self._core.voters:
             return
         known = self._acked.get(peer)
         if known is None or known[1] != term or known[0] < sent_ns:
@@ -1134,20 +1199,22 @@ class RaftNode:
 
     def _lease_holds(self) -> bool:
         """A quorum of voters stepped messages this leader sent, in this term, within the
-        lease (:func:`lease_s`, measured now on the monotonic clock: not from the loop's
-        last look at it, which a pause leaves behind); it has committed (and applied) an
-        entry of its own term; and it has not handed leadership over in this term."""
+        lease (:func:`lease_s`, measured now on the lease clock: not from the loop's last
+        look at it, which a pause leaves behind); it has committed an entry of its own
+        term (so its commit index is the cluster's); and it has not handed leadership
+        over in this term. Never without CheckQuorum (``_lease_ns`` is 0), nor in step
+        mode."""
         core = self._core
         if self.stepping or self._lease_ns <= 0:
-            return False  # time stands still: no promise of a follower holds
+            return False  # time stands still, or the followers promise nothing
         if core.term == self._lease_void_term:
             return False  # a transferee's campaign overrides the followers' promises
-        if core.log.term(core.log.committed) != core.term or self.applied < core.log.committed:
+        if core.log.term(core.log.committed) != core.term:
             return False
         if "endless-lease" in self.config.bugs:  # the injected bug: the lease never expires
             horizon = 0
         else:
-            horizon = time.monotonic_ns() - self._lease_ns
+            horizon = lease_clock_ns() - self._lease_ns
         fresh = (self.id in core.voters) + sum(  # a leader removing itself counts not
             1
             for peer, (at, term) in self._acked.items()
@@ -1328,6 +1395,7 @@ class RaftNode:
         conf = core.conf
         if conf is not self._conf_seen:
             self._conf_seen = conf
+            self._forget_acks_of_non_voters(conf.voters)
             for member in conf.members:
                 self.members[member.id] = member
             if self.id in conf.ids() and core.conf_index >= self.config.joined_at:

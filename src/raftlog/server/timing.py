@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+TICK_SLACK_S = 0.002
+"""How early a tick may come (timers fire up to a millisecond early under uvloop)."""
+
 
 @dataclass(frozen=True)
 class Timing:
