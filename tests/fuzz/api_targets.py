@@ -768,6 +768,10 @@ class HttpApi:
                     return rejected("aiohttp's plain-text 400 (not HTTP)")
                 if status in (400, 413, 417, 431) and content_type == "text/plain":
                     return rejected(f"aiohttp's plain-text {status}")
+                if status == 404 and content_type == "text/plain" and _target_is_not_a_path(data):
+                    # `OPTIONS * HTTP/1.1` (asterisk form): aiohttp answers before any
+                    # route (the catch-all route matches paths, which start with "/").
+                    return rejected("aiohttp's plain-text 404 (request target not a path)")
                 raise Violation(f"answered {status} {content_type}: {body[:200]!r}")
             try:
                 error = msgspec.json.decode(body, type=wire.Error)
@@ -847,3 +851,9 @@ async def _read_response(
     if length is not None:
         return status, headers, await reader.readexactly(int(length))
     return status, headers, await reader.read()
+
+
+def _target_is_not_a_path(data: bytes) -> bool:
+    """The request line's target is not origin-form (``/...``): ``*`` or garbage."""
+    line = data.split(b"\r\n", 1)[0].split(b" ")
+    return len(line) < 2 or not line[1].startswith((b"/", b"http://", b"https://"))

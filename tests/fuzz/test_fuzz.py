@@ -400,6 +400,22 @@ def test_a_trim_of_records_older_than_1e300_seconds_trims_nothing(age: str) -> N
     asyncio.run(main())
 
 
+def test_an_asterisk_form_request_is_refused_and_a_path_still_needs_a_json_404() -> None:
+    """Found by the full run (seed 20261201, input 10379): ``OPTIONS *`` gets aiohttp's
+    own plain 404 (no route matches a target that is not a path): a refusal. A path
+    that matches nothing still gets the JSON 404 with a code."""
+
+    async def main() -> None:
+        async with HttpApi() as target:
+            star = b"OPTIONS * HTTP/1.1\r\nHost: fuzz\r\nContent-Length: 0\r\n\r\n"
+            ok, label = await target.check(star)
+            assert not ok and "request target not a path" in label
+            ok, label = await target.check(http_request("GET", "/no/such/thing", b""))
+            assert not ok and "404" in label and "plain-text" not in label
+
+    asyncio.run(main())
+
+
 def test_the_fuzz_command_reports_counts_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert fuzz_main(["--inputs", "300", "--seed", "3", "--targets", "handshake,json_bodies"]) == 0
     out = capsys.readouterr().out
