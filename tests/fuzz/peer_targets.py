@@ -176,7 +176,8 @@ def oddify(rng: random.Random, doc: dict[str, Any]) -> dict[str, Any]:
             doc["type"] = maybe_odd(rng, rng.choice(list(TAGS)), 0.5)
         elif isinstance(doc.get("entries"), list) and doc["entries"]:
             picked = rng.choice(doc["entries"])
-            entry = list(picked) if isinstance(picked, list) else [1, 1, 0, b""]
+            # (an entry an earlier oddity made an empty list gets a plausible one)
+            entry = list(picked) if isinstance(picked, list) and picked else [1, 1, 0, b""]
             slot = rng.randrange(len(entry))
             entry[slot] = odd_value(rng) if rng.random() < 0.3 else odd_int(rng)
             if slot == 3 and rng.random() < 0.5:
