@@ -281,15 +281,21 @@ def followers_commit(rec: RunRecord) -> Check | None:
     )
 
 
+def _merge_s(rec: RunRecord) -> float:
+    """Timer lines closer than this are one firing (a pre-vote then its election)."""
+    return min(0.25, rec.timings.election_low / 4)
+
+
 def _reset_points(rec: RunRecord, node: int, life: int) -> list[tuple[float, str]]:
     """When ``node`` (in life ``life``) had a known reason to restart its election timer."""
     points = [(_life_start(rec, node, life), "it started")]
+    for fired in ph.timeouts(rec, _merge_s(rec)):
+        if fired.node == node and fired.line.life == life:
+            points.append((fired.t, "its own election timeout"))
     for line in rec.node_lines(node):
         if line.life != life:
             continue
-        if ph.election_term(line.text) is not None:
-            points.append((line.t, "its own election"))
-        elif ph.voted_for(line.text) is not None:
+        if ph.voted_for(line.text) is not None:
             points.append((line.t, "it voted"))
         elif ph.HEARD in line.text:
             points.append((line.t, "it heard a heartbeat"))
@@ -310,8 +316,8 @@ def election_timeout(rec: RunRecord) -> Check:
     low, high = rec.timings.election_bounds()
     samples: list[tuple[float, str]] = []
     bad: list[str] = []
-    timeouts = [e for e in ph.elections(rec) if not e.transfer]
-    for e in timeouts:  # nothing restarts a timer later than what we know of: a floor
+    fired = ph.timeouts(rec, _merge_s(rec))
+    for e in fired:  # nothing restarts a timer later than what we know of: a floor
         before = [p for p in _reset_points(rec, e.node, e.line.life) if p[0] < e.t - 1e-6]
         if not before:
             continue
@@ -319,22 +325,19 @@ def election_timeout(rec: RunRecord) -> Check:
         gap = e.t - at
         if gap < low:
             bad.append(
-                f"node {e.node} stood in term {e.term} at {_s(e.t)}, {gap:.2f} s after {why} "
-                f"at {_s(at)}: shorter than {low:.2f} s"
+                f"node {e.node} timed out at {_s(e.t)}, {gap:.2f} s after {why} at {_s(at)}: "
+                f"shorter than {low:.2f} s ({e.line.text!r})"
             )
-        samples.append((gap, f"node {e.node} term {e.term}: >= {gap:.2f} s (since {why})"))
+        samples.append((gap, f"node {e.node} at {_s(e.t)}: >= {gap:.2f} s (since {why})"))
     uppers: list[tuple[float, str]] = []
-    if timeouts:  # the first candidate of the run had heard nothing since it started
-        first = timeouts[0]
+    if fired:  # the first node to time out had heard nothing since it started
+        first = fired[0]
         began = _life_start(rec, first.node, first.line.life)
-        others_first = all(
-            e.t >= first.t for e in timeouts if e.node != first.node and e.line.life == 1
-        )
-        if first.line.life == 1 and others_first:
+        if first.line.life == 1:
             uppers.append(
                 (
                     first.t - began,
-                    f"node {first.node}: first election, {_s(first.t - began)} after it started",
+                    f"node {first.node}: first timeout, {_s(first.t - began)} after it started",
                 )
             )
     for stop in (a for a in rec.actions if a.kind == "stop"):
@@ -347,7 +350,7 @@ def election_timeout(rec: RunRecord) -> Check:
             if ph.HEARTBEAT in line.text and line.t <= stop.t
         ]
         last = beats[-1] if beats else stop.t
-        after = [e for e in timeouts if e.t > stop.t and e.node != victim]
+        after = [e for e in fired if e.t > stop.t and e.node != victim]
         if after:
             gap = after[0].t - last
             uppers.append(
@@ -377,7 +380,7 @@ def election_timeout(rec: RunRecord) -> Check:
         "election-timeout",
         "pass",
         f"{len(shown)} observation(s) of {min(shown):.2f}-{max(shown):.2f} s fit "
-        f"{low:.2f}-{high:.2f} s ({rec.timings.describe()})",
+        f"{low:.2f}-{high:.2f} s",
         evidence,
     )
 
@@ -391,7 +394,7 @@ def heartbeat(rec: RunRecord) -> Check:
         for line in rec.node_lines(node):
             if ph.HEARTBEAT in line.text:
                 last = rounds[-1] if rounds else None
-                if last is not None and line.t - last < rec.timings.heartbeat / 4:
+                if last is not None and line.t - last < rec.timings.heartbeat / 8:
                     continue  # one line per follower: one round
                 rounds.append(line.t)
             elif (
@@ -424,6 +427,19 @@ def heartbeat(rec: RunRecord) -> Check:
     return _check(rec, "heartbeat", _verdict(ok), summary, stalls)
 
 
+def _longest_tenure(rec: RunRecord, node: int) -> float:
+    """The longest stretch of poll rounds in which ``node`` answered True (first to last)."""
+    longest = 0.0
+    began: float | None = None
+    for p in rec.polls:
+        if p.answers.get(node) is True:
+            began = p.t if began is None else began
+            longest = max(longest, p.t - began)
+        else:
+            began = None
+    return longest
+
+
 def log_lines(rec: RunRecord) -> Check:
     missing: list[str] = []
     evidence: list[str] = []
@@ -437,11 +453,13 @@ def log_lines(rec: RunRecord) -> Check:
                 missing.append(f"{ph.STARTED!r} from node {node} (start {life})")
     leaders = sorted({i for p in rec.polls for i in p.leaders()})
     for node in leaders:
-        for label, test in (
+        wanted: list[tuple[str, Callable[[Line], bool]]] = [
             (ph.NEW_TERM, lambda x: ph.election_term(x.text) is not None),
             ("Received N votes", lambda x: ph.won(x.text)),
-            (ph.HEARTBEAT, lambda x: ph.HEARTBEAT in x.text),
-        ):
+        ]
+        if _longest_tenure(rec, node) >= 1.5 * rec.timings.heartbeat_bounds()[1]:
+            wanted.append((ph.HEARTBEAT, lambda x: ph.HEARTBEAT in x.text))
+        for label, test in wanted:
             found = first(node, test)
             if found is None:
                 missing.append(f"{label!r} from node {node}, which led")

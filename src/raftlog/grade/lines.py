@@ -22,6 +22,9 @@ HEARD: Final = "Heartbeat received"
 LEADER_COMMITTED: Final = "Leader committed"
 FOLLOWER_COMMITTED: Final = "Follower committed"
 OFFLINE: Final = "offline"
+TIMER_FIRED: Final = ("Election timeout", "Pre-vote for term")
+"""Lines (raftlog's own) that say an election timer fired before any "New election term":
+with PreVote a node may time out several times before it stands."""
 TRANSFER: Final = "leadership transfer"
 """raftlog's own handover (a stopping leader asks a follower to campaign at once): that
 election is not a timeout."""
@@ -89,6 +92,32 @@ class Win:
     term: int | None
     t: float
     line: Line
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Node ``node``'s election timer fired at ``t``: its line says "New election term"
+    (not a leadership transfer) or, before that, "Election timeout" / "Pre-vote for
+    term"; lines of one firing (less than ``merge_s`` apart) are one timeout."""
+
+    node: int
+    t: float
+    line: Line
+
+
+def timeouts(rec: RunRecord, merge_s: float) -> list[Timeout]:
+    found: list[Timeout] = []
+    last: dict[int, float] = {}
+    for line in rec.lines:
+        fired = is_timeout_election(line.text) or any(p in line.text for p in TIMER_FIRED)
+        if not fired:
+            continue
+        if line.node in last and line.t - last[line.node] < merge_s:
+            last[line.node] = line.t
+            continue
+        last[line.node] = line.t
+        found.append(Timeout(line.node, line.t, line))
+    return found
 
 
 def elections(rec: RunRecord) -> list[Election]:
