@@ -487,6 +487,7 @@ class NetCluster:
                 ],
                 stdin=out_r,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # never the caller's: it outlives the caller
                 pass_fds=(err_r,),
                 start_new_session=True,
             )

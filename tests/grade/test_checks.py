@@ -1,0 +1,258 @@
+"""The grader's checks on records written by hand: each passes a good run and fails the
+defect it names (no namespaces, no processes)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from raftlog.grade import checks
+from raftlog.grade import lines as ph
+from raftlog.grade.model import Action, Call, Check, Line, Poll, RunRecord, Timings
+
+T = Timings(0.1)  # election 0.6-1.0 s, heartbeat 0.2 s
+
+
+def _typical(name: str = "typical") -> RunRecord:
+    """Node 1 times out 0.8 s after starting, wins with node 2's vote, heartbeats every
+    0.2 s; SET 5 and ADD 1 are acknowledged and both followers commit them."""
+    rec = RunRecord(name=name, timings=T, t0=0.0, duration=3.0)
+    rec.actions.append(Action("start", (1, 2, 3), 0.0, 0.1))
+    for n in (1, 2, 3):
+        rec.lines.append(Line(n, 0.05, "Node started! State: Follower. Term: 0"))
+    rec.lines += [
+        Line(1, 0.85, "New election term 1. State: Candidate"),
+        Line(2, 0.86, "Voted for node 1 in term 1"),
+        Line(3, 0.86, "Voted for node 1 in term 1"),
+        Line(1, 0.87, "Received 2 votes. State: Leader"),
+    ]
+    beats = [0.87 + 0.2 * k for k in range(10)]
+    rec.lines += [Line(1, t, "Sending a heartbeat to followers") for t in beats]
+    rec.calls += [
+        Call(1, "SET 5", 1.0, 1.02, True),
+        Call(1, "ADD 1", 1.1, 1.12, True),
+    ]
+    rec.lines += [
+        Line(1, 1.01, "Leader committed 'SET 5'"),
+        Line(1, 1.11, "Leader committed 'ADD 1'"),
+    ]
+    for n in (2, 3):
+        rec.lines += [
+            Line(n, 1.27, "Follower committed 'SET 5'"),
+            Line(n, 1.28, "Follower committed 'ADD 1'"),
+        ]
+    rec.polls = [Poll(t / 20, {1: t / 20 > 0.9, 2: False, 3: False}) for t in range(1, 60)]
+    rec.lines.sort(key=lambda x: x.t)
+    return rec
+
+
+def _by_name(found: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in found}
+
+
+def test_a_good_typical_run_passes_every_check() -> None:
+    found = _by_name(checks.check_run(_typical()))
+    assert set(found) == {
+        "leader-elected",
+        "one-leader",
+        "appends",
+        "followers-commit",
+        "election-timeout",
+        "heartbeat",
+        "log-lines",
+    }
+    assert {c.name: c.verdict for c in found.values()} == dict.fromkeys(found, "pass")
+    assert "0.200 s" in found["heartbeat"].summary
+
+
+def test_two_leaders_in_two_poll_rounds_fail_one_in_one_round_does_not() -> None:
+    rec = _typical()
+    rec.polls[30] = Poll(rec.polls[30].t, {1: True, 2: True, 3: False})
+    blip = checks.one_leader(rec)
+    assert blip.verdict == "pass" and "1 lone round" in blip.summary
+    rec.polls[31] = Poll(rec.polls[31].t, {1: True, 2: True, 3: False})
+    both = checks.one_leader(rec)
+    assert both.verdict == "fail" and "[1, 2]" in both.summary
+    assert len(both.evidence) == 2
+
+
+def test_no_leader_or_a_late_one_fails_leader_elected() -> None:
+    rec = _typical()
+    rec.polls = [replace(p, answers={1: False, 2: False, 3: False}) for p in rec.polls]
+    assert checks.leader_elected(rec).verdict == "fail"
+    late = _typical()
+    late.polls = [Poll(p.t + 1.0, p.answers) for p in late.polls]  # first True at 1.95 s
+    check = checks.leader_elected(late)
+    assert check.verdict == "fail" and "bound 1.25 s" in check.summary
+
+
+def test_an_append_never_acknowledged_fails() -> None:
+    rec = _typical()
+    rec.calls[1] = replace(rec.calls[1], result=False)
+    check = checks.appends(rec)
+    assert check is not None and check.verdict == "fail" and "'ADD 1'" in check.summary
+
+
+def test_a_follower_missing_or_reordering_a_commit_fails() -> None:
+    rec = _typical()
+    rec.lines = [x for x in rec.lines if not (x.node == 3 and "ADD 1" in x.text)]
+    check = checks.followers_commit(rec)
+    assert check is not None and check.verdict == "fail"
+    assert "node 3 never logged Follower committed 'ADD 1'" in check.summary
+    swapped = _typical()
+    swapped.lines = [
+        replace(x, t=1.29) if x.node == 2 and "SET 5" in x.text else x for x in swapped.lines
+    ]
+    swapped.lines.sort(key=lambda x: x.t)
+    check = checks.followers_commit(swapped)
+    assert check is not None and check.verdict == "fail" and "out of order" in check.summary
+
+
+def test_short_and_long_election_timeouts_fail() -> None:
+    short = _typical()
+    short.lines = [
+        replace(x, t=0.3) if x.node == 1 and "New election" in x.text else x for x in short.lines
+    ]
+    short.lines.sort(key=lambda x: x.t)
+    check = checks.election_timeout(short)
+    assert check.verdict == "fail" and "shorter than 0.41 s" in check.summary
+    long = _typical()
+    long.lines = [
+        replace(x, t=1.5) if x.node == 1 and "New election" in x.text else x for x in long.lines
+    ]
+    long.lines.sort(key=lambda x: x.t)
+    check = checks.election_timeout(long)
+    assert check.verdict == "fail" and "longer than 1.25 s" in check.summary
+
+
+def test_a_wrong_heartbeat_interval_fails() -> None:
+    rec = _typical()
+    rec.lines = [x for x in rec.lines if ph.HEARTBEAT not in x.text]
+    rec.lines += [Line(1, 0.87 + 0.05 * k, "Sending a heartbeat to followers") for k in range(30)]
+    rec.lines.sort(key=lambda x: x.t)
+    check = checks.heartbeat(rec)
+    assert check.verdict == "fail" and "median interval 0.050 s" in check.summary
+
+
+def test_missing_lab_lines_are_named() -> None:
+    rec = _typical()
+    rec.lines = [x for x in rec.lines if "Voted for node" not in x.text]
+    check = checks.log_lines(rec)
+    assert check.verdict == "fail" and "'Voted for node 1' from any other node" in check.summary
+    rec = _typical()
+    rec.lines = [x for x in rec.lines if "Leader committed 'ADD 1'" not in x.text]
+    assert "Leader committed 'ADD 1'" in checks.log_lines(rec).summary
+
+
+def _dead_follower(probe: bool | None) -> RunRecord:
+    rec = _typical("dead-follower")
+    rec.duration = 6.0
+    rec.actions += [
+        Action("stop", (3,), 1.5, 1.6),
+        Action("start", (3,), 2.5, 2.6),
+        Action("stop", (2, 3), 5.0, 5.1),
+    ]
+    rec.calls += [Call(1, "MUL 3", 1.7, 1.72, True), Call(1, "SUB 2", 2.7, 2.72, True)]
+    rec.lines += [
+        Line(1, 1.71, "Leader committed 'MUL 3'"),
+        Line(2, 1.9, "Follower committed 'MUL 3'"),
+        Line(1, 1.8, "Follower node 3 is offline"),
+        Line(3, 2.55, "Node started! State: Follower. Term: 0", life=2),
+        Line(1, 2.71, "Leader committed 'SUB 2'"),
+        Line(2, 2.9, "Follower committed 'SUB 2'"),
+        Line(3, 2.9, "Follower committed 'SUB 2'", life=2),
+        Line(1, 5.2, "Follower node 2 is offline"),
+    ]
+    rec.lines.sort(key=lambda x: x.t)
+    rec.polls = [
+        Poll(t / 20, {1: t / 20 > 0.9, 2: False} | ({} if 1.5 <= t / 20 < 2.6 else {3: False}))
+        for t in range(1, 100)
+    ]
+    rec.calls.append(Call(1, "DIV 2", 5.2, 5.3, probe, expect=False))
+    return rec
+
+
+def test_dead_follower_checks_pass_and_an_early_true_fails_no_majority() -> None:
+    good = _by_name(checks.check_run(_dead_follower(False)))
+    assert [c.name for c in good.values() if c.verdict != "pass"] == []
+    assert "node 3 back" in good["follower-follows"].summary
+    bad = checks.no_majority(_dead_follower(True))
+    assert bad is not None and bad.verdict == "fail" and "'DIV 2'" in bad.summary
+
+
+def test_a_dead_follower_run_without_the_offline_line_fails_log_lines() -> None:
+    rec = _dead_follower(False)
+    rec.lines = [x for x in rec.lines if "offline" not in x.text]
+    assert "node 3 is offline" in checks.log_lines(rec).summary
+
+
+def test_a_returned_node_that_claims_to_lead_or_stands_fails() -> None:
+    rec = _dead_follower(False)
+    rec.polls = [
+        replace(p, answers=p.answers | {3: True}) if 3.0 < p.t < 3.5 else p for p in rec.polls
+    ]
+    check = checks.follower_follows(rec)
+    assert check is not None and check.verdict == "fail" and "is_leader() True" in check.summary
+    rec = _dead_follower(False)
+    rec.lines.append(Line(3, 3.8, "New election term 2. State: Candidate", life=2))
+    check = checks.follower_follows(rec)
+    assert check is not None and check.verdict == "fail" and "started an election" in check.summary
+
+
+def _split(winners: tuple[int, ...]) -> RunRecord:
+    rec = _typical("split-vote")
+    rec.duration = 5.0
+    rec.actions += [Action("cut", (1, 2), 0.0, 0.01), Action("heal", (), 2.0, 2.01)]
+    rec.lines.append(Line(2, 1.6, "New election term 1. State: Candidate"))
+    rec.lines += [Line(w, 1.62, "Received 2 votes. State: Leader") for w in winners if w != 1]
+    rec.lines.sort(key=lambda x: x.t)
+    return rec
+
+
+def test_split_vote_verdicts() -> None:
+    one = _by_name(checks.check_run(_split((1,))))
+    assert one["split-observed"].verdict == "pass" and "term 1" in one["split-observed"].summary
+    assert one["one-winner"].verdict == "pass"
+    assert one["elections-stop"].verdict == "pass"
+    two = checks.one_winner(_split((1, 2)))
+    assert two.verdict == "fail" and "two leaders in one term" in two.summary
+    none = _typical("split-vote")
+    seen = checks.split_observed(none)
+    assert seen.verdict == "not observed" and not seen.required and not seen.failed
+    late = _split((1,))
+    late.lines.append(Line(3, 4.0, "New election term 2. State: Candidate"))
+    stop = checks.elections_stop(late)
+    assert stop.verdict == "fail" and "term 2" in stop.summary
+
+
+def test_a_run_that_stopped_early_fails_ran() -> None:
+    rec = _typical()
+    rec.error = "no single leader within 4.5 s"
+    assert _by_name(checks.check_run(rec))["ran"].failed
+
+
+@pytest.mark.parametrize(
+    ("line", "who", "text"),
+    [
+        ("Follower committed 'SET 5'", "Follower", "SET 5"),
+        ('Follower committed "SET 5"', "Follower", "SET 5"),
+        ("Follower committed SET 5", "Follower", "SET 5"),
+        (
+            "2026-11-30 07:22:44.843 node 3 [Leader t1] Leader committed 'SET 5' (index 2)",
+            "Leader",
+            "SET 5",
+        ),
+        ("Leader received log 'SET 5' from client", "Leader", None),
+    ],
+)
+def test_committed_reads_the_lab_lines_and_raftlogs(line: str, who: str, text: str | None) -> None:
+    assert ph.committed(line, who) == text
+
+
+def test_raftlog_lines_read_as_the_labs() -> None:
+    assert ph.election_term("node 2 [Candidate t3] New election term 3. State: Candidate") == 3
+    assert not ph.is_timeout_election("New election term 4. State: Candidate (leadership transfer)")
+    assert ph.voted_for("Voted for node 2 in term 3") == 2
+    assert ph.voted_for("Pre-voted for node 2 for term 3") is None
+    assert ph.won("node 1 [Leader t3] Received 2 votes. State: Leader")
