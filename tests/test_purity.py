@@ -105,6 +105,9 @@ LAYER_RULES = {
     "chaos": {"check", "local", "chaos", "wire", "timeline"},
     "client": {"client", "wire"},
     "bench": {"bench", "local", "server"},  # measures processes from outside
+    # Judges any lab implementation from outside: namespaces (local) and the timeline's
+    # records only; its reference lab node imports nothing of raftlog's.
+    "grade": {"grade", "local", "timeline"},
 }
 
 

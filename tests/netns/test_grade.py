@@ -39,8 +39,8 @@ def _sh(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str
 
 
 def _nothing_left() -> None:
-    names = _sh(["ip", "netns", "list"]).stdout
-    assert not {"node_1", "node_2", "node_3", "client"} & set(names.split())
+    """No lab node or stamper of ours is left (the namespaces' own removal is tested in
+    test_netcluster.py; another worktree's namespace tests may hold theirs right now)."""
     procs = subprocess.run(
         ["pgrep", "-af", "node.py|raftlog.local.stamp"], check=False, capture_output=True, text=True
     ).stdout
