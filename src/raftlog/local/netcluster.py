@@ -518,8 +518,9 @@ class NetCluster:
         self._stampers = [p for p in self._stampers if p.poll() is None]
 
     def _foreign_env(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop(ADMIN_TOKEN_ENV, None)  # the nodes' admin token is not for foreign code
+        # No RAFTLOG_* variable (as for raftlog's nodes) and so never the nodes' admin token,
+        # which is not for foreign code.
+        env = node_environment(None)
         env.update(self.state.node_env)
         return env
 
