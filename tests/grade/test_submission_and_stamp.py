@@ -63,7 +63,9 @@ def test_timings_option(tmp_path: Path) -> None:
         with pytest.raises(submission.SubmissionError):
             submission.parse_timings(bad)
     assert submission.reference().honours_scale()  # the reference reads LAB_TIME_SCALE
-    assert submission.find(HERE / "submissions" / "wrong_timeouts").honours_scale()
+    for variant in ("two_leaders", "early_true", "stays_leader", "wrong_timeouts"):
+        # Built on the reference node, they read LAB_TIME_SCALE through it.
+        assert submission.find(HERE / "submissions" / variant).honours_scale(), variant
     (tmp_path / "node.py").write_text("TIMEOUT = (6, 10)\n")
     assert not submission.find(tmp_path).honours_scale()
     assert Timings(0.1).election_bounds() == pytest.approx((0.41, 1.25))

@@ -1,7 +1,10 @@
 """`raftlog grade` on real clusters in the lab's topology (root; one at a time, as every
-namespace test): the reference lab node passes the four runs, each broken variant fails
-with the check that names its defect, raftlog's own nodes pass, and the report opens in
-chromium with the four timelines. Timings are the lab's x 0.1 (LAB_TIME_SCALE=0.1).
+namespace test): the reference lab node passes the four runs and the report opens in
+chromium with the four timelines; each broken variant fails with the check that names its
+defect; raftlog's own nodes pass the dead-leader and dead-follower runs (all four runs,
+and the lab's own timings, are `make grade-lab`); a grade whose clusters cannot be built
+exits 2. Timings are the lab's x 0.1 (LAB_TIME_SCALE=0.1): about a minute and a half in
+all on an idle machine.
 
 Also the netcluster with a foreign node command: the lab's controls act on such nodes and
 their output is stamped line by line.
@@ -10,9 +13,11 @@ their output is stamped line by line.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import pytest
 
 from raftlog.grade import Timings, grade, submission
-from raftlog.grade.report import table, write_report
+from raftlog.grade.report import table
 from raftlog.local.netcluster import NetCluster, unavailable_reason
 from raftlog.local.stamp import parse_line
 
@@ -38,13 +43,23 @@ def _sh(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str
     return subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout)
 
 
-def _nothing_left() -> None:
-    """No lab node or stamper of ours is left (the namespaces' own removal is tested in
-    test_netcluster.py; another worktree's namespace tests may hold theirs right now)."""
-    procs = subprocess.run(
-        ["pgrep", "-af", "node.py|raftlog.local.stamp"], check=False, capture_output=True, text=True
-    ).stdout
-    assert [line for line in procs.splitlines() if "pgrep" not in line] == []
+def _nothing_left(*dirs: Path) -> None:
+    """No process of a grade is left: none runs in, or names, a grade's cluster directory
+    (``raftlog-netns-*`` under the temporary directory, or one of ``dirs``): lab nodes,
+    raftlog nodes, output stampers. Other processes on the machine are not looked at."""
+    marks = [str(Path(tempfile.gettempdir()) / "raftlog-netns-"), *map(str, dirs)]
+    left = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue  # gone, or a kernel thread
+        if any(m in cmdline or cwd.startswith(m) for m in marks):
+            left.append(f"{proc.name} (in {cwd}): {cmdline}")
+    assert left == []
 
 
 def _quiet(text: str) -> None:
@@ -67,8 +82,12 @@ def test_the_reference_passes_and_the_report_shows_four_timelines(tmp_path: Path
     assert doc["verdict"] == "pass"
     runs = {r["run"] for r in doc["runs"]}
     assert runs == {"typical", "split-vote", "dead-leader", "dead-follower"}
-    split = [c for r in doc["runs"] if r["run"] == "split-vote" for c in r["checks"]]
-    assert {c["name"]: c["verdict"] for c in split}["split-observed"] == "pass"
+    split = {c["name"]: c for r in doc["runs"] if r["run"] == "split-vote" for c in r["checks"]}
+    # A loaded machine may keep the provoked split from happening: a verdict, not a failure.
+    assert split["split-observed"]["verdict"] in ("pass", "not observed")
+    if split["split-observed"]["verdict"] == "pass":
+        assert split["one-winner"]["verdict"] == "pass"
+    assert split["elections-stop"]["verdict"] == "pass"  # the run watched long enough
     log = (out / "typical" / "node_1.log").read_text().splitlines()
     assert log and all(parse_line(line) is not None for line in log)
     text, passed = table([out])
@@ -115,28 +134,45 @@ def test_the_reference_passes_and_the_report_shows_four_timelines(tmp_path: Path
 def test_each_broken_variant_fails_with_the_check_that_names_it(
     variant: str, run: str, named: set[str], tmp_path: Path
 ) -> None:
-    sub = submission.find(SUBMISSIONS / variant)
-    result = grade(sub, FAST, [run], attempts=3, echo=_quiet)
+    out = tmp_path / "report"
+    options = ["--runs", run, "--timings", "auto", "--attempts", "3", "--out", str(out)]
+    proc = _sh([*GRADE, str(SUBMISSIONS / variant), *options], timeout=300)
     _nothing_left()
-    assert not result.passed
-    failed = {c.name for r in result.runs for c in r.checks if c.failed}
-    assert named <= failed, f"{variant}: failed {failed}"
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads((out / "grade.json").read_text())
+    assert doc["timings"]["scale"] == 0.1  # auto: built on the reference, it reads the scale
+    failed = {c["name"] for r in doc["runs"] for c in r["checks"] if c["verdict"] == "fail"}
+    assert named <= failed, f"{variant}: failed {failed}\n{proc.stdout}"
     assert "ran" not in failed  # the run went through: the defect, not the harness
-    page = write_report(tmp_path, result)
-    assert "FAIL" in page.read_text()
+    assert "FAIL" in (out / "report.html").read_text()
 
 
-def test_raftlogs_own_nodes_pass(tmp_path: Path) -> None:
-    result = grade(submission.raftlog_nodes(FAST), FAST, attempts=1, echo=_quiet)
+def test_raftlogs_own_nodes_pass() -> None:
+    """Its split vote is not observed (PreVote keeps a cut-off node from standing) and
+    its typical run is part of these two: both are in `make grade-lab`."""
+    runs = ["dead-leader", "dead-follower"]
+    result = grade(submission.raftlog_nodes(FAST), FAST, runs, echo=_quiet)
     _nothing_left()
     failed = [f"{r.label}/{c.name}: {c.summary}" for r in result.runs for c in r.checks if c.failed]
     assert result.passed, failed
-    assert [r.record.name for r in result.runs] == [
-        "typical",
-        "split-vote",
-        "dead-leader",
-        "dead-follower",
-    ]
+    assert [r.record.name for r in result.runs] == runs
+
+
+def test_no_cluster_is_exit_2_and_no_report(tmp_path: Path) -> None:
+    """Namespaces of someone else's cluster: nothing of the submission ran, so the grade
+    did not happen (exit 2), rather than failing checks."""
+    taken = _sh(["ip", "netns", "add", "node_2"])
+    assert taken.returncode == 0, taken.stderr
+    try:
+        out = tmp_path / "report"
+        proc = _sh([*GRADE, "--reference", "--runs", "typical,dead-leader", "--out", str(out)])
+    finally:
+        _sh(["ip", "netns", "del", "node_2"])
+    _nothing_left()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no run could build its cluster" in proc.stderr
+    assert "namespace node_2" in proc.stderr
+    assert not out.exists()
 
 
 def test_the_netcluster_hosts_foreign_nodes(tmp_path: Path) -> None:
@@ -181,4 +217,4 @@ def test_the_netcluster_hosts_foreign_nodes(tmp_path: Path) -> None:
     finally:
         down = _sh([*run, "down"])
     assert down.returncode == 0
-    _nothing_left()
+    _nothing_left(tmp_path)

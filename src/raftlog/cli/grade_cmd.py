@@ -28,8 +28,10 @@ DIR, with host name node_N.
 --timings lab (default) keeps the lab's timings (a full grade takes several minutes);
 a factor such as 0.1 sets LAB_TIME_SCALE=0.1 in the nodes' environment and expects
 timings scaled by it; auto takes 0.1 when a .py file of the submission mentions
-LAB_TIME_SCALE and lab otherwise. Exit status: 0 every required check passed, 1 some
-failed, 2 the grade could not run (not root, no node command, bad options).
+LAB_TIME_SCALE (or builds on the reference node) and lab otherwise. Exit status: 0 every
+required check passed, 1 some failed, 2 the grade could not run (not root, no node
+command, bad options, or no run could build its cluster: e.g. the namespaces node_1..
+are someone else's).
 """
 
 
@@ -122,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
 
     echo(f"grading {sub.name}: {sub.command} ({timings.describe()})")
     result = grade(sub, timings, runs, attempts=args.attempts, echo=echo)
+    if result.unbuilt:
+        print(
+            f"raftlog grade: no run could build its cluster, so nothing of {sub.name} was "
+            f"judged (no report): {result.runs[0].record.error}",
+            file=sys.stderr,
+        )
+        return 2
     page = report.write_report(out, result)
     print(report.summary(result))
     print(f"report: {page}")

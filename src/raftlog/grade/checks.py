@@ -35,7 +35,7 @@ import statistics
 from collections.abc import Callable, Iterable
 
 from raftlog.grade import lines as ph
-from raftlog.grade.model import Call, Check, Line, Poll, RunRecord, Verdict
+from raftlog.grade.model import Call, Check, Line, Poll, RunRecord, Timings, Verdict
 
 CheckFn = Callable[[RunRecord], Check | None]
 
@@ -166,13 +166,14 @@ def leader_elected(rec: RunRecord) -> Check:
             terms.setdefault(e.term, set()).add(e.node)
     won_terms = {w.term for w in ph.wins(rec) if w.t <= first.t + 1}
     splits = [t for t, nodes in terms.items() if len(nodes) > 1 and t not in won_terms]
-    allowed = bound * (2 if splits else 1)
+    allowed = rec.timings.late(bound * (2 if splits else 1))
     took = first.t - ref
     evidence = [
         f"the nodes had started by {_s(ref)}",
         _poll(first),
         f"bound: {allowed:.2f} s (election timeout at most {rec.timings.election_high:g} s "
-        f"plus slack{'; doubled after a split vote with no winner' if splits else ''})",
+        f"plus slack{'; doubled after a split vote with no winner' if splits else ''}, "
+        f"plus {rec.timings.late_s:g} s for a busy machine)",
     ]
     return _check(
         rec,
@@ -197,7 +198,7 @@ def one_leader(rec: RunRecord) -> Check:
     when it lasts longer than a deposed leader needs to hear of the new one (its next
     heartbeat round: two intervals, with slack). A partition (the split-vote run's cut)
     can leave an old leader believing it leads for that long, as in any Raft."""
-    allowed = 2 * rec.timings.heartbeat_bounds()[1] + 0.25
+    allowed = rec.timings.late(2 * rec.timings.heartbeat_bounds()[1] + 0.25)
     episodes: list[list[Poll]] = []
     run: list[Poll] = []
     for p in rec.polls:
@@ -308,8 +309,27 @@ def _merge_s(rec: RunRecord) -> float:
     return min(0.25, rec.timings.election_low / 4)
 
 
+def _link_settled(rec: RunRecord, a: int, b: int, t: float) -> bool:
+    """Had nodes ``a`` and ``b`` both run, with the link between them up, for one
+    heartbeat interval (with slack) before ``t``? A message sent right after a heal or a
+    start may still be on its way, or wait for a reconnect."""
+    settle = rec.timings.late(rec.timings.heartbeat_bounds()[1])
+    if not (rec.running_at(a, t) and rec.running_at(b, t) and _linked(rec, a, b, t)):
+        return False
+    changes = [
+        x.end
+        for x in rec.actions
+        if x.t <= t and (x.kind in ("cut", "heal") or {a, b} & set(x.nodes))
+    ]
+    return not changes or t - max(changes) >= settle
+
+
 def _reset_points(rec: RunRecord, node: int, life: int) -> list[tuple[float, str]]:
-    """When ``node`` (in life ``life``) had a known reason to restart its election timer."""
+    """When ``node`` (in life ``life``) surely restarted its election timer: it started,
+    timed out, voted, or (its own line) heard a heartbeat. Only for an implementation
+    that never logs "Heartbeat received": another node's "Sending a heartbeat" on a link
+    that had been up for an interval. A heartbeat that did not arrive (a reconnect after a
+    heal) would otherwise make a good timeout look short."""
     points = [(_life_start(rec, node, life), "it started")]
     for fired in ph.timeouts(rec, _merge_s(rec)):
         if fired.node == node and fired.line.life == life:
@@ -321,13 +341,13 @@ def _reset_points(rec: RunRecord, node: int, life: int) -> list[tuple[float, str
             points.append((line.t, "it voted"))
         elif ph.HEARD in line.text:
             points.append((line.t, "it heard a heartbeat"))
+    if any(ph.HEARD in line.text for line in rec.lines):
+        return sorted(points)
     for line in rec.lines:
         if (
             line.node != node
             and ph.HEARTBEAT in line.text
-            and rec.running_at(node, line.t)
-            and rec.running_at(line.node, line.t)
-            and _linked(rec, node, line.node, line.t)
+            and _link_settled(rec, node, line.node, line.t)
             and _life_at(rec, node, line.t) == life
         ):
             points.append((line.t, f"node {line.node} sent a heartbeat"))
@@ -382,9 +402,10 @@ def election_timeout(rec: RunRecord) -> Check:
                     f"heartbeat at {_s(last)}",
                 )
             )
+    latest = rec.timings.late(high)
     for gap, what in uppers:
-        if gap > high:
-            bad.append(f"{what}: longer than {high:.2f} s")
+        if gap > latest:
+            bad.append(f"{what}: longer than {latest:.2f} s")
     evidence = [w for _, w in samples] + [w for _, w in uppers]
     if not samples and not uppers:
         return _check(
@@ -403,7 +424,7 @@ def election_timeout(rec: RunRecord) -> Check:
         "pass",
         f"{len(samples)} timeout(s) each at least {low:.2f} s after its timer's last known "
         f"restart (seen {min(shown):.2f}-{max(shown):.2f} s)"
-        + (f"; {len(uppers)} first timeout(s) within {high:.2f} s" if uppers else ""),
+        + (f"; {len(uppers)} first timeout(s) within {latest:.2f} s" if uppers else ""),
         evidence,
     )
 
@@ -429,7 +450,7 @@ def heartbeat(rec: RunRecord) -> Check:
         for a, b in itertools.pairwise(rounds):
             if a is not None and b is not None:
                 gaps.append(b - a)
-                if b - a >= rec.timings.election_bounds()[0]:
+                if b - a >= rec.timings.late(rec.timings.election_low):
                     stalls.append(f"node {node}: no heartbeat from {_s(a)} to {_s(b)}")
     if not gaps:
         return _check(
@@ -593,7 +614,7 @@ def new_leader(rec: RunRecord) -> Check | None:
     if not stops:
         return None
     old = stops[0].nodes[0]
-    bound = rec.timings.election_bounds()[1]
+    bound = rec.timings.late(rec.timings.election_bounds()[1])
     after = next(
         (
             p
@@ -739,13 +760,24 @@ def one_winner(rec: RunRecord) -> Check:
     )
 
 
+def quiet_from(timings: Timings, healed: float) -> float:
+    """From when no election may start once the split vote's cut was healed at ``healed``:
+    the loser hears the winner's next heartbeat at most one interval later."""
+    return healed + timings.late(timings.heartbeat_bounds()[1] + timings.abs_s)
+
+
+def elections_stop_watch(timings: Timings, healed: float) -> float:
+    """Until when a run watches after the heal for :func:`elections_stop` to judge: the
+    longest election timeout after :func:`quiet_from`."""
+    return quiet_from(timings, healed) + timings.election_bounds()[1]
+
+
 def elections_stop(rec: RunRecord) -> Check:
     heals = [a for a in rec.actions if a.kind == "heal"]
     settled = heals[-1].end if heals else 0.0
-    # The loser hears the winner's next heartbeat at most one interval after the heal.
-    quiet_from = settled + rec.timings.heartbeat_bounds()[1] + rec.timings.abs_s
-    late = [e for e in ph.elections(rec) if e.t > quiet_from]
-    watched = rec.duration - quiet_from
+    start = quiet_from(rec.timings, settled)
+    late = [e for e in ph.elections(rec) if e.t > start]
+    watched = rec.duration - start
     if late:
         return _check(
             rec,

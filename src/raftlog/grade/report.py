@@ -65,6 +65,11 @@ class GradeResult:
     def passed(self) -> bool:
         return bool(self.runs) and all(r.passed for r in self.runs)
 
+    @property
+    def unbuilt(self) -> bool:
+        """No run could build its cluster: nothing of the submission was judged."""
+        return bool(self.runs) and all(r.record.unbuilt for r in self.runs)
+
 
 def _clean(value: object) -> str:
     """Text safe to print or embed: control characters as ``\\xNN``."""
@@ -144,6 +149,7 @@ def _as_json(result: GradeResult) -> dict[str, Any]:
                 "verdict": "pass" if r.passed else "fail",
                 "duration_s": round(r.record.duration, 2),
                 "error": r.record.error,
+                "unbuilt": r.record.unbuilt,
                 "notes": r.record.notes,
                 "checks": [asdict(c) for c in r.checks],
             }

@@ -40,7 +40,7 @@ from raftlog.grade import lines as ph
 from raftlog.grade.model import SCALE_ENV, Action, Call, Line, Poll, RunRecord, Timings
 from raftlog.grade.submission import Submission
 from raftlog.local.control import ControlError
-from raftlog.local.netns_cluster import NetnsCluster
+from raftlog.local.netns_cluster import ClusterUnavailable, NetnsCluster
 from raftlog.local.stamp import parse_line
 
 MAX_ANSWER = 1 << 20
@@ -48,7 +48,12 @@ MAX_ANSWER = 1 << 20
 
 
 class ScenarioError(Exception):
-    """A run could not go on (a node would not start, no leader to talk to)."""
+    """A run could not go on (a node would not start, no leader to talk to); ``unbuilt``:
+    its cluster could not even be built (the submission is not to blame)."""
+
+    def __init__(self, message: str, *, unbuilt: bool = False) -> None:
+        super().__init__(message)
+        self.unbuilt = unbuilt
 
 
 class LabRpcError(Exception):
@@ -230,6 +235,8 @@ class Scenario:
                 self._starts[i].append(t)
         try:
             await action()
+        except ClusterUnavailable as exc:
+            raise ScenarioError(f"the cluster could not be built: {exc}", unbuilt=True) from None
         except ControlError as exc:
             raise ScenarioError(f"{kind} of node(s) {list(nodes)}: {exc}") from None
         finally:
@@ -369,7 +376,7 @@ async def split_vote(s: Scenario) -> None:
     s.say(f"node {leader} leads")
     await s.append("SET 5")
     await s.followers_committed()
-    await s.watch(settled + s.waits.election + 2 * s.waits.heartbeat)
+    await s.watch(checks.elections_stop_watch(s.rec.timings, settled) + 0.1)
 
 
 async def dead_leader(s: Scenario) -> None:
@@ -454,6 +461,7 @@ async def run_one(
             await SCENARIOS[name](scenario)
         except ScenarioError as exc:
             rec.error = str(exc)
+            rec.unbuilt = exc.unbuilt
             scenario.say(f"stopped: {exc}")
         finally:
             poller.cancel()

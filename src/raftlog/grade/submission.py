@@ -10,8 +10,8 @@ A submission is a directory. Its node command is, in order:
    ``python3`` into ``{python}``; node_2's and node_3's commands must then follow from it.
 
 ``--timings auto`` scales the lab's timings down when the submission reads
-:data:`~raftlog.grade.model.SCALE_ENV` (its name appears in one of its ``.py`` files),
-and keeps the lab's otherwise.
+:data:`~raftlog.grade.model.SCALE_ENV` (its name, or an import of the reference node,
+appears in one of its ``.py`` files), and keeps the lab's otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ COMPOSE_NAMES: Final = ("docker-compose.yml", "docker-compose.yaml", "compose.ym
 AUTO_SCALE: Final = 0.1
 """The scale ``--timings auto`` uses for a submission that reads SCALE_ENV."""
 MAX_SOURCE_BYTES: Final = 1 << 20
+REFERENCE_MODULE: Final = "raftlog.grade.reference"
+"""A node built on the reference node (the tests' broken variants) reads SCALE_ENV."""
 
 
 class SubmissionError(Exception):
@@ -49,17 +51,19 @@ class Submission:
     env: dict[str, str] = field(default_factory=dict)
 
     def honours_scale(self) -> bool:
-        """Does a ``.py`` file of it mention SCALE_ENV?"""
+        """Does a ``.py`` file of it mention SCALE_ENV, or import the reference node (which
+        reads it)?"""
         if self.source == "raftlog":
             return True
         for path in sorted(self.directory.rglob("*.py"))[:200]:
             try:
-                if path.stat().st_size <= MAX_SOURCE_BYTES and SCALE_ENV in path.read_text(
-                    errors="replace"
-                ):
-                    return True
+                if path.stat().st_size > MAX_SOURCE_BYTES:
+                    continue
+                text = path.read_text(errors="replace")
             except OSError:
                 continue
+            if SCALE_ENV in text or REFERENCE_MODULE in text:
+                return True
         return False
 
 

@@ -40,6 +40,11 @@ from raftlog.local.netcluster import NetCluster, NetClusterError, node_name, par
 T = TypeVar("T")
 
 
+class ClusterUnavailable(ControlError):
+    """The cluster's topology could not be built (no node was started): the namespaces
+    exist already (someone else's cluster), an ``ip`` command failed, not root."""
+
+
 class NetnsCluster(ClusterBase):
     """``n`` nodes in network namespaces. Use as ``async with NetnsCluster(n) as c``;
     :meth:`start` brings the namespaces up and starts every node, :meth:`close` removes
@@ -149,8 +154,16 @@ class NetnsCluster(ClusterBase):
         return i in self._locks and i not in self._paused and self.nc.running(i)
 
     async def start(self) -> None:
-        await self._call(self._up)
-        for i in self.node_ids() if self.start_nodes is None else self.start_nodes:
+        """Build the topology (:class:`ClusterUnavailable` if it cannot be), then start the
+        nodes (``start_nodes``) and wait until each is live."""
+        try:
+            await self._call(self._up)
+        except ControlError as exc:
+            raise ClusterUnavailable(str(exc)) from None
+        nodes = self.node_ids() if self.start_nodes is None else self.start_nodes
+        for i in nodes:
+            await self._call(self.nc.start, i)
+        for i in nodes:
             await self.wait_live(i)
 
     def _up(self) -> None:
@@ -162,7 +175,7 @@ class NetnsCluster(ClusterBase):
             node_dir=self.node_dir,
             node_copy=self.node_copy,
             node_env=self.node_env,
-            start=self.start_nodes,
+            start=[],
         )
 
     async def wait_live(self, i: int, timeout: float = 30.0) -> None:

@@ -9,8 +9,10 @@ wall-clock time it was read, to the microsecond, and ``|`` (stdout) or ``!`` (st
     2026-11-29 10:00:03.123456 | Node started! State: Follower. Term: 0
     2026-11-29 10:00:09.500001 ! Traceback (most recent call last):
 
-It is a process of its own, beside the node (not its parent): the node's pid is the one
-signals go to (stop, kill, pause), and a node stopped by SIGSTOP simply prints nothing.
+It runs at nice -10 when allowed (root), so that a busy machine delays the node rather
+than the reading of its lines. It is a process of its own, beside the node (not its
+parent): the node's pid is the one signals go to (stop, kill, pause), and a node stopped
+by SIGSTOP simply prints nothing.
 It exits once both streams are closed (the node and anything it started have exited).
 A line longer than :data:`MAX_LINE` bytes is cut into several.
 """
@@ -18,6 +20,7 @@ A line longer than :data:`MAX_LINE` bytes is cut into several.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import selectors
@@ -28,6 +31,8 @@ from datetime import datetime
 from typing import BinaryIO, Final
 
 MAX_LINE: Final = 64 * 1024
+PRIORITY: Final = -10
+"""The nice value the stamper asks for (it reads and writes a few lines: it costs no one)."""
 STDOUT_MARK: Final = "|"
 STDERR_MARK: Final = "!"
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}) ([|!]) ?(.*)$")
@@ -99,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C in the terminal that started the cluster is not for this process: the node's
     # last lines would be lost.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A line's time is when this process read it: on a busy machine it should be the node
+    # that waits for the CPU, not the clock reading its lines (root may raise priority).
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, PRIORITY)
     streams = {sys.stdin.fileno(): STDOUT_MARK}
     if args.stderr_fd is not None:
         streams[args.stderr_fd] = STDERR_MARK

@@ -1,5 +1,5 @@
 """Broken on purpose: election timeouts of 1.5-3 s and a heartbeat every 0.5 s instead of
-the lab's 6-10 s and 2 s (all scaled by LAB_TIME_SCALE, as the reference)."""
+the lab's 6-10 s and 2 s (all scaled as the reference's)."""
 
 from raftlog.grade.reference.node import Node, main
 
