@@ -14,6 +14,7 @@ import pytest
 
 from raftlog.grade import submission
 from raftlog.grade.model import SCALE_ENV, Timings
+from raftlog.local import stamp as stamp_module
 from raftlog.local.stamp import copy_streams, parse_line, stamp
 
 HERE = Path(__file__).resolve().parent
@@ -103,15 +104,24 @@ def test_the_stamper_marks_each_line_with_its_time_and_stream() -> None:
     assert parse_line(f"{stamp(0.5)} | ok") == (pytest.approx(0.5), False, "ok")
 
 
-def test_the_stamper_process_writes_a_dying_nodes_last_words(tmp_path: Path) -> None:
+def test_the_stamper_process_says_when_it_reads_and_writes_a_dying_nodes_last_words(
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "node.log"
     err_r, err_w = os.pipe()
-    stamper = subprocess.Popen(
-        [sys.executable, "-m", "raftlog.local.stamp", str(log), "--stderr-fd", str(err_r)],
+    ready_r, ready_w = os.pipe()
+    fds = ["--stderr-fd", str(err_r), "--ready-fd", str(ready_w)]
+    stamper = subprocess.Popen(  # as the netcluster starts it: the file, isolated
+        [sys.executable, "-I", stamp_module.__file__, str(log), *fds],
         stdin=subprocess.PIPE,
-        pass_fds=(err_r,),
+        pass_fds=(err_r, ready_w),
     )
     os.close(err_r)
+    os.close(ready_w)
+    assert os.read(ready_r, 1) == b"r"  # blocks until it reads; b"" had it died
+    assert os.read(ready_r, 1) == b""  # and it closed its end
+    os.close(ready_r)
+    assert log.exists()
     assert stamper.stdin is not None
     stamper.stdin.write(b"one\ntwo\n")
     stamper.stdin.close()

@@ -34,6 +34,7 @@ import ipaddress
 import json
 import os
 import secrets
+import select
 import shlex
 import shutil
 import signal
@@ -51,6 +52,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from raftlog import wire
+from raftlog.local import stamp
 from raftlog.local.nodeenv import node_environment
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -118,6 +120,8 @@ class NodeProc:
     stamper_starttime: int = 0
 
 
+STAMPER_READY_S = 30.0
+"""How long a foreign node's output stamper may take to start reading."""
 COPY_IGNORE = (".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache")
 """Not copied into a foreign node's own copy of its directory."""
 PLACEHOLDERS = ("{id}", "{name}", "{data}", "{python}")
@@ -475,25 +479,36 @@ class NetCluster:
             raise NetClusterError(f"{name}'s directory {workdir} is gone")
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        ready_r, ready_w = os.pipe()
         try:
             stamper = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "raftlog.local.stamp",
+                    "-I",
+                    stamp.__file__,
                     proc.log,
                     "--stderr-fd",
                     str(err_r),
+                    "--ready-fd",
+                    str(ready_w),
                 ],
                 stdin=out_r,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,  # never the caller's: it outlives the caller
-                pass_fds=(err_r,),
+                pass_fds=(err_r, ready_w),
                 start_new_session=True,
             )
             self._stampers.append(stamper)
             proc.stamper = stamper.pid
             proc.stamper_starttime = _starttime(stamper.pid)
+            os.close(ready_w)
+            ready_w = -1
+            if not _ready(ready_r, STAMPER_READY_S):
+                with contextlib.suppress(ProcessLookupError):
+                    stamper.kill()
+                raise NetClusterError(
+                    f"{name}'s output stamper did not start within {STAMPER_READY_S:g} s"
+                )
             try:
                 child = subprocess.Popen(
                     proc.command,
@@ -507,8 +522,9 @@ class NetCluster:
             except OSError as exc:
                 raise NetClusterError(f"cannot start {name}: {exc}") from None
         finally:
-            for fd in (out_r, out_w, err_r, err_w):
-                os.close(fd)
+            for fd in (out_r, out_w, err_r, err_w, ready_r, ready_w):
+                if fd >= 0:
+                    os.close(fd)
         proc.pid = child.pid
         proc.starttime = _starttime(child.pid)
         self._children[child.pid] = child
@@ -751,6 +767,12 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         conn = super().make_connection(host)
         conn.timeout = self.timeout
         return conn
+
+
+def _ready(fd: int, timeout: float) -> bool:
+    """Did a byte come on ``fd`` within ``timeout`` seconds (not end of file)?"""
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable) and os.read(fd, 1) != b""
 
 
 def check_node_cmd(command: str) -> list[str]:
