@@ -270,8 +270,10 @@ class Scenario:
     # -- the lab's client ------------------------------------------------------------
 
     async def append(self, text: str) -> int | None:
-        """The lab's client: ask each node is_leader(), send ``text`` to the one that
-        says yes, until one returns True; the node that took it (None: none did)."""
+        """The lab's client: ask each node is_leader(), send ``text`` to one that says
+        yes, until one returns True (a node that says yes and then False is passed over
+        for the next that says yes: two nodes claiming to lead do not keep the client
+        from the real leader); the node that took it (None: none did)."""
         deadline = time.monotonic() + self.waits.leader + self.waits.call
         while time.monotonic() < deadline:
             for i in self.rec.nodes:
@@ -280,7 +282,6 @@ class Scenario:
                 if await self._call(i, text, expect=True):
                     self.say(f"client: leader_receive_log({text!r}) on node {i} -> True")
                     return i
-                break
             await asyncio.sleep(self.waits.poll)
         self.say(f"client: no node took {text!r}")
         return None
