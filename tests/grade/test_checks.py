@@ -257,6 +257,22 @@ def test_split_vote_verdicts() -> None:
     none = _typical("split-vote")
     seen = checks.split_observed(none)
     assert seen.verdict == "not observed" and not seen.required and not seen.failed
+    # Node 2 stood at 0.5 s, before node 3 was up (node 1 cut off), node 1 at 0.85 s with
+    # node 3 there: node 2 was a candidate nobody could hear, so term 1 split nothing.
+    alone = _split((1,))
+    alone.actions = [
+        Action("start", (1, 2), 0.0, 0.1),
+        Action("cut", (1, 2), 0.0, 0.01),
+        Action("start", (3,), 0.55, 0.6),
+        Action("heal", (), 2.0, 2.01),
+    ]
+    alone.lines = sorted(
+        (replace(x, t=0.5) if x.node == 2 and "New election" in x.text else x for x in alone.lines),
+        key=lambda x: x.t,
+    )
+    seen = checks.split_observed(alone)
+    assert seen.verdict == "not observed" and "while a voter could hear it" in seen.summary
+    assert checks.split_observed(_split((1,))).verdict == "pass"  # node 3 up at 0.1 s
     late = _split((1,))
     late.lines.append(Line(3, 4.0, "New election term 2. State: Candidate"))
     stop = checks.elections_stop(late)

@@ -693,12 +693,21 @@ def no_majority(rec: RunRecord) -> Check | None:
     )
 
 
-def _split_term(rec: RunRecord) -> tuple[int, list[ph.Election]] | None:
-    """The first term two or more nodes stood in and someone won (else the first term two
-    stood in), with their elections."""
+def _contested(rec: RunRecord, e: ph.Election) -> bool:
+    """Could a vote for ``e`` have been given: was another node running, and linked to
+    the candidate, when it stood? A candidate alone (its peers cut off or not started
+    yet) splits nothing."""
+    return any(
+        v != e.node and rec.running_at(v, e.t) and _linked(rec, e.node, v, e.t) for v in rec.nodes
+    )
+
+
+def split_term(rec: RunRecord) -> tuple[int, list[ph.Election]] | None:
+    """The split vote of ``rec``: the first term two or more nodes stood in, each while a
+    voter could hear it, and someone won (else the first such term), with their elections."""
     by_term: dict[int, dict[int, ph.Election]] = {}
     for e in ph.elections(rec):
-        if not e.transfer:
+        if not e.transfer and _contested(rec, e):
             by_term.setdefault(e.term, {}).setdefault(e.node, e)
     split = sorted(t for t, stood in by_term.items() if len(stood) >= 2)
     won = {w.term for w in ph.wins(rec)}
@@ -709,13 +718,13 @@ def _split_term(rec: RunRecord) -> tuple[int, list[ph.Election]] | None:
 
 
 def split_observed(rec: RunRecord) -> Check:
-    found = _split_term(rec)
+    found = split_term(rec)
     if found is None:
         return _check(
             rec,
             "split-observed",
             "not observed",
-            "no two nodes stood in the same term in this run",
+            "no two nodes stood in the same term (each while a voter could hear it) in this run",
             rec.notes,
             required=False,
         )
@@ -741,7 +750,7 @@ def one_winner(rec: RunRecord) -> Check:
             f"nodes {sorted(w.node for w in ws)} both won term {term}: two leaders in one term",
             [ph.show(w.line) for ws in doubles.values() for w in ws],
         )
-    found = _split_term(rec)
+    found = split_term(rec)
     if found is None:
         return _check(rec, "one-winner", "not observed", "no split vote to judge", required=False)
     term, _ = found

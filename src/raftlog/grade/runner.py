@@ -14,9 +14,11 @@ The split vote is provoked, not waited for: the link between nodes 1 and 2 is cu
 node 3 starts 0.4 election timeouts after them, so the first of 1 and 2 to time out wins
 with node 3's vote while the other cannot hear it; when that one times out too it stands
 in the same term and node 3 (having voted) must refuse it. One heartbeat interval later
-the link is healed, and the loser must follow the winner. A submission whose timeouts or
-rules keep that from happening gets "not observed" (``--attempts`` tries again on a fresh
-cluster).
+the link is healed, and the loser must follow the winner. A candidate nobody could hear
+(node 3 started late, after a slow start, and the other peer cut off) splits nothing: the
+cut is held until two nodes stood in one term each while node 3 could hear them (the
+loser's next term, if not the first). A submission whose timeouts or rules keep that
+from happening gets "not observed" (``--attempts`` tries again on a fresh cluster).
 
 Waiting is for conditions with deadlines scaled from the lab's timings; the only fixed
 pauses are parts of a scenario (node 3's later start, the held cut, the watch after a
@@ -362,11 +364,11 @@ async def split_vote(s: Scenario) -> None:
     await s.start(3)
 
     def split_with_winner() -> bool:
-        found = checks._split_term(s.rec)
+        found = checks.split_term(s.rec)
         return found is not None and any(w.term == found[0] for w in ph.wins(s.rec))
 
     if await s.until(split_with_winner, 3 * s.waits.election + 1):
-        term, stood = checks._split_term(s.rec) or (0, [])
+        term, stood = checks.split_term(s.rec) or (0, [])
         s.say(f"nodes {[e.node for e in stood]} stood in term {term}; holding the cut")
         await asyncio.sleep(s.rec.timings.heartbeat)  # a second winner would show now
     else:
