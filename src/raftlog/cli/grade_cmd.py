@@ -83,7 +83,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from raftlog.grade import RUNS, SubmissionError, Timings, grade, report, submission  # noqa: PLC0415  # noqa: PLC0415
+    from raftlog.grade import RUNS, SubmissionError, Timings, grade, report, submission  # noqa: PLC0415
     from raftlog.local.netcluster import unavailable_reason  # noqa: PLC0415
 
     if args.table:
