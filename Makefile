@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # pytest-xdist workers: the default suite is sized for a 2-core machine.
 JOBS   ?= auto
 
-.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos fuzz test-tls clean screenshots
+.PHONY: help venv venv-test system-deps test lint typecheck unit demo sim sim-long bench soak chaos fuzz test-tls grade-lab clean screenshots
 
 help:
 	@echo "make demo      create .venv, install, run a local 3-node cluster with the lab's client"
@@ -19,6 +19,7 @@ help:
 	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
 	@echo "make fuzz      1,000,000 fuzz inputs over the peer and client decoders (FUZZ_SEED=S), failures in fuzz-failures/"
 	@echo "make screenshots  the README's dashboard screenshots (docs/images/), by the browser tests"
+	@echo "make grade-lab the reference lab node and raftlog through raftlog grade at the lab's timings (root)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -97,6 +98,16 @@ FUZZ_INPUTS ?= 1000000
 FUZZ_SEED   ?= 1
 fuzz: venv-test
 	$(PY) tests/fuzz/run_fuzz.py --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED) --out fuzz-failures
+
+# raftlog grade at the lab's own timings (6-10 s elections, 2 s heartbeats): the bundled
+# reference lab node, then raftlog's own nodes with all four runs (the default suite runs
+# the reference at x 0.1 and raftlog's dead-leader and dead-follower runs only); reports
+# in grade-out/. Root (namespaces); each grade takes the namespace tests' lock.
+NETNS_LOCK := /tmp/raftlog-netns-tests.lock
+grade-lab: venv
+	flock $(NETNS_LOCK) $(PY) -m raftlog grade --reference --timings lab --attempts 2 --out grade-out/reference
+	flock $(NETNS_LOCK) $(PY) -m raftlog grade --raftlog --timings lab --out grade-out/raftlog
+	$(PY) -m raftlog grade --table grade-out/reference grade-out/raftlog
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -106,6 +106,9 @@ LAYER_RULES = {
     "chaos": {"check", "local", "chaos", "wire", "timeline"},
     "client": {"client", "wire", "tls"},
     "bench": {"bench", "local", "server"},  # measures processes from outside
+    # Judges any lab implementation from outside: namespaces (local) and the timeline's
+    # records only; its reference lab node imports nothing of raftlog's.
+    "grade": {"grade", "local", "timeline"},
 }
 
 

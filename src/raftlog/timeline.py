@@ -3,7 +3,7 @@
 One format for the chaos report and the dashboard's export, and what
 ``dashboard/static/timeline.js`` (``RaftTimeline.render``) draws. As JSON::
 
-    {"version": 1, "source": "chaos" | "dashboard", "t0": unix seconds of time 0,
+    {"version": 1, "source": "chaos" | "dashboard" | "grade", "t0": unix seconds of time 0,
      "duration": seconds, "nodes": [1, 2, 3],
      "spans":  [{"node", "role", "term", "start", "end"}],      end null: until the end
      "faults": [{"kind", "start", "end", "nodes", "target", "detail"}],
@@ -46,7 +46,7 @@ VERSION: Final = 1
 Role = Literal["leader", "follower", "candidate", "precandidate", "down"]
 ROLES: Final[tuple[Role, ...]] = ("leader", "follower", "candidate", "precandidate", "down")
 Outcome = Literal["ok", "fail", "info"]  # info: the outcome is unknown
-Source = Literal["chaos", "dashboard"]
+Source = Literal["chaos", "dashboard", "grade"]
 
 
 class RecordingError(ValueError):

@@ -15,6 +15,7 @@ from raftlog.cli import (
     client_cmd,
     config,
     demo_cmd,
+    grade_cmd,
     members_cmd,
     netcluster_cmd,
     node_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     netcluster_cmd.add_parser(sub)
     chaos_cmd.add_parser(sub)
     check_cli.add_parser(sub)
+    grade_cmd.add_parser(sub)
     config.add_parser(sub)
     config.install(parser)  # last: every command's flags are defined by now
     return parser

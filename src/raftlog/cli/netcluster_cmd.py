@@ -11,10 +11,13 @@ DESCRIPTION = """\
 Build the lab's docker-compose topology from Linux network namespaces: a bridge, the
 namespaces node_1..node_N and client with their own addresses, /etc/netns/NAME/hosts so
 the names resolve as on compose's network (http://node_1:1234), and `raftlog node`
-inside each node namespace. Then stop/start/kill/pause/unpause nodes, isolate one, cut a
-link, heal, run any program "as the client", and take it all down. Needs root and iproute2.
+inside each node namespace (or, with --node-cmd, any program: the lab's node.py, with
+host name node_N and every output line stamped with its time). Then stop/start/kill/
+pause/unpause nodes, isolate one, cut a link, heal, run any program "as the client", and
+take it all down. Needs root and iproute2.
 
   raftlog netcluster up --nodes 3 --fast
+  raftlog netcluster up --node-cmd 'python3 node.py {id}' --node-dir lab/ --copy
   raftlog netcluster exec client -- python examples/lab_client.py
   raftlog netcluster stop node_3 ; raftlog netcluster start node_3
   raftlog netcluster down
@@ -45,6 +48,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(default 10.77.0.0/24)",
     )
     up.add_argument("--no-wait", action="store_true", help="do not wait for a leader")
+    up.add_argument(
+        "--node-cmd",
+        metavar="CMD",
+        help="run CMD in each node namespace instead of raftlog's node; {id}, {name}, {data} "
+        "and {python} are replaced (the node's number, node_N, a directory of its own, this "
+        "Python)",
+    )
+    up.add_argument(
+        "--node-dir",
+        type=Path,
+        metavar="DIR",
+        help="the directory --node-cmd runs in (default: the current one)",
+    )
+    up.add_argument(
+        "--copy",
+        action="store_true",
+        help="run each node in its own copy of --node-dir (as each container has its own files)",
+    )
+    up.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set in --node-cmd's environment (repeatable), e.g. LAB_TIME_SCALE=0.1",
+    )
     for name, text in (
         ("stop", "SIGTERM, then SIGKILL after --grace seconds (docker container stop)"),
         ("start", "start a stopped node again on its data (docker container start)"),
@@ -120,11 +148,26 @@ def run(args: argparse.Namespace) -> int:
         nc = NetCluster(args.state_dir or DEFAULT_STATE_DIR)
         action = args.action
         if action == "up":
-            nc.up(args.nodes, fast=args.fast, subnet=args.subnet)
+            env = {}
+            for item in args.env:
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise NetClusterError(f"--env takes KEY=VALUE, not {item!r}")
+                env[key] = value
+            nc.up(
+                args.nodes,
+                fast=args.fast,
+                subnet=args.subnet,
+                node_cmd=args.node_cmd or "",
+                node_dir=args.node_dir,
+                node_copy=args.copy,
+                node_env=env,
+            )
             for name, ip in nc.state.addresses.items():
                 print(f"{name:8} {ip}")
             if not args.no_wait:
-                print(f"leader: node_{nc.leader(timeout=60)}")
+                lead = nc.lab_leader(timeout=60) if args.node_cmd else nc.leader(timeout=60)
+                print(f"leader: node_{lead}")
             print(
                 f"state, logs and data in {nc.state_dir}; `raftlog netcluster down` removes it all"
             )
@@ -137,6 +180,17 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        elif action == "status" and nc.state.node_cmd:
+            for i in range(1, nc.state.nodes + 1):
+                answer = nc.is_leader(i) if nc.running(i) else None
+                shown = (
+                    "stopped"
+                    if not nc.running(i)
+                    else {True: "leader", False: "not leader", None: "running, not answering"}[
+                        answer
+                    ]
+                )
+                print(f"node_{i}  {nc.address(f'node_{i}'):<12} {shown}")
         elif action == "status":
             for i in range(1, nc.state.nodes + 1):
                 s = nc.status(i)

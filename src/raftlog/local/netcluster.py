@@ -3,8 +3,13 @@
 ``up`` creates a bridge, one namespace per node (``node_1`` .. ``node_N``) and one for the
 client (``client``), each with its own address on the bridge and its own
 ``/etc/netns/<name>/hosts`` so that the names resolve exactly as on compose's network
-(``http://node_1:1234``), and starts ``raftlog node`` inside each node namespace. The
-other operations do what the lab does to containers:
+(``http://node_1:1234``), and starts ``raftlog node`` inside each node namespace, or,
+with ``node_cmd``, any program (the lab's ``python3 node.py {id}``: a *foreign* node).
+A foreign node runs in a directory given (or in its own copy of it, as each container
+has its own file system), with its host name set to ``node_N`` in a UTS namespace of its
+own (as compose's ``hostname:``), and its standard output and error go through
+:mod:`raftlog.local.stamp` into its log, each line with the time it was printed. The
+other operations do what the lab does to containers, to either kind of node:
 
 =============  ========================================================================
 ``stop N``     SIGTERM, then SIGKILL after a grace period (``docker container stop``)
@@ -29,6 +34,8 @@ import ipaddress
 import json
 import os
 import secrets
+import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -36,7 +43,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+import xmlrpc.client
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +52,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from raftlog import wire
+from raftlog.local import stamp
 from raftlog.local.nodeenv import node_environment
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -103,6 +112,19 @@ class NodeProc:
     command: list[str] = field(default_factory=list)
     log: str = ""
     starts: int = 0
+    starttime: int = 0
+    """The process's start time (clock ticks since boot, /proc/PID/stat): with the pid,
+    it names the process, whatever program it is (0: recorded by an older raftlog)."""
+    stamper: int = 0
+    """The pid of the process stamping a foreign node's output (0: none)."""
+    stamper_starttime: int = 0
+
+
+STAMPER_READY_S = 30.0
+"""How long a foreign node's output stamper may take to start reading."""
+COPY_IGNORE = (".git", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache")
+"""Not copied into a foreign node's own copy of its directory."""
+PLACEHOLDERS = ("{id}", "{name}", "{data}", "{python}")
 
 
 @dataclass
@@ -121,7 +143,15 @@ class State:
     admin_token: str = ""
     """Given to every node (RAFTLOG_ADMIN_TOKEN): its admin endpoints (step mode,
     partitions) answer requests with it. ``raftlog netcluster dashboard`` reads it here
-    (the state file is root's, mode 600)."""
+    (the state file is root's, mode 600). Never given to a foreign node."""
+    node_cmd: str = ""
+    """A foreign node's command line (empty: ``raftlog node``); ``{id}``, ``{name}``,
+    ``{data}`` and ``{python}`` are replaced in each of its words."""
+    node_dir: str = ""
+    """The directory a foreign node runs in (or is copied from, with ``node_copy``)."""
+    node_copy: bool = False
+    node_env: dict[str, str] = field(default_factory=dict)
+    """Set in a foreign node's environment."""
 
 
 class NetCluster:
@@ -134,6 +164,8 @@ class NetCluster:
         self._lock = threading.RLock()
         """Control actions may run concurrently (``raftlog chaos`` restarts every node
         at once, each from a thread): one changes the state and saves it at a time."""
+        self._stampers: list[subprocess.Popen[bytes]] = []
+        """Output stampers of foreign nodes started by this object (reaped by ``down``)."""
 
     # -- state -----------------------------------------------------------------------
 
@@ -182,7 +214,17 @@ class NetCluster:
         fast: bool = False,
         subnet: str = DEFAULT_SUBNET,
         extra_args: Sequence[str] = (),
+        node_cmd: str = "",
+        node_dir: str | os.PathLike[str] | None = None,
+        node_copy: bool = False,
+        node_env: Mapping[str, str] | None = None,
+        start: Sequence[int] | None = None,
     ) -> None:
+        """Build the topology and start ``nodes`` nodes (only those in ``start``, if
+        given; :meth:`start` starts the others): ``raftlog node`` (with ``fast`` and
+        ``extra_args``), or the foreign command ``node_cmd`` run in ``node_dir``
+        (default: the current directory; with ``node_copy``, each node in its own copy
+        of it) with ``node_env`` added to its environment."""
         reason = unavailable_reason()
         if reason:
             raise NetClusterError(reason)
@@ -196,6 +238,13 @@ class NetCluster:
         if nodes < 1 or 11 + nodes >= len(hosts):
             raise NetClusterError(f"{subnet} has room for 1..{len(hosts) - 12} nodes, not {nodes}")
         names = [node_name(i) for i in range(1, nodes + 1)] + ["client"]
+        if node_cmd:
+            check_node_cmd(node_cmd)
+            directory = Path(node_dir or os.getcwd()).resolve()
+            if not directory.is_dir():
+                raise NetClusterError(f"{directory} is not a directory")
+        elif node_dir is not None or node_copy or node_env:
+            raise NetClusterError("a node directory, copy or environment needs a node command")
         self._refuse_existing(names)
         self.state = State(
             nodes=nodes,
@@ -203,6 +252,10 @@ class NetCluster:
             subnet=subnet,
             extra_args=list(extra_args),
             admin_token=secrets.token_urlsafe(18),
+            node_cmd=node_cmd,
+            node_dir=str(directory) if node_cmd else "",
+            node_copy=node_copy,
+            node_env=dict(node_env or {}),
         )
         self.state.addresses = {name: str(hosts[10 + i]) for i, name in enumerate(names)}
         bridge_ip = f"{hosts[0]}/{net.prefixlen}"
@@ -239,8 +292,16 @@ class NetCluster:
                 etc = NETNS_ETC / name
                 etc.mkdir(parents=True, exist_ok=True)
                 (etc / "hosts").write_text(hosts_text)
-            for i in range(1, nodes + 1):
-                self._start_node(i)
+            if node_cmd and node_copy:
+                for i in range(1, nodes + 1):
+                    shutil.copytree(
+                        self.state.node_dir,
+                        self._workdir(i),
+                        symlinks=True,
+                        ignore=shutil.ignore_patterns(*COPY_IGNORE),
+                    )
+            for i in range(1, nodes + 1) if start is None else start:
+                self._start_node(self._check_node(i))
         except BaseException:
             self.down()
             raise
@@ -273,7 +334,7 @@ class NetCluster:
         (unless ``keep_data``) the nodes' data and logs. Returns what was removed."""
         removed: list[str] = []
         for name, proc in list(self.state.procs.items()):
-            if proc.pid and _is_our_node(proc.pid):
+            if proc.pid and _is_ours(proc):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGKILL)
                 self._reap(proc.pid)
@@ -299,6 +360,27 @@ class NetCluster:
             _run("ip", "link", "del", _veth(name), check=False)
         for pid in list(self._children):
             self._reap(pid)
+        # A stamper exits once the node's output is closed (it writes the last lines
+        # first); one that has not after a while (something still holds the node's
+        # output open) goes now.
+        deadline = time.monotonic() + 3.0
+        for name, proc in self.state.procs.items():
+            while (
+                proc.stamper
+                and _same_process(proc.stamper, proc.stamper_starttime)
+                and time.monotonic() < deadline
+            ):
+                for stamper in self._stampers:
+                    stamper.poll()
+                time.sleep(0.02)
+            if proc.stamper and _same_process(proc.stamper, proc.stamper_starttime):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.stamper, signal.SIGKILL)
+                removed.append(f"process {proc.stamper} ({name}'s output stamper)")
+        for stamper in self._stampers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                stamper.wait(timeout=5)
+        self._stampers = [p for p in self._stampers if p.returncode is None]
         if not keep_data:
             data = self.state_dir / "data"
             if data.exists():
@@ -315,7 +397,20 @@ class NetCluster:
 
     # -- processes -------------------------------------------------------------------
 
+    def _workdir(self, i: int) -> Path:
+        """Where foreign node ``i`` runs: its own copy, or the directory given."""
+        if self.state.node_copy:
+            return self.state_dir / "data" / node_name(i) / "app"
+        return Path(self.state.node_dir)
+
+    def _datadir(self, i: int) -> Path:
+        """``{data}`` of foreign node ``i``: a directory of its own, kept across restarts
+        until ``down``."""
+        return self.state_dir / "data" / node_name(i) / "data"
+
     def _node_command(self, i: int) -> list[str]:
+        if self.state.node_cmd:
+            return self._foreign_command(i)
         peers = ",".join(f"{n}={node_name(n)}:{PEER_PORT}" for n in range(1, self.state.nodes + 1))
         args = [
             "ip",
@@ -341,14 +436,114 @@ class NetCluster:
             args.append("--fast")
         return args + self.state.extra_args
 
+    def _foreign_command(self, i: int) -> list[str]:
+        name = node_name(i)
+        values = {
+            "{id}": str(i),
+            "{name}": name,
+            "{data}": str(self._datadir(i)),
+            "{python}": sys.executable,
+        }
+        argv = []
+        for word in shlex.split(self.state.node_cmd):
+            expanded = word
+            for key, value in values.items():
+                expanded = expanded.replace(key, value)
+            argv.append(expanded)
+        prefix = ["ip", "netns", "exec", name]
+        if shutil.which("unshare"):
+            # Its own UTS namespace with the host name compose would give it (written to
+            # /proc: hostname(1) refuses the underscore); every step execs, so the pid
+            # recorded is the node's own.
+            script = 'printf %s "$0" > /proc/sys/kernel/hostname && exec "$@"'
+            prefix += ["unshare", "--uts", "--", "sh", "-c", script, name]
+        return prefix + argv
+
     def _start_node(self, i: int) -> None:
         with self._lock:
-            self._start_node_locked(i)
+            if self.state.node_cmd:
+                self._start_foreign_locked(i)
+            else:
+                self._start_node_locked(i)
+
+    def _start_foreign_locked(self, i: int) -> None:
+        name = node_name(i)
+        proc = self.state.procs.get(name) or NodeProc()
+        if proc.pid and _is_ours(proc):
+            raise NetClusterError(f"{name} is already running (pid {proc.pid})")
+        proc.command = self._node_command(i)
+        proc.log = str(self.state_dir / f"{name}.log")
+        self._datadir(i).mkdir(parents=True, exist_ok=True)
+        workdir = self._workdir(i)
+        if not workdir.is_dir():
+            raise NetClusterError(f"{name}'s directory {workdir} is gone")
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        try:
+            stamper = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    stamp.__file__,
+                    proc.log,
+                    "--stderr-fd",
+                    str(err_r),
+                    "--ready-fd",
+                    str(ready_w),
+                ],
+                stdin=out_r,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # never the caller's: it outlives the caller
+                pass_fds=(err_r, ready_w),
+                start_new_session=True,
+            )
+            self._stampers.append(stamper)
+            proc.stamper = stamper.pid
+            proc.stamper_starttime = _starttime(stamper.pid)
+            os.close(ready_w)
+            ready_w = -1
+            if not _ready(ready_r, STAMPER_READY_S):
+                with contextlib.suppress(ProcessLookupError):
+                    stamper.kill()
+                raise NetClusterError(
+                    f"{name}'s output stamper did not start within {STAMPER_READY_S:g} s"
+                )
+            try:
+                child = subprocess.Popen(
+                    proc.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=err_w,
+                    cwd=workdir,
+                    start_new_session=True,
+                    env=self._foreign_env(),
+                )
+            except OSError as exc:
+                raise NetClusterError(f"cannot start {name}: {exc}") from None
+        finally:
+            for fd in (out_r, out_w, err_r, err_w, ready_r, ready_w):
+                if fd >= 0:
+                    os.close(fd)
+        proc.pid = child.pid
+        proc.starttime = _starttime(child.pid)
+        self._children[child.pid] = child
+        proc.starts += 1
+        self.state.procs[name] = proc
+        self._save()
+        self._stampers = [p for p in self._stampers if p.poll() is None]
+
+    def _foreign_env(self) -> dict[str, str]:
+        # No RAFTLOG_* variable (as for raftlog's nodes) and so never the nodes' admin token,
+        # which is not for foreign code.
+        env = node_environment(None)
+        env.update(self.state.node_env)
+        return env
 
     def _start_node_locked(self, i: int) -> None:
         name = node_name(i)
         proc = self.state.procs.get(name) or NodeProc()
-        if proc.pid and _is_our_node(proc.pid):
+        if proc.pid and _is_ours(proc):
             raise NetClusterError(f"{name} is already running (pid {proc.pid})")
         proc.command = self._node_command(i)
         proc.log = str(self.state_dir / f"{name}.log")
@@ -363,6 +558,7 @@ class NetCluster:
                 env=self._node_env(),
             )
         proc.pid = child.pid
+        proc.starttime = _starttime(child.pid)
         self._children[child.pid] = child
         proc.starts += 1
         self.state.procs[name] = proc
@@ -373,22 +569,22 @@ class NetCluster:
 
     def _pid(self, i: int) -> int:
         proc = self.state.procs.get(node_name(self._check_node(i)))
-        if proc is None or not proc.pid or not self._lives(proc.pid):
+        if proc is None or not proc.pid or not self._lives(proc):
             raise NetClusterError(f"{node_name(i)} is not running")
         return proc.pid
 
     def running(self, i: int) -> bool:
         proc = self.state.procs.get(node_name(i))
-        return bool(proc and proc.pid and self._lives(proc.pid))
+        return bool(proc and proc.pid and self._lives(proc))
 
-    def _lives(self, pid: int) -> bool:
-        """Is the node process ``pid`` alive? A child of this object is asked directly:
+    def _lives(self, proc: NodeProc) -> bool:
+        """Is the node process ``proc`` alive? A child of this object is asked directly:
         its /proc cmdline is empty or not yet the node's while it execs (``ip netns exec``
         then Python), which once made a node just started look dead."""
-        child = self._children.get(pid)
+        child = self._children.get(proc.pid)
         if child is not None:
             return child.poll() is None
-        return _is_our_node(pid)
+        return _is_ours(proc)
 
     def start(self, i: int) -> None:
         self._check_node(i)
@@ -519,6 +715,28 @@ class NetCluster:
             time.sleep(0.1)
         raise NetClusterError(f"no leader within {timeout} s")
 
+    def is_leader(self, i: int, timeout: float = 2.0) -> bool | None:
+        """Node ``i``'s answer to the lab's ``is_leader()`` over XML-RPC (any node, raftlog's
+        or foreign); None if it gives no yes or no."""
+        transport = _TimeoutTransport(timeout)
+        try:
+            with xmlrpc.client.ServerProxy(self.url(i), transport=transport) as proxy:
+                answer = proxy.is_leader()
+        except (OSError, xmlrpc.client.Error, ValueError):
+            return None
+        return answer if isinstance(answer, bool) else None
+
+    def lab_leader(self, timeout: float = 60.0) -> int:
+        """Wait until exactly one running node answers ``is_leader()`` with True."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ids = [i for i in range(1, self.state.nodes + 1) if self.running(i)]
+            leaders = [i for i in ids if self.is_leader(i, timeout=1.0)]
+            if len(leaders) == 1:
+                return leaders[0]
+            time.sleep(0.1)
+        raise NetClusterError(f"no single leader within {timeout} s")
+
     def _reap(self, pid: int, *, wait: bool = True) -> int | None:
         """The exit status of a node this object started; for one started by another
         process (an earlier ``raftlog netcluster`` command), wait for it to disappear."""
@@ -540,6 +758,35 @@ class NetCluster:
         return i
 
 
+class _TimeoutTransport(xmlrpc.client.Transport):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def make_connection(self, host: Any) -> Any:
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+
+def _ready(fd: int, timeout: float) -> bool:
+    """Did a byte come on ``fd`` within ``timeout`` seconds (not end of file)?"""
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable) and os.read(fd, 1) != b""
+
+
+def check_node_cmd(command: str) -> list[str]:
+    """The words of a foreign node's command; NetClusterError if it has none or does not
+    split (an unclosed quote)."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise NetClusterError(f"cannot split the node command {command!r}: {exc}") from None
+    if not words:
+        raise NetClusterError("the node command is empty")
+    return words
+
+
 def _veth(name: str) -> str:
     return f"rlv-{name}"[:15]
 
@@ -556,6 +803,27 @@ def _is_our_node(pid: int) -> bool:
     """Is ``pid`` still a raftlog node process (and not a recycled pid)?"""
     cmd = _cmdline(pid)
     return _alive(pid) and "raftlog" in cmd and "node" in cmd
+
+
+def _is_ours(proc: NodeProc) -> bool:
+    """Is ``proc`` still running: the same pid started at the same time (any program),
+    or, recorded by an older raftlog without a start time, a raftlog node?"""
+    if proc.starttime:
+        return _same_process(proc.pid, proc.starttime)
+    return _is_our_node(proc.pid)
+
+
+def _starttime(pid: int) -> int:
+    """When ``pid`` started, in clock ticks since boot (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _same_process(pid: int, starttime: int) -> bool:
+    return bool(pid) and _alive(pid) and _starttime(pid) == starttime
 
 
 def _alive(pid: int) -> bool:

@@ -10,6 +10,11 @@ isolation, for a person at the command line). The supervisor stays on the host a
 reaches every node through the bridge, so a client there keeps talking to its node
 whichever side of a partition the node is on.
 
+With ``node_cmd`` the nodes are *foreign* programs (the lab's ``node.py``, see
+:class:`~raftlog.local.netcluster.NetCluster`): they serve only the lab's XML-RPC, so a node
+counts as live once it accepts connections on its client port, and :meth:`lines` are its
+output lines as the stamper wrote them (``TIME | text``).
+
 NetCluster's calls are synchronous (``ip``, signals, waiting for a process): each runs in a
 thread. NetCluster changes and saves its state one call at a time; here the process
 actions on one node are serialised (a pause and a kill of the same node never cross), and
@@ -19,17 +24,25 @@ so are the changes to the network (a cut and a heal never cross).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from raftlog.local.clusterbase import ClusterBase
 from raftlog.local.control import ClusterState, ControlError, NodeState
 from raftlog.local.netcluster import NetCluster, NetClusterError, node_name, parse_node
 
 T = TypeVar("T")
+
+
+class ClusterUnavailable(ControlError):
+    """The cluster's topology could not be built (no node was started): the namespaces
+    exist already (someone else's cluster), an ``ip`` command failed, not root."""
 
 
 class NetnsCluster(ClusterBase):
@@ -46,8 +59,19 @@ class NetnsCluster(ClusterBase):
         fast: bool = True,
         node_args: Sequence[str] = (),
         state_dir: Path | None = None,
+        node_cmd: str = "",
+        node_dir: str | os.PathLike[str] | None = None,
+        node_copy: bool = False,
+        node_env: Mapping[str, str] | None = None,
+        start_nodes: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        self.start_nodes = None if start_nodes is None else list(start_nodes)
+        """The nodes :meth:`start` starts (None: all; :meth:`start_node` the others)."""
+        self.node_cmd = node_cmd
+        self.node_dir = node_dir
+        self.node_copy = node_copy
+        self.node_env = dict(node_env or {})
         self._own_dir = state_dir is None
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="raftlog-netns-"))
         self.n = n
@@ -130,12 +154,54 @@ class NetnsCluster(ClusterBase):
         return i in self._locks and i not in self._paused and self.nc.running(i)
 
     async def start(self) -> None:
-        await self._call(self._up)
-        for i in self.node_ids():
+        """Build the topology (:class:`ClusterUnavailable` if it cannot be), then start the
+        nodes (``start_nodes``) and wait until each is live."""
+        try:
+            await self._call(self._up)
+        except ControlError as exc:
+            raise ClusterUnavailable(str(exc)) from None
+        nodes = self.node_ids() if self.start_nodes is None else self.start_nodes
+        for i in nodes:
+            await self._call(self.nc.start, i)
+        for i in nodes:
             await self.wait_live(i)
 
     def _up(self) -> None:
-        self.nc.up(self.n, fast=self.fast, extra_args=self.node_args)
+        self.nc.up(
+            self.n,
+            fast=self.fast,
+            extra_args=self.node_args,
+            node_cmd=self.node_cmd,
+            node_dir=self.node_dir,
+            node_copy=self.node_copy,
+            node_env=self.node_env,
+            start=[],
+        )
+
+    async def wait_live(self, i: int, timeout: float = 30.0) -> None:
+        if not self.node_cmd:
+            await super().wait_live(i, timeout)
+            return
+        # A foreign node: live once its client port takes a connection.
+        where = urlsplit(self.url(i))
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(i)
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(where.hostname, where.port), 1.0
+                )
+            except (OSError, TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise ControlError(
+                        f"node {i} did not accept connections on {where.netloc} within "
+                        f"{timeout} s (last lines: {self.lines(i)[-3:]})"
+                    ) from None
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
 
     async def start_node(self, i: int) -> None:
         async with self._locks[self._check(i)]:
