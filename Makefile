@@ -16,7 +16,7 @@ help:
 	@echo "make bench     raftlog vs etcd and PySyncObj side by side (bench/results/); simulator runs/s; growth; catch-up; transfer"
 	@echo "make soak      the snapshot process test with 200,000 appends"
 	@echo "make test-tls  the process tests with every cluster on TLS (both planes)"
-	@echo "make chaos     two 5-minute raftlog chaos runs (3 and 5 nodes), reports in chaos-out/"
+	@echo "make chaos     three 5-minute raftlog chaos runs (3 and 5 nodes; lease reads with the leader paused), reports in chaos-out/"
 	@echo "make fuzz      1,000,000 fuzz inputs over the peer and client decoders (FUZZ_SEED=S), failures in fuzz-failures/"
 	@echo "make screenshots  the README's dashboard screenshots (docs/images/), by the browser tests"
 	@echo "make grade-lab the reference lab node and raftlog through raftlog grade at the lab's timings (root)"
@@ -91,6 +91,7 @@ soak: venv-test
 chaos: venv
 	$(PY) -m raftlog chaos --nodes 3 --time 300 --nemesis kill,pause,partition,restart-all --clients 8 --out chaos-out/3-nodes
 	$(PY) -m raftlog chaos --nodes 5 --time 300 --nemesis kill,pause,partition,restart-all --clients 10 --out chaos-out/5-nodes
+	$(PY) -m raftlog chaos --nodes 3 --time 300 --reads lease --nemesis pause,pause-leader,pause-leader-acks,partition --clients 8 --out chaos-out/3-nodes-lease
 
 # The fuzz targets of tests/fuzz at full size (the default suite runs each a few hundred
 # times): counts per target, rejections by reason, failures saved in fuzz-failures/.
