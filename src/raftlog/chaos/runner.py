@@ -802,6 +802,12 @@ class Chaos:
                 if page is None:
                     return None
                 out += [(e.index, e.data) for e in page.entries]
+                if not page.entries and page.next is not None and page.next <= start:
+                    # Nothing more the node has applied: records above its applied index
+                    # wait for it (a node that lost entries it had applied, as with the
+                    # injected ack-before-fsync, may never get there). Asking again would
+                    # loop for good.
+                    break
                 start = page.next
             return out
 
