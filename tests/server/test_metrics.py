@@ -5,10 +5,7 @@ prometheus_client's parser; and the pieces the node counts with."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -18,20 +15,9 @@ from raftlog.core.types import NodeId, Role
 from raftlog.local.cluster import free_ports
 from raftlog.server.metrics import Histogram, NodeMetrics
 from raftlog.testing.metrics import SERVER_METRICS, Scrape, scrape
+from raftlog.testing.waiting import eventually, eventually_async
 
 DEADLINE_S = 30.0
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Poll ``check`` until it returns something true (or fail naming ``what``)."""
-    deadline = asyncio.get_running_loop().time() + DEADLINE_S
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _configs(tmp_path: Path) -> list[raftlog.NodeConfig]:
@@ -76,7 +62,9 @@ def test_three_nodes_are_scraped_and_their_metrics_are_sane(tmp_path: Path) -> N
                 agreed = all(s.value("raftlog_server_has_leader") == 1 for s in got)
                 return got if sorted(leaders) == [0, 0, 1] and len(terms) == 1 and agreed else None
 
-            first = await eventually(one_leader, "one leader, one term, known to all")
+            first = await eventually_async(
+                one_leader, DEADLINE_S, what="one leader, one term, known to all"
+            )
             for s in first:
                 for name in SERVER_METRICS:
                     assert name in s.samples, name
@@ -106,7 +94,9 @@ def test_three_nodes_are_scraped_and_their_metrics_are_sane(tmp_path: Path) -> N
                 )
                 return set(rtt) == followers and min(rtt.values()) > 0
 
-            await eventually(heartbeats_timed, "heartbeat round trips to both followers")
+            await eventually_async(
+                heartbeats_timed, DEADLINE_S, what="heartbeat round trips to both followers"
+            )
 
             async def followers_applied() -> bool:
                 got = await scrapes()
@@ -116,7 +106,9 @@ def test_three_nodes_are_scraped_and_their_metrics_are_sane(tmp_path: Path) -> N
                     for s in got
                 )
 
-            await eventually(followers_applied, "the followers to apply every entry")
+            await eventually_async(
+                followers_applied, DEADLINE_S, what="the followers to apply every entry"
+            )
             for s in await scrapes():
                 if s.value("raftlog_server_is_leader") == 0:
                     assert s.by_peer("raftlog_server_follower_lag_entries") == {}
@@ -139,7 +131,7 @@ def test_a_proposal_that_times_out_is_counted_as_failed(tmp_path: Path) -> None:
             async def leader() -> raftlog.Node | None:
                 return next((n for n in nodes if n.is_leader), None)
 
-            chief = await eventually(leader, "a leader")
+            chief = await eventually_async(leader, DEADLINE_S, what="a leader")
             await chief.apply(b"SET 1", timeout=DEADLINE_S)
             for node in nodes:
                 if node is not chief:
@@ -214,10 +206,7 @@ def test_round_trips_pair_a_heartbeat_with_its_answer() -> None:
 def test_a_blocking_node_gives_its_metrics_from_any_thread() -> None:
     port = free_ports(1)[0]
     with raftlog.BlockingNode(raftlog.NodeConfig(id=1, members={1: f"127.0.0.1:{port}"})) as node:
-        deadline = time.monotonic() + DEADLINE_S
-        while not node.is_leader:  # a one-node cluster elects itself
-            assert time.monotonic() < deadline, "no leader"
-            time.sleep(0.01)
+        eventually(lambda: node.is_leader, DEADLINE_S, what="the one node to elect itself")
         node.apply(b"SET 5", timeout=DEADLINE_S)
         got = scrape(node.metrics().decode())
     assert got.value("raftlog_server_is_leader") == 1
