@@ -18,6 +18,7 @@ from raftlog.core import events as ev
 from raftlog.core.errors import NotLeader, StorageError
 from raftlog.core.messages import AppendEntries, Message
 from raftlog.core.types import Entry, HardState, NodeId
+from raftlog.server import snapfile
 from raftlog.server.eventlog import EventLog
 from raftlog.server.node import (
     LeadershipLost,
@@ -589,6 +590,119 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Pa
 
     run(main(lambda _i: ListMachine(), "in-memory"))
     run(main(lambda _i: ReplicatedLog(), "replicated-log"))
+
+
+def test_a_snapshot_landing_on_a_follower_survives_a_prune_before_it_is_staged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receiver renames a finished file to its final name and fsyncs the directory
+    before it stages the file; a prune of snapshot files in that window (a compaction or
+    an install finishing meanwhile) once deleted it, and the install then stopped the
+    node with "cannot read the header: No such file" (seen in CI with the KV example).
+    Here the follower prunes in exactly that window, every time."""
+    c = Cluster(
+        sm_factory=lambda _i: ListMachine(),
+        snapshot_dir=tmp_path,
+        timing=STEADY,
+        snapshot_entries=20,
+        keep_entries=3,
+    )
+    pruned_while_landing: list[str] = []
+    real_fsync = snapfile.fsync_directory
+
+    def fsync_and_prune(path: Path) -> None:
+        for node in c.nodes.values():
+            if node.snapshot_dir == path and node._receiver.landing is not None:
+                # Threads may not touch the node: prune on its loop and wait for it.
+                asyncio.run_coroutine_threadsafe(_prune(node), loop).result(10)
+                pruned_while_landing.append(node._receiver.landing.name)
+        real_fsync(path)
+
+    async def _prune(node: RaftNode) -> None:
+        node._prune_files()
+
+    async def main() -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        await c.start_all()
+        try:
+            leader = await c.leader()
+            behind = next(i for i in c.ids if i != leader.id)
+            await c.stop(behind)
+            for k in range(60):
+                await c.propose(f"v{k}".encode(), k + 1)
+            await eventually_async(
+                c.storage[leader.id].first_index,
+                what="compaction past 30",
+                until=lambda first: first > 30,
+            )
+            monkeypatch.setattr(snapfile, "fsync_directory", fsync_and_prune)
+            node = c.start(behind)
+            expected = [f"v{k}" for k in range(60)]
+            await eventually_async(
+                lambda: c.sms[behind].items,
+                what="the follower's state to be v0..v59",
+                until=lambda items: items == expected,
+            )
+            assert node.fatal is None
+            assert node.snapshots_installed >= 1
+            assert pruned_while_landing, "the prune never ran in the window"
+        finally:
+            await c.close()
+
+    loop: asyncio.AbstractEventLoop | None = None
+    run(main())
+
+
+def test_a_snapshot_being_written_survives_a_prune_before_it_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's own snapshot is under its final name once the writing thread renamed it,
+    before the compaction records it: a prune in between must keep it, or the
+    checkpoint names a file that is gone (found by reading, after the landing bug)."""
+    c = Cluster(
+        sm_factory=lambda _i: ListMachine(),
+        snapshot_dir=tmp_path,
+        timing=STEADY,
+        snapshot_entries=10,
+        keep_entries=3,
+    )
+    real_write = snapfile.write
+    pruned: list[str] = []
+
+    def write_then_prune(directory: Path, *args: Any, **kwargs: Any) -> Path:
+        path = real_write(directory, *args, **kwargs)
+        for node in c.nodes.values():
+            if node.snapshot_dir == directory:
+                asyncio.run_coroutine_threadsafe(_prune(node), loop).result(10)
+                pruned.append(path.name)
+        return path
+
+    async def _prune(node: RaftNode) -> None:
+        node._prune_files()
+
+    async def main() -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(snapfile, "write", write_then_prune)
+        await c.start_all()
+        try:
+            for k in range(25):
+                await c.propose(f"v{k}".encode(), k + 1)
+            for i in c.ids:
+                await eventually_async(
+                    lambda i=i: c.storage[i].checkpoint(),  # type: ignore[misc]
+                    what=f"node {i} to record a snapshot",
+                    until=lambda cp: cp.meta.index >= 10,
+                )
+                file = c.storage[i].checkpoint().file
+                assert (c.nodes[i].snapshot_dir / file).is_file(), f"node {i} lost {file}"
+            assert pruned, "no prune ran in the window"
+        finally:
+            await c.close()
+
+    loop: asyncio.AbstractEventLoop | None = None
+    run(main())
 
 
 def _contents(sm: Any) -> list[str]:

@@ -30,6 +30,7 @@ with state it cannot trust.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -466,6 +467,8 @@ class RaftNode:
         self._pending_compaction: tuple[Checkpoint, int] | None = None
         self._senders: dict[NodeId, SnapshotSender] = {}
         self._send_cache: Outgoing | None = None
+        self._writing: collections.Counter[str] = collections.Counter()
+        """Names of snapshot files being written (kept by pruning until recorded)."""
         self._cache_lock = asyncio.Lock()
         self._staged: dict[tuple[int, int], Path] = {}
         self._receiver = SnapshotReceiver(
@@ -1650,11 +1653,16 @@ class RaftNode:
     async def _write_snapshot(self, meta: SnapshotMeta, sessions: bytes) -> Path:
         """Capture the state machine now (on the loop) and write the file in a thread."""
         snap = self.state_machine.snapshot()
+        name = snapfile.file_name(meta.index, meta.term)
+        self._writing[name] += 1  # the caller records the file before it yields again
         try:
             return await asyncio.to_thread(
                 snapfile.write, self.snapshot_dir, snapfile.header_for(meta, sessions), snap.write
             )
         finally:
+            self._writing[name] -= 1
+            if self._writing[name] <= 0:
+                del self._writing[name]
             snap.release()
 
     async def _compact(self) -> None:
@@ -1692,10 +1700,21 @@ class RaftNode:
         self._prune_files()
 
     def _prune_files(self) -> None:
-        """Keep the checkpoint's file, files being sent or staged; delete the rest."""
+        """Keep the checkpoint's file and every file still on its way to being recorded,
+        sent or installed; delete the rest.
+
+        A file is under its final name before anyone records it (the rename happens in a
+        thread, the receiver fsyncs the directory before staging it), and a prune may run
+        in between: whatever is being written, landing or waiting to be compacted is kept.
+        """
         keep = {self.storage.checkpoint().file}
         keep |= {s.outgoing.path.name for s in self._senders.values()}
         keep |= {p.name for p in self._staged.values()}
+        keep |= set(self._writing)
+        if self._receiver.landing is not None:
+            keep.add(self._receiver.landing.name)
+        if self._pending_compaction is not None:
+            keep.add(self._pending_compaction[0].file)
         if self._send_cache is not None:
             keep.add(self._send_cache.path.name)
         for _index, _term, path in snapfile.list_snapshots(self.snapshot_dir):

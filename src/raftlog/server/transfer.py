@@ -177,6 +177,9 @@ class SnapshotReceiver:
         self._done: tuple[NodeId, int, int, int] | None = None
         """The last transfer completed: a late chunk of it is answered "all received"."""
         self.completed = 0
+        self.landing: Path | None = None
+        """The file a transfer is finishing under its final name but has not yet handed
+        to ``on_complete``: whoever prunes snapshot files must keep it."""
 
     @property
     def _partial(self) -> Path:
@@ -243,11 +246,15 @@ class SnapshotReceiver:
             self._ack(chunk, 0, f"the file holds snapshot {header.index}@{header.term}")
             return
         final = self.directory / snapfile.file_name(header.index, header.term)
-        os.replace(self._partial, final)
-        await asyncio.to_thread(snapfile.fsync_directory, self.directory)
-        self.completed += 1
-        self._done = (chunk.src, chunk.index, chunk.snap_term, chunk.size)
-        await self._on_complete(chunk.src, chunk.term, header.meta(), final)
+        self.landing = final
+        try:
+            os.replace(self._partial, final)
+            await asyncio.to_thread(snapfile.fsync_directory, self.directory)
+            self.completed += 1
+            self._done = (chunk.src, chunk.index, chunk.snap_term, chunk.size)
+            await self._on_complete(chunk.src, chunk.term, header.meta(), final)
+        finally:
+            self.landing = None
         self._ack(chunk, chunk.size)
 
     def _ack(
