@@ -45,20 +45,26 @@ def _config(data_dir: Path) -> raftlog.NodeConfig:
 
 
 async def _snapshot_taken(data_dir: Path) -> Path:
-    """Run a one-node cluster until it recorded a snapshot; return its file."""
+    """Run a one-node cluster until it recorded a snapshot; return the file the storage
+    records once the node stopped. (Not merely the newest file in the directory: a file
+    is there before the compaction records it, and one stop sooner it is a leftover that
+    the next start removes without reading.)"""
     node = raftlog.Node(_config(data_dir))
     await node.start()
+    storage = node.raft.storage
     try:
         async with asyncio.timeout(20):
             while not node.is_leader:
                 await asyncio.sleep(0.01)
             for k in range(25):
                 await node.apply(f"w{k % 3}".encode())
-            while not (found := snapfile.list_snapshots(data_dir / "snapshots")):
+            while not storage.checkpoint().file:
                 await asyncio.sleep(0.01)
     finally:
         await node.stop()
-    return found[-1][2]
+    path = data_dir / "snapshots" / storage.checkpoint().file
+    assert path.is_file(), f"the recorded snapshot {path} is missing"
+    return path
 
 
 def test_a_damaged_snapshot_file_stops_the_node_naming_the_file_and_index(
