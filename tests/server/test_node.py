@@ -121,6 +121,22 @@ class Cluster:
                 await asyncio.sleep(0.05)
         raise AssertionError(f"{data!r} never committed")
 
+    async def one_behind_the_compaction(self, entries: int) -> NodeId:
+        """Stop a follower, commit ``entries`` entries without it until the leader has
+        compacted its log past index 30; the follower (still stopped) is returned."""
+        leader = await self.leader()
+        behind = next(i for i in self.ids if i != leader.id)
+        await self.stop(behind)
+        for k in range(entries):
+            await self.propose(f"v{k}".encode(), k + 1)
+        leader = await self.leader()
+        await eventually_async(
+            self.storage[leader.id].first_index,
+            what="compaction past 30",
+            until=lambda first: first > 30,
+        )
+        return behind
+
     async def leader(self, among: list[NodeId] | None = None) -> RaftNode:
         def leaders() -> list[NodeId]:
             return [
@@ -557,16 +573,8 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Pa
         )
         await c.start_all()
         try:
+            behind = await c.one_behind_the_compaction(100)
             leader = await c.leader()
-            behind = next(i for i in c.ids if i != leader.id)
-            await c.stop(behind)
-            for k in range(100):
-                await c.propose(f"v{k}".encode(), k + 1)
-            leader = await c.leader()
-            storage = c.storage[leader.id]
-            await eventually_async(
-                storage.first_index, what="compaction past 30", until=lambda first: first > 30
-            )
             node = c.start(behind)
             expected = [f"v{k}" for k in range(100)]
             await eventually_async(
@@ -592,6 +600,17 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(tmp_path: Pa
     run(main(lambda _i: ReplicatedLog(), "replicated-log"))
 
 
+def _prune_from_thread(node: RaftNode, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Prune the node's snapshot files now, from a worker thread (as if a compaction
+    finished on the loop at this moment): on its loop, waiting for it."""
+
+    async def prune() -> None:
+        node._prune_files()
+
+    assert loop is not None
+    asyncio.run_coroutine_threadsafe(prune(), loop).result(10)
+
+
 def test_a_snapshot_landing_on_a_follower_survives_a_prune_before_it_is_staged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -613,29 +632,16 @@ def test_a_snapshot_landing_on_a_follower_survives_a_prune_before_it_is_staged(
     def fsync_and_prune(path: Path) -> None:
         for node in c.nodes.values():
             if node.snapshot_dir == path and node._receiver.landing is not None:
-                # Threads may not touch the node: prune on its loop and wait for it.
-                asyncio.run_coroutine_threadsafe(_prune(node), loop).result(10)
+                _prune_from_thread(node, loop)
                 pruned_while_landing.append(node._receiver.landing.name)
         real_fsync(path)
-
-    async def _prune(node: RaftNode) -> None:
-        node._prune_files()
 
     async def main() -> None:
         nonlocal loop
         loop = asyncio.get_running_loop()
         await c.start_all()
         try:
-            leader = await c.leader()
-            behind = next(i for i in c.ids if i != leader.id)
-            await c.stop(behind)
-            for k in range(60):
-                await c.propose(f"v{k}".encode(), k + 1)
-            await eventually_async(
-                c.storage[leader.id].first_index,
-                what="compaction past 30",
-                until=lambda first: first > 30,
-            )
+            behind = await c.one_behind_the_compaction(60)
             monkeypatch.setattr(snapfile, "fsync_directory", fsync_and_prune)
             node = c.start(behind)
             expected = [f"v{k}" for k in range(60)]
@@ -674,12 +680,9 @@ def test_a_snapshot_being_written_survives_a_prune_before_it_is_recorded(
         path = real_write(directory, *args, **kwargs)
         for node in c.nodes.values():
             if node.snapshot_dir == directory:
-                asyncio.run_coroutine_threadsafe(_prune(node), loop).result(10)
+                _prune_from_thread(node, loop)
                 pruned.append(path.name)
         return path
-
-    async def _prune(node: RaftNode) -> None:
-        node._prune_files()
 
     async def main() -> None:
         nonlocal loop
