@@ -57,11 +57,7 @@ def test_an_id_added_back_on_an_empty_disk_catches_up_and_keeps_running() -> Non
         await leader.propose(b"first", timeout=20)
         added = await leader.add_learner(Member(four, "x:1"), timeout=5)
         first = _joiner(c, four, added.index)
-        await eventually_async(
-            lambda: (first.applied, leader.applied),
-            what="4 to catch up (its applied index, the leader's)",
-            until=lambda both: both[0] >= both[1],
-        )
+        await _caught_up_at_the_leader(leader, four)
         await leader.promote(four, timeout=5)
         await asyncio.gather(*(leader.propose(b"e%d" % j, timeout=20) for j in range(200)))
         await leader.remove_member(four, timeout=5)
@@ -78,10 +74,23 @@ def test_an_id_added_back_on_an_empty_disk_catches_up_and_keeps_running() -> Non
             until=lambda seen: seen[0] or seen[1] >= seen[2],
         )
         assert not c.tasks[four].done() and not second.removed
+        await _caught_up_at_the_leader(leader, four)
         await leader.promote(four, timeout=5)
         await c.close()
 
     run(main())
+
+
+async def _caught_up_at_the_leader(leader: RaftNode, node: NodeId) -> None:
+    """Wait until the leader knows the node holds its committed log: what a promotion
+    asks. (The node's own applied index gets there first; its acknowledgement may still
+    be on the way, and a promotion in between is refused: "it holds up to 0".)"""
+    await eventually_async(
+        lambda: (leader.replication().matches.get(node, 0), leader.commit),
+        20,
+        what=f"the leader to know node {node} caught up (its match index, the commit)",
+        until=lambda seen: seen[0] >= seen[1] > 0,
+    )
 
 
 def _storage_with(conf_index_committed: bool) -> MemoryStorage:
