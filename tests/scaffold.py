@@ -12,6 +12,12 @@ from typing import Any
 
 from raftlog.local.cluster import LocalCluster
 
+STEADY_ARGS = ("--election-timeout", "0.5-1.0", "--heartbeat", "0.05")
+"""Node arguments for a test that checks nobody disturbed the leader: election timeouts
+ten heartbeats long. A busy machine can stall a process for more than --fast's 150 ms,
+and such a check is about the protocol (PreVote, CheckQuorum), not about how quiet the
+machine is."""
+
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 120) -> Any:
     """Run a coroutine with an overall deadline (a test that hangs fails instead)."""
