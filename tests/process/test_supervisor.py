@@ -95,6 +95,22 @@ def _status(url: str) -> dict[str, Any] | None:
     return doc if code == 200 else None
 
 
+def _follows(nodes: dict[int, str], i: int) -> tuple[Any, ...]:
+    """Node ``i``'s state, the leader it names and its term; that leader's state and
+    term. It follows the cluster's leader when it is a Follower naming a node that leads
+    in its term (whichever node that is now: an election may have moved leadership since
+    the test last looked)."""
+    s = _status(nodes[i]) or {}
+    named = s.get("leader")
+    lead = (_status(nodes[named]) or {}) if named in nodes and named != i else {}
+    return s.get("state"), named, s.get("term"), lead.get("state"), lead.get("term")
+
+
+def _following(seen: tuple[Any, ...]) -> bool:
+    state, _named, term, lead_state, lead_term = seen
+    return state == "Follower" and lead_state == "Leader" and term is not None and term == lead_term
+
+
 def _leader(nodes: dict[int, str], among: set[int] | None = None) -> tuple[int, int]:
     """(leader id, term) once exactly one of ``among`` says it leads."""
 
@@ -145,9 +161,10 @@ def test_the_supervisor_controls_need_its_token_and_drive_real_nodes(supervised:
     code, doc = _request(control + "/control/v1/heal", "POST")
     assert code == 200 and not any(n["isolated"] for n in doc["nodes"])
     _eventually(
-        lambda: _status(nodes[leader]),
-        f"node {leader} to follow node {new} (its status)",
-        until=lambda s: s is not None and s["state"] == "Follower" and s["leader"] == new,
+        lambda: _follows(nodes, leader),
+        f"node {leader} to follow the leader (node {new} or a later one) after the heal "
+        "(its state, leader and term; that leader's state and term)",
+        until=_following,
     )
     # Stop the leader (SIGTERM: it hands over), start it again: it follows.
     code, doc = _request(control + f"/control/v1/nodes/{new}/stop", "POST")
@@ -156,9 +173,10 @@ def test_the_supervisor_controls_need_its_token_and_drive_real_nodes(supervised:
     code, doc = _request(control + f"/control/v1/nodes/{new}/start", "POST")
     assert code == 200, doc
     _eventually(
-        lambda: _status(nodes[new]),
-        f"node {new} back as a follower of node {third} (its status)",
-        until=lambda s: s is not None and s["leader"] == third and s["state"] == "Follower",
+        lambda: _follows(nodes, new),
+        f"node {new} back as a follower (of node {third} or a later leader: its state, "
+        "leader and term; that leader's state and term)",
+        until=_following,
     )
     assert dashboard  # (the URL the page opens with was checked by the fixture)
 
