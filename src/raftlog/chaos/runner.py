@@ -104,8 +104,12 @@ class ChaosOptions:
     """The nemesis goes on past ``time_s`` until this many faults staged the read they are
     for (pause-leader, pause-leader-acks; ``staged`` in their records), up to
     ``max_time_s``: a loaded machine makes each fault slower, not the test weaker."""
+    min_faults: int = 0
+    """Likewise, until this many faults were injected (of any kind): a test that needs
+    several of them gets them on a loaded machine too, up to ``max_time_s``."""
     max_time_s: float = 0.0
-    """With ``min_staged``: how long the nemesis may go on in all (at least ``time_s``)."""
+    """With ``min_staged`` or ``min_faults``: how long the nemesis may go on in all (at
+    least ``time_s``)."""
 
 
 @dataclass
@@ -393,8 +397,11 @@ class Chaos:
         longest = start + max(duration, opt.max_time_s)
 
         def end() -> float:
-            """``time_s``, or longer while too few faults staged their read."""
-            return start + duration if self._staged() >= opt.min_staged else longest
+            """``time_s``, or longer while too few faults were injected or staged their
+            read."""
+            injected = sum(1 for f in self.rec.faults if f["kind"] != "heal")
+            enough = self._staged() >= opt.min_staged and injected >= opt.min_faults
+            return start + duration if enough else longest
 
         await asyncio.sleep(min(1.0, duration / 10))
         while time.monotonic() < end() and opt.nemesis:
